@@ -1,0 +1,28 @@
+"""Import the MovieLens-100K films into the demo shop and have the worker embed them."""
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from demo.catalogue import movielens
+from demo.catalogue.models import Film
+from recsys.services import items
+
+
+class Command(BaseCommand):
+    help = "Load the 1,682 MovieLens-100K films (from the installed recbole wheel) and embed them."
+
+    def handle(self, *args, **opts):
+        if Film.objects.count() < 1682:
+            films = [Film(ml_id=f.ml_id, title=f.title, year=f.year, genres=f.genres) for f in movielens.films()]
+            Film.objects.bulk_create(films, batch_size=1000, update_conflicts=True, unique_fields=["ml_id"],
+                                     update_fields=["title", "year", "genres"])
+            self.stdout.write(f"Imported {len(films)} films.")
+        synced = items.sync_from_adapters()
+        self.stdout.write(f"Catalogue projection holds {synced} items.")
+        call_command("recsys_embed", stdout=self.stdout)
+        User = get_user_model()
+        if not User.objects.filter(username="admin").exists():
+            User.objects.create_superuser("admin", "admin@example.com", "admin")
+            self.stdout.write("Created superuser admin / admin (demo only).")

@@ -1,0 +1,9 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("liverec/", include("tracking.urls")),
+    path("liverec/", include("recsys.urls")),
+    path("", include("demo.catalogue.urls")),
+]

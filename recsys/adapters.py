@@ -1,0 +1,95 @@
+"""How a host site's own models become catalogue items.
+
+``recsys.register(Product, title="name", text=lambda p: p.description, categories="tags")``
+or an ``ItemAdapter`` subclass listed in ``LIVEREC["ITEM_ADAPTERS"]``. Saving a registered
+object upserts its item and re-embeds it when its text changed.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from django.db import models
+
+Getter = str | Callable[[Any], Any] | None
+
+_registry: dict[type[models.Model], "ItemAdapter"] = {}
+
+
+def _get(obj: Any, getter: Getter, default: Any = "") -> Any:
+    if getter is None:
+        return default
+    if callable(getter):
+        return getter(obj)
+    value = getattr(obj, getter)
+    return value() if callable(value) else value
+
+
+class ItemAdapter:
+    """Maps one host model to items. Override the attributes or the methods."""
+
+    model: type[models.Model]
+    item_id: Getter = "pk"
+    title: Getter = None
+    text: Getter = None
+    categories: Getter = None
+    url: Getter = None
+    available: Getter = None
+    properties: Getter = None
+    #: Extra queryset filters ({"field": value}) for items this adapter may recommend.
+    filters: dict[str, Any] = {}
+
+    def label(self) -> str:
+        return f"{self.model._meta.app_label}.{self.model._meta.model_name}"
+
+    def to_item(self, obj: models.Model) -> dict[str, Any]:
+        cats = _get(obj, self.categories, [])
+        if isinstance(cats, str):
+            cats = [c for c in cats.replace(",", " ").split() if c]
+        url = _get(obj, self.url, "")
+        if not url and hasattr(obj, "get_absolute_url"):
+            url = obj.get_absolute_url()
+        return {
+            "item_id": str(_get(obj, self.item_id)),
+            "title": str(_get(obj, self.title, "") or "")[:512],
+            "text": str(_get(obj, self.text, "") or ""),
+            "categories": [str(c)[:64] for c in cats],
+            "url": url or "",
+            "available": bool(_get(obj, self.available, True)),
+            "properties": _get(obj, self.properties, {}) or {},
+            "source": self.label(),
+        }
+
+    def queryset(self):
+        return self.model._default_manager.filter(**self.filters)
+
+
+def register(model: type[models.Model], *, item_id: Getter = "pk", title: Getter = None, text: Getter = None,
+             categories: Getter = None, url: Getter = None, available: Getter = None,
+             properties: Getter = None, filters: dict[str, Any] | None = None) -> ItemAdapter:
+    """Register a host model as an item source (call from your AppConfig.ready())."""
+    attrs = dict(model=model, item_id=item_id, title=title, text=text, categories=categories, url=url,
+                 available=available, properties=properties, filters=filters or {})
+    adapter_cls = type(f"{model.__name__}Adapter", (ItemAdapter,), {k: staticmethod(v) if callable(v) else v
+                                                                    for k, v in attrs.items()})
+    adapter_cls.model = model
+    return register_adapter(adapter_cls())
+
+
+def register_adapter(adapter: ItemAdapter) -> ItemAdapter:
+    from django.db.models.signals import post_delete, post_save
+
+    from .services import items
+
+    _registry[adapter.model] = adapter
+    uid = f"liverec-{adapter.label()}"
+    post_save.connect(items.on_host_saved, sender=adapter.model, dispatch_uid=uid + "-save", weak=False)
+    post_delete.connect(items.on_host_deleted, sender=adapter.model, dispatch_uid=uid + "-delete", weak=False)
+    return adapter
+
+
+def adapter_for(model: type[models.Model]) -> ItemAdapter | None:
+    return _registry.get(model)
+
+
+def adapters() -> list[ItemAdapter]:
+    return list(_registry.values())

@@ -1,0 +1,23 @@
+from django.contrib import admin
+
+from .models import Item, ProjectionCursor, VisitorProfile
+
+
+@admin.register(Item)
+class ItemAdmin(admin.ModelAdmin):
+    list_display = ("item_id", "title", "available", "embedding_model", "updated_at")
+    search_fields = ("item_id", "title")
+    list_filter = ("available", "source", "embedding_model")
+    exclude = ("embedding",)
+
+
+@admin.register(VisitorProfile)
+class VisitorProfileAdmin(admin.ModelAdmin):
+    list_display = ("visitor_id", "user_id", "event_count", "rate_per_hour", "last_event_at")
+    search_fields = ("visitor_id", "user_id")
+    exclude = ("long_term", "short_term", "interests")
+
+
+@admin.register(ProjectionCursor)
+class ProjectionCursorAdmin(admin.ModelAdmin):
+    list_display = ("name", "txid", "position", "updated_at")

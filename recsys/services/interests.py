@@ -1,0 +1,159 @@
+"""The interest projection: folds new log events into visitor profiles, from a cursor."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+from django.db import transaction
+
+from tracking import selectors as log
+from tracking.models import Event
+
+from .. import interest_model as im
+from ..conf import settings
+from ..encoders import get_encoder
+from ..models import Item, ProjectionCursor, VisitorProfile
+
+CURSOR = "interests"
+# Events per projection transaction. Measured: one visitor's event folds in well
+# under a millisecond; 500 keeps a catch-up transaction short (< 1 s) after a backlog.
+APPLY_BATCH = 500
+
+
+def load_state(profile: VisitorProfile) -> im.InterestState:
+    return im.InterestState(
+        long_term=None if profile.long_term is None else np.asarray(profile.long_term, dtype=np.float32),
+        short_term=None if profile.short_term is None else np.asarray(profile.short_term, dtype=np.float32),
+        interests=[im.Interest(np.asarray(i["vector"], dtype=np.float32), float(i["weight"]), i.get("label", ""))
+                   for i in profile.interests],
+        rate_per_hour=profile.rate_per_hour, last_event_at=profile.last_event_at, event_count=profile.event_count,
+    )
+
+
+def store_state(profile: VisitorProfile, state: im.InterestState) -> None:
+    profile.long_term = state.long_term
+    profile.short_term = state.short_term
+    profile.interests = [{"vector": [round(float(x), 6) for x in it.vector], "weight": round(it.weight, 6),
+                          "label": it.label} for it in state.interests]
+    profile.rate_per_hour = state.rate_per_hour
+    profile.last_event_at = state.last_event_at
+    profile.event_count = state.event_count
+
+
+def _vectors_for(events: list[Event]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    encoder = get_encoder()
+    item_ids = {e.item_id for e in events if e.item_id}
+    items = {}
+    if item_ids:
+        for item_id, emb in Item.objects.filter(item_id__in=item_ids, embedding_model=encoder.name).values_list("item_id", "embedding"):
+            if emb is not None:
+                items[item_id] = np.asarray(emb, dtype=np.float32)
+    queries = sorted({str(e.properties.get("query", ""))[:256] for e in events if e.name == "searched"} - {""})
+    qvecs = dict(zip(queries, encoder.encode(queries))) if queries else {}
+    return items, qvecs
+
+
+def fold(events: Iterable[Event], profiles: dict[str, VisitorProfile]) -> set[str]:
+    """Apply events (in log order) to the given profiles, creating missing ones in memory."""
+    events = [e for e in events if not e.is_bot and not e.is_repeat]
+    if not events:
+        return set()
+    weights = settings.EVENT_WEIGHTS
+    item_vecs, query_vecs = _vectors_for(events)
+    states: dict[str, im.InterestState] = {}
+    touched: set[str] = set()
+    for ev in events:
+        profile = profiles.get(ev.visitor_id)
+        if profile is None:
+            profile = profiles[ev.visitor_id] = VisitorProfile(visitor_id=ev.visitor_id)
+        state = states.get(ev.visitor_id)
+        if state is None:
+            state = states[ev.visitor_id] = load_state(profile)
+        if ev.name == "searched":
+            vec = query_vecs.get(str(ev.properties.get("query", ""))[:256])
+        else:
+            vec = item_vecs.get(ev.item_id)
+        weight = float(weights.get(ev.name, 0.0))
+        if ev.name == "rated" and "value" in ev.properties:
+            # Explicit ratings: a 1-5 star rating scales the engagement (5 -> 1.0, 1 -> 0.2).
+            weight *= max(0.2, min(1.0, float(ev.properties["value"]) / 5.0))
+        im.apply(state, vec if weight else None, weight, ev.occurred_at,
+                 long_half_life=settings.LONG_TERM_HALF_LIFE_HOURS, short_half_life=settings.SHORT_TERM_HALF_LIFE_HOURS)
+        if ev.user_id:
+            profile.user_id = ev.user_id
+        profile.last_event_id = ev.id
+        touched.add(ev.visitor_id)
+    for vid in touched:
+        store_state(profiles[vid], states[vid])
+    return touched
+
+
+def _save(profiles: Iterable[VisitorProfile]) -> None:
+    new = [p for p in profiles if p.pk is None]
+    old = [p for p in profiles if p.pk is not None]
+    fields = ["user_id", "long_term", "short_term", "interests", "rate_per_hour", "last_event_at",
+              "event_count", "last_event_id"]
+    if new:
+        VisitorProfile.objects.bulk_create(new, batch_size=500)
+    if old:
+        VisitorProfile.objects.bulk_update(old, fields, batch_size=500)
+
+
+def _apply_batch(limit: int) -> tuple[set[str], int]:
+    """Fold the next ``limit`` events after the cursor in one transaction.
+
+    The transaction holds the cursor row lock, so concurrent workers serialise here
+    and each event is applied exactly once; a crash rolls back profiles and cursor together.
+    """
+    with transaction.atomic():
+        horizon = log.stable_horizon()
+        cursor, _ = ProjectionCursor.objects.select_for_update().get_or_create(name=CURSOR)
+        events = log.events_after(cursor.txid, cursor.position, horizon=horizon, limit=limit)
+        if not events:
+            return set(), 0
+        visitor_ids = {e.visitor_id for e in events}
+        profiles = {p.visitor_id: p for p in VisitorProfile.objects.filter(visitor_id__in=visitor_ids)}
+        touched = fold(events, profiles)
+        _save([profiles[v] for v in touched])
+        cursor.txid, cursor.position = events[-1].txid, events[-1].id
+        cursor.save(update_fields=["txid", "position", "updated_at"])
+    return touched, len(events)
+
+
+def apply_new_events(limit: int = APPLY_BATCH) -> tuple[set[str], bool]:
+    """Fold the next events after the cursor. Returns (visitors touched, more pending)."""
+    touched, count = _apply_batch(limit)
+    return touched, count == limit
+
+
+def catch_up() -> set[str]:
+    touched: set[str] = set()
+    more = True
+    while more:
+        batch, more = apply_new_events()
+        touched |= batch
+    return touched
+
+
+# Replay reads bigger batches: nobody waits on a push during a rebuild.
+REPLAY_BATCH = 5000
+
+
+def rebuild(progress=None) -> int:
+    """Drop the interest projection and replay the whole log; returns events applied."""
+    with transaction.atomic():
+        VisitorProfile.objects.all().delete()
+        ProjectionCursor.objects.filter(name=CURSOR).delete()
+    total = 0
+    while True:
+        _, count = _apply_batch(REPLAY_BATCH)
+        total += count
+        if progress and count:
+            progress(count)
+        if count < REPLAY_BATCH:
+            return total
+
+
+def visitor_state(visitor_id: str) -> im.InterestState | None:
+    profile = VisitorProfile.objects.filter(visitor_id=visitor_id).first()
+    return load_state(profile) if profile else None

@@ -1,0 +1,1 @@
+"""Recommendation strategies: plugins behind one small interface (see ``base``)."""

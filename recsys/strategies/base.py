@@ -1,0 +1,52 @@
+"""The strategy contract: one method that returns scored candidates with reasons."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..interest_model import InterestState
+
+
+@dataclass
+class Reason:
+    strategy: str
+    text: str  # e.g. "Because you watched Toy Story"
+    interest: int | None = None
+    item_id: str | None = None
+
+
+@dataclass
+class Candidate:
+    item_id: str
+    score: float
+    reasons: list[Reason] = field(default_factory=list)
+
+
+@dataclass
+class RequestContext:
+    """What a strategy may use: the visitor's state and what is on their screen."""
+
+    visitor_id: str
+    state: InterestState | None = None
+    item_id: str = ""  # the item on the page, for "similar" and cold visitors
+    query: str = ""  # a search the visitor just made
+    exclude: set[str] = field(default_factory=set)
+    recent_items: list[str] = field(default_factory=list)  # most recent first
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Strategy:
+    """Subclass, set ``id`` and ``DEFAULT_CONFIG``, implement ``candidates``.
+
+    ``config`` is DEFAULT_CONFIG merged with the staff-tuned row of this strategy.
+    Scores only need to be comparable within one call: the engine normalises them.
+    """
+
+    id: ClassVar[str] = ""
+    DEFAULT_CONFIG: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, config: dict[str, Any] | None = None):
+        self.config = {**self.DEFAULT_CONFIG, **(config or {})}
+
+    def candidates(self, ctx: RequestContext, n: int) -> list[Candidate]:
+        raise NotImplementedError

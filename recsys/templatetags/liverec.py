@@ -1,0 +1,28 @@
+"""``{% liverec_widget "for-you" limit=8 %}``: a server-rendered slot the widget script upgrades live."""
+from __future__ import annotations
+
+from django import template
+from django.template.loader import render_to_string
+from django.templatetags.static import static
+from django.utils.html import format_html
+
+from ..engine import recommend
+from ..tokens import make_token
+
+register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def liverec_widget(context, slot: str = "for-you", limit: int = 8, item_id: str = "", title: str = "") -> str:
+    request = context["request"]
+    visitor_id = getattr(request, "liverec_visitor_id", "")
+    recs = recommend(visitor_id, slot, int(limit), {"item_id": item_id} if item_id else None)
+    return render_to_string("liverec/widget.html", {
+        "slot": slot, "limit": limit, "recs": recs, "token": make_token(visitor_id), "title": title,
+        "item_id": item_id,
+    }, request=request)
+
+
+@register.simple_tag
+def liverec_widget_script() -> str:
+    return format_html('<script src="{}" defer></script>', static("recsys/widget.js"))

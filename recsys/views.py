@@ -1,0 +1,40 @@
+"""Thin HTTP views over the health probes and the engine."""
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from . import health as probes
+from .engine import recommend
+from .tokens import InvalidToken, read_token
+
+
+@never_cache
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    report = probes.report()
+    return JsonResponse(report, status=200 if report["ok"] else 503)
+
+
+@never_cache
+@require_GET
+def recommendations(request: HttpRequest, slot: str) -> JsonResponse:
+    """GET /liverec/recs/<slot>/?token=...&k=8&item_id=...&q=... (token: signed visitor id)."""
+    try:
+        visitor_id = read_token(request.GET.get("token") or request.headers.get("X-LiveRec-Token", ""))
+    except InvalidToken as exc:
+        return JsonResponse({"error": str(exc)}, status=403)
+    try:
+        k = int(request.GET.get("k", 0)) or None
+        if k is not None and not 1 <= k <= 100:
+            raise ValueError
+    except ValueError:
+        return JsonResponse({"error": "k must be an integer from 1 to 100"}, status=400)
+    context = {key: request.GET[param] for key, param in (("item_id", "item_id"), ("query", "q")) if request.GET.get(param)}
+    try:
+        recs = recommend(visitor_id, slot, k, context)
+    except ImproperlyConfigured as exc:
+        return JsonResponse({"error": str(exc)}, status=404)
+    return JsonResponse(recs.as_dict())

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session")
+def stack(django_db_setup, django_db_blocker):
+    """Real Celery workers (realtime + batch) and a real uvicorn on the test database."""
+    from django.db import connection
+
+    from tests.stack import start_stack
+
+    with django_db_blocker.unblock():
+        settings_dict = dict(connection.settings_dict)
+    s = start_stack(settings_dict)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def film_factory(db):
+    """Creates demo films; their items are upserted through the adapter (post_save)."""
+    from demo.catalogue.models import Film
+
+    counter = {"n": 10000}
+
+    def make(title: str, genres: list[str], year: int = 1995, ml_id: int | None = None):
+        counter["n"] += 1
+        return Film.objects.create(ml_id=ml_id or counter["n"], title=title, year=year, genres=genres)
+
+    return make
+
+
+@pytest.fixture
+def embedded_catalogue(transactional_db, film_factory):
+    """A small catalogue of two clearly different tastes, embedded in-process by the real encoder."""
+    from recsys.models import Item
+    from recsys.services import items
+
+    films = [
+        ("Toy Story", ["Animation", "Children's", "Comedy"]),
+        ("Aladdin", ["Animation", "Children's", "Musical"]),
+        ("The Lion King", ["Animation", "Children's", "Musical"]),
+        ("Pinocchio", ["Animation", "Children's"]),
+        ("Cinderella", ["Animation", "Children's", "Musical"]),
+        ("Alien", ["Horror", "Sci-Fi", "Thriller"]),
+        ("Aliens", ["Action", "Sci-Fi", "Thriller", "War"]),
+        ("The Terminator", ["Action", "Sci-Fi", "Thriller"]),
+        ("Star Wars", ["Action", "Adventure", "Sci-Fi", "War"]),
+        ("Blade Runner", ["Film-Noir", "Sci-Fi"]),
+        ("Casablanca", ["Drama", "Romance", "War"]),
+        ("Fargo", ["Crime", "Drama", "Thriller"]),
+    ]
+    made = [film_factory(t, g, ml_id=i + 1) for i, (t, g) in enumerate(films)]
+    items.embed_items(list(Item.objects.values_list("pk", flat=True)))
+    return made

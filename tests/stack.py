@@ -1,0 +1,92 @@
+"""The real stack for tests: Celery workers and an ASGI server on the test database.
+
+Started once per session, only by tests that ask for it (the ``stack`` fixture).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.__main__ import THREAD_ENV, worker_commands
+from devstack.supervisor import Supervisor
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url(settings_dict: dict) -> str:
+    host = settings_dict.get("HOST") or ""
+    user = settings_dict.get("USER") or ""
+    password = settings_dict.get("PASSWORD") or ""
+    auth = urllib.parse.quote(user, safe="") + (":" + urllib.parse.quote(password, safe="") if password else "")
+    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+    return f"postgresql://{auth}@{urllib.parse.quote(host, safe='')}{port}/{settings_dict['NAME']}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    url: str
+    port: int
+    supervisor: Supervisor
+    env: dict
+
+    def stop(self) -> None:
+        self.supervisor.stop()
+
+
+def start_stack(db_settings: dict, *, web: bool = True, timeout: float = 120.0) -> Stack:
+    env = dict(os.environ)
+    env.update(THREAD_ENV)
+    env["DATABASE_URL"] = database_url(db_settings)
+    env["PYTHONPATH"] = str(ROOT)
+    env["DJANGO_SETTINGS_MODULE"] = "demo.settings"
+    sup = Supervisor(env)
+    for name, cmd in worker_commands(sys.executable):
+        sup.start(name, cmd)
+    port = free_port()
+    if web:
+        sup.start("web", [sys.executable, "-m", "uvicorn", "demo.asgi:application", "--host", "127.0.0.1",
+                          "--port", str(port), "--log-level", "warning"])
+    stack = Stack(url=f"http://127.0.0.1:{port}", port=port, supervisor=sup, env=env)
+    try:
+        _wait_ready(stack, web, timeout)
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def _wait_ready(stack: Stack, web: bool, timeout: float) -> None:
+    from celery import current_app
+
+    from recsys.tasks import health_probe, health_probe_batch
+
+    deadline = time.monotonic() + timeout
+    # Both queues answer a real round trip (the realtime one also loads the encoder).
+    for task in (health_probe, health_probe_batch):
+        result = task.apply_async()
+        result.get(timeout=max(1.0, deadline - time.monotonic()))
+    if web:
+        while True:
+            exited = stack.supervisor.first_exited()
+            if exited:
+                raise RuntimeError(f"{exited[0]} exited with {exited[1]}")
+            try:
+                with socket.create_connection(("127.0.0.1", stack.port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the ASGI server did not start")
+                time.sleep(0.2)
+    current_app.control.purge()

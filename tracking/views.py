@@ -1,0 +1,78 @@
+"""The ingest endpoint: thin; validation and storage live in services."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from urllib.parse import urlsplit
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from . import services
+from .conf import settings
+from .validation import ValidationError
+
+
+def _origin_allowed(request: HttpRequest) -> bool:
+    origin = request.headers.get("Origin")
+    if not origin:
+        return True  # not a cross-site browser request (server, curl, same-origin beacon)
+    if origin in settings.ALLOWED_ORIGINS:
+        return True
+    return urlsplit(origin).netloc == request.get_host()
+
+
+def _cors(response: HttpResponse, request: HttpRequest) -> HttpResponse:
+    origin = request.headers.get("Origin")
+    if origin and _origin_allowed(request):
+        response["Access-Control-Allow-Origin"] = origin
+        response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+        response["Access-Control-Allow-Headers"] = "Content-Type, X-LiveRec-Key"
+        response["Access-Control-Max-Age"] = "86400"
+        response["Vary"] = "Origin"
+    return response
+
+
+def _error(request: HttpRequest, status: int, message: str, **extra) -> HttpResponse:
+    return _cors(JsonResponse({"error": message, **extra}, status=status), request)
+
+
+@csrf_exempt  # by design: protected by the Origin allow-list and the site key
+def ingest(request: HttpRequest) -> HttpResponse:
+    """POST a JSON batch ``{"site_key", "visitor_id", "sent_at", "events": [...]}``.
+
+    Answers 200 with one outcome per event (accepted, duplicate, rejected + reason).
+    """
+    if request.method == "OPTIONS":
+        if not _origin_allowed(request):
+            return _error(request, 403, "origin not allowed")
+        return _cors(HttpResponse(status=204), request)
+    if request.method != "POST":
+        return _error(request, 405, "use POST")
+    if not _origin_allowed(request):
+        return _error(request, 403, f"origin {request.headers.get('Origin')!r} is not in LIVEREC_TRACKING['ALLOWED_ORIGINS']")
+    length = int(request.headers.get("Content-Length") or 0)
+    if length > settings.MAX_BODY_BYTES or len(request.body) > settings.MAX_BODY_BYTES:
+        return _error(request, 413, f"body over {settings.MAX_BODY_BYTES} bytes")
+    try:
+        payload = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _error(request, 400, f"malformed JSON: {exc}")
+    if not isinstance(payload, dict):
+        return _error(request, 400, "body must be a JSON object with an events list")
+    key = request.headers.get("X-LiveRec-Key") or payload.get("site_key")
+    if settings.SITE_KEY and key != settings.SITE_KEY:
+        return _error(request, 403, "missing or wrong site key")
+    events = payload.get("events")
+    if not isinstance(events, list) or not events:
+        return _error(request, 400, "events must be a non-empty list")
+    if len(events) > settings.MAX_EVENTS_PER_BATCH:
+        return _error(request, 413, f"at most {settings.MAX_EVENTS_PER_BATCH} events per batch")
+    user_id = str(request.user.pk) if getattr(request, "user", None) and request.user.is_authenticated else ""
+    try:
+        outcomes = services.append_events(events, visitor_id=payload.get("visitor_id") or getattr(request, "liverec_visitor_id", ""),
+                                          user_id=user_id, sent_at=payload.get("sent_at"))
+    except ValidationError as exc:
+        return _error(request, 400, exc.reason)
+    counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("accepted", "duplicate", "rejected")}
+    return _cors(JsonResponse({**counts, "events": [asdict(o) for o in outcomes]}), request)
