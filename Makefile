@@ -17,7 +17,6 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps -r requirements-nodeps.txt
-	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
 # Debian's Chromium for the browser tests (never a browser downloaded by playwright).

@@ -42,10 +42,19 @@ class RecommendationList:
 
 
 def slot_config(slot: str) -> dict[str, Any]:
+    """The live configuration of a slot: its newest active published version, else settings."""
+    published = selectors.published_slot_config(slot)
+    if published is not None:
+        return published
     slots = settings.SLOTS
     if slot not in slots:
         raise ImproperlyConfigured(f"unknown slot {slot!r}; LIVEREC['SLOTS'] defines {sorted(slots)}")
     return slots[slot]
+
+
+def build_strategy(strategy_id: str):
+    """A strategy instance with its staff tuning merged over DEFAULT_CONFIG."""
+    return registry.get(strategy_id)(selectors.strategy_tuning(strategy_id))
 
 
 def _fuse(per_strategy: dict[str, tuple[float, list[Candidate]]]) -> list[Candidate]:
@@ -78,7 +87,7 @@ def recommend(visitor_id: str, slot: str = "for-you", k: int | None = None,
                          recent_items=selectors.recent_items(visitor_id))
     per_strategy = {}
     for sid, weight in conf["strategies"].items():
-        strategy = registry.get(sid)()
+        strategy = build_strategy(sid)
         per_strategy[sid] = (float(weight), strategy.candidates(ctx, k * 3))
     ranked = _fuse(per_strategy)[:k]
     items = selectors.items_by_id([c.item_id for c in ranked])

@@ -68,3 +68,37 @@ class ProjectionCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}@{self.position}"
+
+
+class StrategyConfig(models.Model):
+    """Staff tuning of one strategy, merged over its DEFAULT_CONFIG (Saleor's plugin config)."""
+
+    strategy_id = models.CharField(max_length=64, primary_key=True)
+    config = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.strategy_id
+
+
+class SlotConfig(models.Model):
+    """A published version of a slot's configuration; the newest active one is live.
+
+    Rows are never edited: publishing adds a version, rolling back re-activates an old one.
+    A slot without rows uses ``LIVEREC["SLOTS"]``.
+    """
+
+    slot = models.CharField(max_length=64)
+    version = models.PositiveIntegerField()
+    config = models.JSONField(help_text="Same shape as an entry of LIVEREC['SLOTS'].")
+    active = models.BooleanField(default=True)
+    created_by = models.CharField(max_length=150, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    note = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["slot", "version"], name="recsys_slot_version")]
+        ordering = ["slot", "-version"]
+
+    def __str__(self) -> str:
+        return f"{self.slot} v{self.version}"

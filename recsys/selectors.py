@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from tracking.models import Event
 
-from .models import Item
+from .models import Item, SlotConfig, StrategyConfig
 
 
 def excluded_items(visitor_id: str, rules: dict[str, int | None]) -> set[str]:
@@ -33,3 +33,12 @@ def recent_items(visitor_id: str, limit: int = 20) -> list[str]:
 
 def items_by_id(item_ids: list[str]) -> dict[str, Item]:
     return {it.item_id: it for it in Item.objects.filter(item_id__in=item_ids).defer("embedding")}
+
+
+def published_slot_config(slot: str) -> dict | None:
+    row = SlotConfig.objects.filter(slot=slot, active=True).order_by("-version").values_list("config", flat=True).first()
+    return row
+
+
+def strategy_tuning(strategy_id: str) -> dict:
+    return StrategyConfig.objects.filter(strategy_id=strategy_id).values_list("config", flat=True).first() or {}
