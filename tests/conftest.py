@@ -21,6 +21,10 @@ def stack(django_db_setup, django_db_blocker):
     s = start_stack(settings_dict)
     yield s
     s.stop()
+    # A killed worker's backend can outlive it for a moment; the test database must be droppable.
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 
 @pytest.fixture
