@@ -10,7 +10,7 @@ from typing import Any, Iterable, Sequence
 from django.db import connection, transaction
 from django.utils import timezone
 
-from . import hooks
+from . import bots, hooks
 from .conf import settings
 from .models import SCHEMA_VERSION, Event
 from .validation import CleanEvent, ValidationError, clean_event, clean_id
@@ -71,18 +71,19 @@ def _assign_sessions(events: list[CleanEvent], received_at: datetime) -> list[tu
     return [(s, r) for _, s, r in out]
 
 
-def _insert(events: Sequence[CleanEvent], *, received_at: datetime, source: str, is_bot: bool) -> dict[str, int]:
+def _insert(events: Sequence[CleanEvent], *, received_at: datetime, source: str,
+            is_bot: Sequence[bool]) -> dict[str, int]:
     """INSERT ... ON CONFLICT (uuid) DO NOTHING; returns {uuid: id} of the rows inserted."""
     if not events:
         return {}
     sessions = _assign_sessions(list(events), received_at)
     rows, params = [], []
     placeholders = "(" + ",".join(["%s"] * len(_COLUMNS)) + ")"
-    for ev, (session, repeat) in zip(events, sessions):
+    for ev, (session, repeat), bot in zip(events, sessions, is_bot):
         rows.append(placeholders)
         params.extend([ev.uuid, ev.name, ev.visitor_id, ev.user_id, ev.item_id, session,
                        json.dumps(ev.properties, ensure_ascii=False, default=str), ev.client_time,
-                       ev.occurred_at, received_at, SCHEMA_VERSION, source, is_bot, repeat])
+                       ev.occurred_at, received_at, SCHEMA_VERSION, source, bot, repeat])
     sql = (f"INSERT INTO {Event._meta.db_table} ({','.join(_COLUMNS)}) VALUES {','.join(rows)} "
            f"ON CONFLICT (uuid) DO NOTHING RETURNING uuid, id")
     with connection.cursor() as cursor:
@@ -91,10 +92,13 @@ def _insert(events: Sequence[CleanEvent], *, received_at: datetime, source: str,
 
 
 def append_events(raw_events: Sequence[Any], *, visitor_id: str, user_id: str = "", sent_at: Any = None,
-                  source: str = Event.Source.BROWSER, is_bot: bool = False) -> list[Outcome]:
+                  source: str = Event.Source.BROWSER, is_bot: bool = False,
+                  user_agent: str = "") -> list[Outcome]:
     """Validate and append a batch; valid events are stored even when others are rejected.
 
     Returns one outcome per input event, in order. Subscribers are told after commit.
+    Bot verdicts (``is_bot`` on the row, never a rejection): the caller's ``is_bot``, a known
+    bot ``user_agent``, or, for browser events, an inhuman rate of this visitor's events.
     """
     now = timezone.now()
     visitor_id = clean_id(visitor_id, "visitor_id", 64)
@@ -119,8 +123,11 @@ def append_events(raw_events: Sequence[Any], *, visitor_id: str, user_id: str = 
             ev.occurred_at = now
         valid.append(ev)
         outcomes.append(Outcome(key, "pending"))
+    bot_flags = [is_bot or bots.is_bot_agent(user_agent)] * len(valid)
+    if source == Event.Source.BROWSER and valid:
+        bot_flags = [a or b for a, b in zip(bot_flags, bots.inhuman(visitor_id, [e.occurred_at for e in valid]))]
     with transaction.atomic():
-        inserted = _insert(valid, received_at=now, source=source, is_bot=is_bot)
+        inserted = _insert(valid, received_at=now, source=source, is_bot=bot_flags)
         if inserted:
             ids = sorted(inserted.values())
             transaction.on_commit(lambda: hooks.publish_appended(ids))

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import services
+from . import ratelimit, services
 from .conf import settings
 from .validation import ValidationError
 
@@ -69,9 +69,18 @@ def ingest(request: HttpRequest) -> HttpResponse:
     if len(events) > settings.MAX_EVENTS_PER_BATCH:
         return _error(request, 413, f"at most {settings.MAX_EVENTS_PER_BATCH} events per batch")
     user_id = str(request.user.pk) if getattr(request, "user", None) and request.user.is_authenticated else ""
+    visitor_id = payload.get("visitor_id") or getattr(request, "liverec_visitor_id", "")
+    verdict = ratelimit.check(str(visitor_id)[:64], ratelimit.client_ip(request), len(events))
+    if not verdict.allowed:
+        response = _error(request, 429, f"over the {verdict.scope} rate limit of {verdict.limit} events; "
+                          f"retry in {verdict.retry_after} s", retry_after=verdict.retry_after)
+        response["Retry-After"] = str(verdict.retry_after)
+        if "Access-Control-Allow-Origin" in response:
+            response["Access-Control-Expose-Headers"] = "Retry-After"
+        return response
     try:
-        outcomes = services.append_events(events, visitor_id=payload.get("visitor_id") or getattr(request, "liverec_visitor_id", ""),
-                                          user_id=user_id, sent_at=payload.get("sent_at"))
+        outcomes = services.append_events(events, visitor_id=visitor_id, user_id=user_id, sent_at=payload.get("sent_at"),
+                                          user_agent=request.headers.get("User-Agent", ""))
     except ValidationError as exc:
         return _error(request, 400, exc.reason)
     counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("accepted", "duplicate", "rejected")}
