@@ -43,6 +43,8 @@ DEFAULTS = {
     # those events, and the visitor's next ones until BOT_FLAG_SECONDS of quiet, get is_bot=True.
     "BOT_RATE": {"EVENTS": 60, "SECONDS": 10},
     "BOT_FLAG_SECONDS": 3600,
+    # True: the tracker sends nothing until the page calls liverec.consent(true) (opt-in regimes).
+    "CONSENT_REQUIRED": False,
 }
 
 settings = AppSettings("LIVEREC_TRACKING", DEFAULTS)
