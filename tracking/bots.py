@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Sequence
@@ -29,24 +30,48 @@ def is_bot_agent(user_agent: str) -> bool:
     return bool(pattern and user_agent and _pattern(pattern).search(user_agent))
 
 
-def inhuman(visitor_id: str, times: Sequence[datetime]) -> list[bool]:
-    """One verdict per event time: True where the visitor's rate is beyond a person's."""
+@dataclass
+class RatePlan:
+    """The counter increments one batch needs, and how to read their totals."""
+
+    flag_key: str
+    flag_ttl: int
+    increments: list[tuple[str, int, int]]  # (key, n, ttl); the first reads the sticky flag
+    buckets: list[int]  # per event
+    keys: list[int]  # bucket of each increment after the first
+    limit: int
+
+    def verdicts(self, totals: Sequence[int]) -> tuple[list[bool], bool]:
+        """Per-event flags, and whether the sticky flag must now be set."""
+        flagged = totals[0] > 0
+        over = {b for b, total in zip(self.keys, totals[1:]) if total > self.limit}
+        return [flagged or b in over for b in self.buckets], bool(over) and not flagged
+
+
+def rate_plan(visitor_id: str, times: Sequence[datetime]) -> RatePlan | None:
     conf = settings.BOT_RATE
     if not conf or not times:
-        return [False] * len(times)
+        return None
     limit, seconds = int(conf["EVENTS"]), int(conf["SECONDS"])
     flag_ttl = int(settings.BOT_FLAG_SECONDS)
     buckets = [int(t.timestamp() // seconds) for t in times]
     per_bucket = Counter(buckets)
     keys = sorted(per_bucket)
     flag_key = f"lr:bot:{visitor_id}"
-    # INCRBY 0 reads the sticky flag in the same pipeline and keeps it alive while the bot posts.
+    # INCRBY 0 reads the sticky flag in the same round trip and keeps it alive while the bot posts.
     incs = [(flag_key, 0, flag_ttl)] + [(f"lr:rate:{visitor_id}:{b}", per_bucket[b], seconds * 2) for b in keys]
-    totals = counters.incr_many(settings.RATE_LIMIT_CACHE, incs)
+    return RatePlan(flag_key, flag_ttl, incs, buckets, keys, limit)
+
+
+def inhuman(visitor_id: str, times: Sequence[datetime]) -> list[bool]:
+    """One verdict per event time: True where the visitor's rate is beyond a person's."""
+    plan = rate_plan(visitor_id, times)
+    if plan is None:
+        return [False] * len(times)
+    totals = counters.incr_many(settings.RATE_LIMIT_CACHE, plan.increments)
     if totals is None:
         return [False] * len(times)
-    flagged = totals[0] > 0
-    over = {b for b, total in zip(keys, totals[1:]) if total > limit}
-    if over and not flagged:
-        counters.incr_many(settings.RATE_LIMIT_CACHE, [(flag_key, 1, flag_ttl)])
-    return [flagged or b in over for b in buckets]
+    flags, trip = plan.verdicts(totals)
+    if trip:
+        counters.incr_many(settings.RATE_LIMIT_CACHE, [(plan.flag_key, 1, plan.flag_ttl)])
+    return flags

@@ -1,0 +1,193 @@
+"""Sustained ingest through the real HTTP endpoint, from a concurrent client on loopback.
+
+    python -m devstack run -- python bench/bench_ingest.py [--seconds 20] [--concurrency 32] [--workers 2]
+
+Starts uvicorn (the demo ASGI app, DEBUG off) on a scratch database `liverec_bench`
+(migrated here, dropped at the end) and a scratch Redis db, then posts batches of
+20 events (one visitor per batch, 5,000 visitors) from an async httpx client for
+the given time. Prints events/s, p50/p99 request latency, and checks that the rows
+stored equal the events the server accepted. Also prints the tracker's gzipped size.
+Celery workers are not started: the per-request "events appended" task is enqueued
+into Redis (that cost is measured) and discarded with the scratch Redis db.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BATCH = 20
+BENCH_DB = "liverec_bench"
+BENCH_REDIS_DB = 7
+
+
+def tracker_size() -> tuple[int, int]:
+    raw = (ROOT / "tracking/static/tracking/liverec.js").read_bytes()
+    return len(raw), len(gzip.compress(raw, 9))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def with_db(url: str, name: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+
+def admin(url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(with_db(url, "postgres"), autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def count_rows(url: str) -> tuple[int, int]:
+    """Rows in the log, and PostgreSQL sessions opened on the bench database (connection reuse)."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT count(*) FROM tracking_event").fetchone()[0]
+        sessions = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()").fetchone()[0]
+        return rows, sessions
+
+
+def start_server(env: dict, port: int, workers: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "uvicorn", "demo.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+           "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise TimeoutError("uvicorn did not start")
+            time.sleep(0.2)
+
+
+def make_batch(visitors: list[str]) -> dict:
+    now = int(time.time() * 1000)
+    events = [{"id": str(uuid.uuid4()), "name": "item_viewed", "item_id": str(random.randint(1, 1682)),
+               "ts": now - (BATCH - i) * 3000, "props": {"url": "http://127.0.0.1/films/1/"}}
+              for i in range(BATCH)]
+    return {"site_key": "demo-site-key", "visitor_id": random.choice(visitors), "sent_at": now, "events": events}
+
+
+async def load(url: str, seconds: float, concurrency: int, warmup: float) -> dict:
+    import httpx
+
+    visitors = [f"bench-{uuid.uuid4().hex[:20]}" for _ in range(5000)]
+    headers = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0 liverec-bench",
+               "X-LiveRec-Key": "demo-site-key"}
+    stats = {"latencies": [], "accepted": 0, "duplicate": 0, "rejected": 0, "errors": Counter(), "requests": 0}
+    total_accepted = {"n": 0}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as client:
+        start = time.perf_counter()
+        measure_from, stop_at = start + warmup, start + warmup + seconds
+
+        async def worker():
+            while time.perf_counter() < stop_at:
+                payload = make_batch(visitors)
+                t0 = time.perf_counter()
+                try:
+                    resp = await client.post("/liverec/events/", json=payload)
+                except httpx.HTTPError as exc:
+                    stats["errors"][type(exc).__name__] += 1
+                    continue
+                t1 = time.perf_counter()
+                if resp.status_code != 200:
+                    stats["errors"][resp.status_code] += 1
+                    continue
+                accepted = resp.json()["accepted"]
+                total_accepted["n"] += accepted
+                if t0 >= measure_from:
+                    stats["latencies"].append(t1 - t0)
+                    stats["requests"] += 1
+                    stats["accepted"] += accepted
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        stats["elapsed"] = max(time.perf_counter(), stop_at) - measure_from
+    stats["total_accepted"] = total_accepted["n"]
+    return stats
+
+
+from collections import Counter  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    args = parser.parse_args()
+
+    raw, gz = tracker_size()
+    print(f"tracker liverec.js: {raw:,} bytes, {gz:,} bytes gzipped")
+
+    base_url = os.environ["DATABASE_URL"]
+    bench_url = with_db(base_url, BENCH_DB)
+    redis_url = urllib.parse.urlunsplit(urllib.parse.urlsplit(os.environ["REDIS_URL"])._replace(path=f"/{BENCH_REDIS_DB}"))
+    env = dict(os.environ, DATABASE_URL=bench_url, REDIS_URL=redis_url, DEBUG="0", PYTHONPATH=str(ROOT),
+               DJANGO_SETTINGS_MODULE=os.environ.get("BENCH_SETTINGS", "bench.settings_ingest"), OMP_NUM_THREADS="1")
+    admin(base_url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    admin(base_url, f"CREATE DATABASE {BENCH_DB}")
+    server = None
+    try:
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], env=env, cwd=ROOT, check=True)
+        port = free_port()
+        server = start_server(env, port, args.workers)
+        stats = asyncio.run(load(f"http://127.0.0.1:{port}", args.seconds, args.concurrency, args.warmup))
+        stored, sessions = count_rows(bench_url)
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+        admin(base_url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+    lat = sorted(stats["latencies"])
+    if not lat:
+        print(f"no successful requests; errors by status: {dict(stats['errors'])}")
+        return 1
+    p50 = statistics.median(lat) * 1000
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+    rate = stats["accepted"] / stats["elapsed"]
+    print(f"uvicorn workers={args.workers}, client concurrency={args.concurrency}, batches of {BATCH}, "
+          f"{args.seconds:.0f} s measured after {args.warmup:.0f} s warm-up")
+    print(f"ingest: {rate:,.0f} events/s ({stats['requests'] / stats['elapsed']:,.0f} requests/s), "
+          f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    print(f"errors by status: {dict(stats['errors']) or 'none'}; PostgreSQL sessions opened: {sessions:,}")
+    ok = stored == stats["total_accepted"]
+    print(f"rows stored {stored:,} == events accepted {stats['total_accepted']:,}: {'yes' if ok else 'NO'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
