@@ -93,7 +93,53 @@ def make_batch(visitors: list[str]) -> dict:
     return {"site_key": "demo-site-key", "visitor_id": random.choice(visitors), "sent_at": now, "events": events}
 
 
-async def load(url: str, seconds: float, concurrency: int, warmup: float) -> dict:
+class CpuMeter:
+    """CPU seconds spent by the server side: uvicorn's worker processes and the PostgreSQL
+    backends serving the bench database. On a machine shared with other work, wall-clock
+    throughput depends on what else runs; CPU per event does not (much)."""
+
+    def __init__(self, server_pid: int, db_url: str):
+        import psutil
+
+        self.server = psutil.Process(server_pid)
+        self.db_url = db_url
+
+    def _processes(self):
+        import psutil
+        import psycopg
+
+        procs = [self.server] + self.server.children(recursive=True)
+        with psycopg.connect(self.db_url) as conn:
+            pids = [r[0] for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+        for pid in pids:
+            try:
+                procs.append(psutil.Process(pid))
+            except psutil.Error:
+                pass
+        return procs
+
+    def snapshot(self) -> dict[int, tuple[str, float]]:
+        import psutil
+
+        out = {}
+        for p in self._processes():
+            try:
+                t = p.cpu_times()
+                out[p.pid] = ("postgres" if "postgres" in p.name() else "uvicorn", t.user + t.system)
+            except psutil.Error:
+                pass
+        return out
+
+    @staticmethod
+    def spent(before: dict, after: dict) -> dict[str, float]:
+        out = {"uvicorn": 0.0, "postgres": 0.0}
+        for pid, (kind, v) in after.items():
+            out[kind] += v - before.get(pid, (kind, 0.0))[1]
+        return out
+
+
+async def load(url: str, seconds: float, concurrency: int, warmup: float, cpu: CpuMeter) -> dict:
     import httpx
 
     visitors = [f"bench-{uuid.uuid4().hex[:20]}" for _ in range(5000)]
@@ -126,7 +172,13 @@ async def load(url: str, seconds: float, concurrency: int, warmup: float) -> dic
                     stats["requests"] += 1
                     stats["accepted"] += accepted
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        async def meter():
+            await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+            before = await asyncio.to_thread(cpu.snapshot)
+            await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
+            stats["server_cpu"] = cpu.spent(before, await asyncio.to_thread(cpu.snapshot))
+
+        await asyncio.gather(meter(), *(worker() for _ in range(concurrency)))
         stats["elapsed"] = max(time.perf_counter(), stop_at) - measure_from
     stats["total_accepted"] = total_accepted["n"]
     return stats
@@ -158,7 +210,10 @@ def main() -> int:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], env=env, cwd=ROOT, check=True)
         port = free_port()
         server = start_server(env, port, args.workers)
-        stats = asyncio.run(load(f"http://127.0.0.1:{port}", args.seconds, args.concurrency, args.warmup))
+        cpu = CpuMeter(server.pid, bench_url)
+        load_before = os.getloadavg()[0]
+        stats = asyncio.run(load(f"http://127.0.0.1:{port}", args.seconds, args.concurrency, args.warmup, cpu))
+        load_after = os.getloadavg()[0]
         stored, sessions = count_rows(bench_url)
     finally:
         if server is not None:
@@ -184,6 +239,12 @@ def main() -> int:
     print(f"ingest: {rate:,.0f} events/s ({stats['requests'] / stats['elapsed']:,.0f} requests/s), "
           f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     print(f"errors by status: {dict(stats['errors']) or 'none'}; PostgreSQL sessions opened: {sessions:,}")
+    per = {k: v / max(1, stats["accepted"]) * 1000 for k, v in stats["server_cpu"].items()}
+    cpu_ms = sum(per.values())
+    print(f"server CPU: {cpu_ms:.3f} ms per event (uvicorn workers {per['uvicorn']:.3f}, PostgreSQL backends "
+          f"{per['postgres']:.3f}) -> "
+          f"{2000 / cpu_ms:,.0f} events/s if 2 idle cores served only this; load average {load_before:.1f} -> "
+          f"{load_after:.1f} on {os.cpu_count()} cores during the run")
     ok = stored == stats["total_accepted"]
     print(f"rows stored {stored:,} == events accepted {stats['total_accepted']:,}: {'yes' if ok else 'NO'}")
     return 0 if ok else 1

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
+import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -19,12 +20,14 @@ _COLUMNS = ("uuid", "name", "visitor_id", "user_id", "item_id", "session_id", "p
 REPEAT_WINDOW = preprocess.REPEAT_WINDOW  # kept importable from here
 _TYPES = ("uuid", "text", "text", "text", "text", "text", "jsonb", "timestamptz", "timestamptz", "timestamptz",
           "smallint", "text", "boolean", "boolean")
-# One array per column through unnest(): the statement text is the same for every batch size,
-# so it is parsed once per connection instead of interpolating 14 x 20 placeholders per batch
-# (psycopg's client-side query splitting was ~4 ms a request on the ingest benchmark).
+# The whole batch travels as one JSON document unpacked by json_to_recordset(): the statement
+# text is the same for every batch (prepared once per connection) and Python does one C-speed
+# json.dumps. Measured on bench_ingest: 14 x 20 interpolated placeholders, and then 14
+# arrays, cost 4-5 ms of CPU per request in psycopg's quoting; this costs ~0.2 ms.
 _INSERT_SQL = (
     f"INSERT INTO {Event._meta.db_table} ({','.join(_COLUMNS)}) "
-    f"SELECT * FROM unnest({','.join(f'%s::{t}[]' for t in _TYPES)}) "
+    f"SELECT {','.join(_COLUMNS)} FROM json_to_recordset(%s::json) "
+    f"AS r({','.join(f'{c} {t}' for c, t in zip(_COLUMNS, _TYPES))}) "
     "ON CONFLICT (uuid) DO NOTHING RETURNING uuid, id"
 )
 
@@ -55,15 +58,22 @@ def _insert(events: Sequence[CleanEvent], verdicts: preprocess.Verdicts, *, rece
     """INSERT ... ON CONFLICT (uuid) DO NOTHING; returns {uuid: id} of the rows inserted."""
     if not events:
         return {}
-    columns: list[list] = [[] for _ in _COLUMNS]
-    for ev, session, repeat, bot in zip(events, verdicts.session_ids, verdicts.repeats, verdicts.bots):
-        row = (str(ev.uuid), ev.name, ev.visitor_id, ev.user_id, ev.item_id, session,
-               json.dumps(ev.properties, ensure_ascii=False, default=str), ev.client_time,
-               ev.occurred_at, received_at, SCHEMA_VERSION, source, bot, repeat)
-        for column, value in zip(columns, row):
-            column.append(value)
-    with connection.cursor() as cursor:
-        cursor.execute(_INSERT_SQL, columns)
+    received = received_at.isoformat()
+    rows = [
+        {"uuid": str(ev.uuid), "name": ev.name, "visitor_id": ev.visitor_id, "user_id": ev.user_id,
+         "item_id": ev.item_id, "session_id": session, "properties": ev.properties,
+         "client_time": ev.client_time.isoformat() if ev.client_time else None,
+         "occurred_at": ev.occurred_at.isoformat(), "received_at": received, "schema_version": SCHEMA_VERSION,
+         "source": str(source), "is_bot": bot, "is_repeat": repeat}
+        for ev, session, repeat, bot in zip(events, verdicts.session_ids, verdicts.repeats, verdicts.bots)
+    ]
+    document = json.dumps(rows, ensure_ascii=False, default=str)
+    connection.ensure_connection()
+    # A plain psycopg cursor, not Django's client-side-binding one, so psycopg prepares the
+    # constant statement after a few runs and PostgreSQL stops re-planning it. It runs on
+    # Django's connection: autocommit and the caller's atomic blocks behave as for any query.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_INSERT_SQL, [document])
         return {str(u): i for u, i in cursor.fetchall()}
 
 
