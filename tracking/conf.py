@@ -22,6 +22,29 @@ DEFAULTS = {
     "VISITOR_COOKIE_MAX_AGE": 365 * 24 * 3600,
     "FLUSH_INTERVAL_MS": 1000,
     "FLUSH_SIZE": 20,
+    # Ingest rate limits, counted in events per fixed window ({"EVENTS": n, "SECONDS": s}, or None
+    # to disable). Over a limit the batch is refused with 429 and Retry-After; the tracker re-sends.
+    # A person produces a few events a minute; the IP limit leaves room for offices behind one NAT.
+    "RATE_LIMIT_VISITOR": {"EVENTS": 600, "SECONDS": 60},
+    "RATE_LIMIT_IP": {"EVENTS": 30000, "SECONDS": 60},
+    # Cache alias (Django CACHES) holding the rate and bot counters; Redis/Valkey in production.
+    "RATE_LIMIT_CACHE": "default",
+    # Behind a trusted reverse proxy, the header holding the client address (e.g. "X-Forwarded-For").
+    "CLIENT_IP_HEADER": "",
+    # Events whose User-Agent matches (case-insensitive) are stored with is_bot=True; projections
+    # skip them. Conservative on purpose: "(?<!cu)" spares CUBOT phones; HeadlessChrome is not
+    # listed because site owners test with it (add it here to exclude it).
+    "BOT_USER_AGENT_PATTERN": (
+        r"(?<!cu)bot\b|bot/|crawl|spider|slurp|archiver|facebookexternalhit|embedly|"
+        r"curl/|wget/|python-requests|python-urllib|go-http-client|java/|okhttp|libwww|scrapy|"
+        r"phantomjs|chrome-lighthouse|pingdom"
+    ),
+    # More events than this from one visitor inside SECONDS of client time is not a person:
+    # those events, and the visitor's next ones until BOT_FLAG_SECONDS of quiet, get is_bot=True.
+    "BOT_RATE": {"EVENTS": 60, "SECONDS": 10},
+    "BOT_FLAG_SECONDS": 3600,
+    # True: the tracker sends nothing until the page calls liverec.consent(true) (opt-in regimes).
+    "CONSENT_REQUIRED": False,
 }
 
 settings = AppSettings("LIVEREC_TRACKING", DEFAULTS)

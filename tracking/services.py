@@ -5,20 +5,31 @@ import json
 import uuid as uuid_mod
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
+import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
 
-from . import hooks
-from .conf import settings
+from . import bots, hooks, preprocess
 from .models import SCHEMA_VERSION, Event
 from .validation import CleanEvent, ValidationError, clean_event, clean_id
 
 _COLUMNS = ("uuid", "name", "visitor_id", "user_id", "item_id", "session_id", "properties",
             "client_time", "occurred_at", "received_at", "schema_version", "source", "is_bot", "is_repeat")
-# Repeats of the same (name, item) within this window are flagged, not dropped.
-REPEAT_WINDOW = timedelta(seconds=2)
+REPEAT_WINDOW = preprocess.REPEAT_WINDOW  # kept importable from here
+_TYPES = ("uuid", "text", "text", "text", "text", "text", "jsonb", "timestamptz", "timestamptz", "timestamptz",
+          "smallint", "text", "boolean", "boolean")
+# The whole batch travels as one JSON document unpacked by json_to_recordset(): the statement
+# text is the same for every batch (prepared once per connection) and Python does one C-speed
+# json.dumps. Measured on bench_ingest: 14 x 20 interpolated placeholders, and then 14
+# arrays, cost 4-5 ms of CPU per request in psycopg's quoting; this costs ~0.2 ms.
+_INSERT_SQL = (
+    f"INSERT INTO {Event._meta.db_table} ({','.join(_COLUMNS)}) "
+    f"SELECT {','.join(_COLUMNS)} FROM json_to_recordset(%s::json) "
+    f"AS r({','.join(f'{c} {t}' for c, t in zip(_COLUMNS, _TYPES))}) "
+    "ON CONFLICT (uuid) DO NOTHING RETURNING uuid, id"
+)
 
 
 @dataclass
@@ -42,59 +53,38 @@ def _skew(sent_at: Any, now: datetime) -> timedelta:
     return offset if abs(offset) > timedelta(seconds=2) else timedelta(0)
 
 
-def _last_events(visitor_ids: Iterable[str]) -> dict[str, Event]:
-    ids = list(set(visitor_ids))
-    if not ids:
-        return {}
-    rows = (Event.objects.filter(visitor_id__in=ids).order_by("visitor_id", "-occurred_at", "-id")
-            .distinct("visitor_id").only("visitor_id", "session_id", "occurred_at", "name", "item_id"))
-    return {e.visitor_id: e for e in rows}
-
-
-def _assign_sessions(events: list[CleanEvent], received_at: datetime) -> list[tuple[str, bool]]:
-    """Session id and repeat flag per event, continuing each visitor's last session."""
-    timeout = timedelta(seconds=settings.SESSION_TIMEOUT_SECONDS)
-    last = {vid: (e.session_id, e.occurred_at, e.name, e.item_id) for vid, e in _last_events(ev.visitor_id for ev in events).items()}
-    out = []
-    for ev in sorted(range(len(events)), key=lambda i: events[i].occurred_at):
-        e = events[ev]
-        prev = last.get(e.visitor_id)
-        if prev and prev[0] and e.occurred_at - prev[1] <= timeout:
-            session = prev[0]
-        else:
-            session = uuid_mod.uuid4().hex
-        repeat = bool(prev and prev[2] == e.name and prev[3] == e.item_id
-                      and timedelta(0) <= e.occurred_at - prev[1] <= REPEAT_WINDOW)
-        last[e.visitor_id] = (session, e.occurred_at, e.name, e.item_id)
-        out.append((ev, session, repeat))
-    out.sort()
-    return [(s, r) for _, s, r in out]
-
-
-def _insert(events: Sequence[CleanEvent], *, received_at: datetime, source: str, is_bot: bool) -> dict[str, int]:
+def _insert(events: Sequence[CleanEvent], verdicts: preprocess.Verdicts, *, received_at: datetime,
+            source: str) -> dict[str, int]:
     """INSERT ... ON CONFLICT (uuid) DO NOTHING; returns {uuid: id} of the rows inserted."""
     if not events:
         return {}
-    sessions = _assign_sessions(list(events), received_at)
-    rows, params = [], []
-    placeholders = "(" + ",".join(["%s"] * len(_COLUMNS)) + ")"
-    for ev, (session, repeat) in zip(events, sessions):
-        rows.append(placeholders)
-        params.extend([ev.uuid, ev.name, ev.visitor_id, ev.user_id, ev.item_id, session,
-                       json.dumps(ev.properties, ensure_ascii=False, default=str), ev.client_time,
-                       ev.occurred_at, received_at, SCHEMA_VERSION, source, is_bot, repeat])
-    sql = (f"INSERT INTO {Event._meta.db_table} ({','.join(_COLUMNS)}) VALUES {','.join(rows)} "
-           f"ON CONFLICT (uuid) DO NOTHING RETURNING uuid, id")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    received = received_at.isoformat()
+    rows = [
+        {"uuid": str(ev.uuid), "name": ev.name, "visitor_id": ev.visitor_id, "user_id": ev.user_id,
+         "item_id": ev.item_id, "session_id": session, "properties": ev.properties,
+         "client_time": ev.client_time.isoformat() if ev.client_time else None,
+         "occurred_at": ev.occurred_at.isoformat(), "received_at": received, "schema_version": SCHEMA_VERSION,
+         "source": str(source), "is_bot": bot, "is_repeat": repeat}
+        for ev, session, repeat, bot in zip(events, verdicts.session_ids, verdicts.repeats, verdicts.bots)
+    ]
+    document = json.dumps(rows, ensure_ascii=False, default=str)
+    connection.ensure_connection()
+    # A plain psycopg cursor, not Django's client-side-binding one, so psycopg prepares the
+    # constant statement after a few runs and PostgreSQL stops re-planning it. It runs on
+    # Django's connection: autocommit and the caller's atomic blocks behave as for any query.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_INSERT_SQL, [document])
         return {str(u): i for u, i in cursor.fetchall()}
 
 
 def append_events(raw_events: Sequence[Any], *, visitor_id: str, user_id: str = "", sent_at: Any = None,
-                  source: str = Event.Source.BROWSER, is_bot: bool = False) -> list[Outcome]:
+                  source: str = Event.Source.BROWSER, is_bot: bool = False,
+                  user_agent: str = "") -> list[Outcome]:
     """Validate and append a batch; valid events are stored even when others are rejected.
 
     Returns one outcome per input event, in order. Subscribers are told after commit.
+    Bot verdicts (``is_bot`` on the row, never a rejection): the caller's ``is_bot``, a known
+    bot ``user_agent``, or, for browser events, an inhuman rate of this visitor's events.
     """
     now = timezone.now()
     visitor_id = clean_id(visitor_id, "visitor_id", 64)
@@ -119,8 +109,15 @@ def append_events(raw_events: Sequence[Any], *, visitor_id: str, user_id: str = 
             ev.occurred_at = now
         valid.append(ev)
         outcomes.append(Outcome(key, "pending"))
-    with transaction.atomic():
-        inserted = _insert(valid, received_at=now, source=source, is_bot=is_bot)
+    inserted: dict[str, int] = {}
+    if valid:
+        verdicts = preprocess.annotate(visitor_id, valid, rate_check=source == Event.Source.BROWSER,
+                                       agent_is_bot=is_bot or bots.is_bot_agent(user_agent))
+        # One statement, so no explicit transaction: in autocommit it commits in the same round
+        # trip (one less than BEGIN..COMMIT, measured on bench_ingest); inside a caller's atomic
+        # block it joins it, and on_commit waits for that block.
+        inserted = _insert(valid, verdicts, received_at=now, source=source)
+        preprocess.remember(visitor_id, verdicts)
         if inserted:
             ids = sorted(inserted.values())
             transaction.on_commit(lambda: hooks.publish_appended(ids))

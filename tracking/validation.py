@@ -47,6 +47,18 @@ def clean_id(value: Any, what: str, max_length: int = 128) -> str:
     return value
 
 
+def clean_name(name: Any) -> str:
+    """A built-in event name, or a custom one matching ``CUSTOM_EVENT_PATTERN``."""
+    if not isinstance(name, str) or not name:
+        raise ValidationError("name is required")
+    if name not in KNOWN_EVENTS and not re.match(settings.CUSTOM_EVENT_PATTERN, name):
+        raise ValidationError(
+            f"unknown event name {name[:64]!r}: use one of {sorted(KNOWN_EVENTS)} "
+            f"or a custom name matching {settings.CUSTOM_EVENT_PATTERN}"
+        )
+    return name
+
+
 def parse_time(value: Any) -> datetime:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         # Milliseconds since the epoch, as Date.now() gives.
@@ -71,14 +83,7 @@ def clean_event(raw: Any, *, visitor_id: str, user_id: str, now: datetime) -> Cl
         event_uuid = uuid.UUID(str(raw.get("id", "")))
     except ValueError:
         raise ValidationError("id must be a UUID") from None
-    name = raw.get("name")
-    if not isinstance(name, str):
-        raise ValidationError("name is required")
-    if name not in KNOWN_EVENTS and not re.match(settings.CUSTOM_EVENT_PATTERN, name):
-        raise ValidationError(
-            f"unknown event name {name[:64]!r}: use one of {sorted(KNOWN_EVENTS)} "
-            f"or a custom name matching {settings.CUSTOM_EVENT_PATTERN}"
-        )
+    name = clean_name(raw.get("name"))
     item_id = ""
     if raw.get("item_id") not in (None, ""):
         item_id = clean_id(raw["item_id"], "item_id", settings.MAX_ITEM_ID_LENGTH)

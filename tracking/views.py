@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import services
+from . import ratelimit, services
 from .conf import settings
 from .validation import ValidationError
 
@@ -69,10 +68,21 @@ def ingest(request: HttpRequest) -> HttpResponse:
     if len(events) > settings.MAX_EVENTS_PER_BATCH:
         return _error(request, 413, f"at most {settings.MAX_EVENTS_PER_BATCH} events per batch")
     user_id = str(request.user.pk) if getattr(request, "user", None) and request.user.is_authenticated else ""
+    visitor_id = payload.get("visitor_id") or getattr(request, "liverec_visitor_id", "")
+    verdict = ratelimit.check(str(visitor_id)[:64], ratelimit.client_ip(request), len(events))
+    if not verdict.allowed:
+        response = _error(request, 429, f"over the {verdict.scope} rate limit of {verdict.limit} events; "
+                          f"retry in {verdict.retry_after} s", retry_after=verdict.retry_after)
+        response["Retry-After"] = str(verdict.retry_after)
+        if "Access-Control-Allow-Origin" in response:
+            response["Access-Control-Expose-Headers"] = "Retry-After"
+        return response
     try:
-        outcomes = services.append_events(events, visitor_id=payload.get("visitor_id") or getattr(request, "liverec_visitor_id", ""),
-                                          user_id=user_id, sent_at=payload.get("sent_at"))
+        outcomes = services.append_events(events, visitor_id=visitor_id, user_id=user_id, sent_at=payload.get("sent_at"),
+                                          user_agent=request.headers.get("User-Agent", ""))
     except ValidationError as exc:
         return _error(request, 400, exc.reason)
     counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("accepted", "duplicate", "rejected")}
-    return _cors(JsonResponse({**counts, "events": [asdict(o) for o in outcomes]}), request)
+    # Plain dicts, not dataclasses.asdict (its deep copy was ~1 ms a request on bench_ingest).
+    body = [{"id": o.id, "status": o.status, "reason": o.reason} for o in outcomes]
+    return _cors(JsonResponse({**counts, "events": body}), request)

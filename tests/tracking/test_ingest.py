@@ -97,3 +97,11 @@ def test_clock_skew_is_corrected_against_server_time(client):
     e = Event.objects.get()
     assert abs((e.occurred_at - e.received_at).total_seconds()) < 5
     assert abs((e.received_at - e.client_time).total_seconds() - 3600) < 5
+
+
+def test_properties_round_trip_exactly(client):
+    props = {"q": 'say "hi" \\ {braces}, commas', "ünï": "日本語 🎬", "nested": {"a": [1, 2.5, None, True]}, "empty": ""}
+    post(client, batch(view("1", props=props), {"id": str(uuid.uuid4()), "name": "page_viewed", "ts": None}))
+    assert Event.objects.get(name="item_viewed").properties == props
+    page = Event.objects.get(name="page_viewed")
+    assert page.client_time is None and page.item_id == "" and page.properties == {}

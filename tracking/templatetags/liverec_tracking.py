@@ -18,7 +18,8 @@ def liverec_tracker(context, item_id: str = "") -> str:
     user_id = str(user.pk) if user is not None and user.is_authenticated else ""
     return format_html(
         '<script src="{}" defer data-endpoint="{}" data-site-key="{}" data-cookie="{}" '
-        'data-item="{}" data-user="{}" data-flush-ms="{}" data-flush-size="{}"></script>',
+        'data-item="{}" data-user="{}" data-flush-ms="{}" data-flush-size="{}" data-consent="{}"></script>',
         static("tracking/liverec.js"), reverse("tracking:ingest"), settings.SITE_KEY,
         settings.VISITOR_COOKIE, item_id, user_id, settings.FLUSH_INTERVAL_MS, settings.FLUSH_SIZE,
+        "required" if settings.CONSENT_REQUIRED else "",
     )
