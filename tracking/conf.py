@@ -22,6 +22,17 @@ DEFAULTS = {
     "VISITOR_COOKIE_MAX_AGE": 365 * 24 * 3600,
     "FLUSH_INTERVAL_MS": 1000,
     "FLUSH_SIZE": 20,
+    # Privacy (tracking/privacy.py). Events older than this many days are deleted by the
+    # periodic ``tracking.tasks.apply_retention`` (None keeps the log forever).
+    "RETENTION_DAYS": None,
+    # Client IP kept on each event as properties["$ip"]: "none", "truncated" (to the
+    # prefixes below, like Google Analytics' IP anonymisation) or "full".
+    "IP_STORAGE": "none",
+    "IP_V4_PREFIX": 24,
+    "IP_V6_PREFIX": 48,
+    # The User-Agent is only used for the bot verdict (is_bot) unless this allows keeping it
+    # as properties["$ua"].
+    "STORE_USER_AGENT": False,
 }
 
 settings = AppSettings("LIVEREC_TRACKING", DEFAULTS)
