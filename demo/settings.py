@@ -15,6 +15,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "liverec-demo-insecure-key-change-me")
 DEBUG = os.environ.get("DEBUG", "1") == "1"
+if not DEBUG and not os.environ.get("SECRET_KEY"):
+    # Tokens and sessions are signed with it: a key from the repository forges every visitor token.
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("SECRET_KEY must be set in the environment when DEBUG is off (DEBUG=0).")
 ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
 
 INSTALLED_APPS = [
@@ -122,3 +127,13 @@ LIVEREC = {
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "min_size": 1, "max_size": int(os.environ.get("LIVEREC_DB_POOL_SIZE", "8")), "timeout": 10}
+# Celery beat (reliability): the catch-up applies events whose enqueue failed while the
+# broker was down (the log is in PostgreSQL, the projection resumes from its cursor);
+# retention deletes events older than LIVEREC_TRACKING["RETENTION_DAYS"] (None: never).
+CELERY_BEAT_SCHEDULE = {
+    "liverec-catch-up": {"task": "recsys.tasks.process_events",
+                         "schedule": float(os.environ.get("LIVEREC_CATCH_UP_SECONDS", "30")),
+                         "options": {"queue": "liverec.realtime", "expires": 60}},
+    "liverec-retention": {"task": "tracking.tasks.apply_retention", "schedule": 3600.0,
+                          "options": {"queue": "liverec.batch", "expires": 3600}},
+}

@@ -6,7 +6,9 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .engine import recommend
+from django.core.exceptions import ImproperlyConfigured
+
+from .engine import recommend, slot_config
 from .groups import visitor_group
 from .services.push import next_seq, open_slots
 from .tokens import InvalidToken, read_token
@@ -44,7 +46,7 @@ class RecommendationsConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             await super().receive(text_data=text_data, **kwargs)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested ~1,000 deep
             await self.close(code=CLOSE_BAD_MESSAGE)
 
     async def receive_json(self, content, **kwargs):
@@ -59,7 +61,16 @@ class RecommendationsConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_BAD_MESSAGE)
 
     async def _resync(self, slots: list[str]) -> None:
-        slots = await database_sync_to_async(open_slots)(self.visitor_id, slots)
+        # Only slots that exist are remembered: every remembered slot is recomputed on each
+        # of the visitor's events, so made-up names would make each event cost more.
+        known = []
+        for slot in slots:
+            try:
+                await database_sync_to_async(slot_config)(slot)
+                known.append(slot)
+            except ImproperlyConfigured:
+                await self.send_json({"type": "error", "slot": slot[:64], "error": "unknown slot"})
+        slots = await database_sync_to_async(open_slots)(self.visitor_id, known)
         for slot in slots:
             try:
                 recs = await database_sync_to_async(recommend)(self.visitor_id, slot)

@@ -45,6 +45,17 @@ DEFAULTS = {
     "BOT_FLAG_SECONDS": 3600,
     # True: the tracker sends nothing until the page calls liverec.consent(true) (opt-in regimes).
     "CONSENT_REQUIRED": False,
+    # Privacy (tracking/privacy.py). Events older than this many days are deleted by the
+    # periodic ``tracking.tasks.apply_retention`` (None keeps the log forever).
+    "RETENTION_DAYS": None,
+    # Client IP kept on each event as properties["$ip"]: "none", "truncated" (to the
+    # prefixes below, like Google Analytics' IP anonymisation) or "full".
+    "IP_STORAGE": "none",
+    "IP_V4_PREFIX": 24,
+    "IP_V6_PREFIX": 48,
+    # The User-Agent is only used for the bot verdict (is_bot) unless this allows keeping it
+    # as properties["$ua"].
+    "STORE_USER_AGENT": False,
 }
 
 settings = AppSettings("LIVEREC_TRACKING", DEFAULTS)

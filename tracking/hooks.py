@@ -26,3 +26,53 @@ def publish_appended(event_ids: Sequence[int]) -> None:
             fn(event_ids)
         except Exception:  # the log is the source of truth; subscribers catch up later
             logger.exception("tracking: subscriber %r failed for %d events", fn, len(event_ids))
+
+
+# "Visitors erased": the privacy services (tracking.privacy) deleted events. Subscribers
+# drop or rebuild what they derived from them. Unlike "appended", a failing subscriber is
+# an error the caller must see (personal data may survive), so nothing is swallowed here.
+ErasedSubscriber = Callable[..., "dict | None"]
+_erased_subscribers: list[ErasedSubscriber] = []
+
+
+def subscribe_erased(fn: ErasedSubscriber) -> None:
+    """Call ``fn(visitor_ids, user_ids=..., reason=...)`` after events were deleted. Idempotent.
+
+    ``reason`` is ``"forget"`` (every event of these visitors/users is gone: drop their state)
+    or ``"retention"`` (their old events are gone: rebuild their state from what remains).
+    ``fn`` may return a dict of counts, merged into the privacy service's report.
+    """
+    if fn not in _erased_subscribers:
+        _erased_subscribers.append(fn)
+
+
+def publish_erased(visitor_ids: Sequence[str], *, user_ids: Sequence[str] = (), reason: str) -> dict:
+    report: dict = {}
+    errors: list[BaseException] = []
+    for fn in list(_erased_subscribers):
+        try:
+            report.update(fn(list(visitor_ids), user_ids=list(user_ids), reason=reason) or {})
+        except Exception as exc:  # run the others first: each one erases what it can
+            logger.exception("tracking: erase subscriber %r failed", fn)
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+    return report
+
+
+# Exporters: what subscribers derived about visitors, for a data export (tracking.privacy).
+Exporter = Callable[..., dict]
+_exporters: list[Exporter] = []
+
+
+def subscribe_export(fn: Exporter) -> None:
+    """Register ``fn(visitor_ids, user_ids=...) -> dict`` (JSON-serialisable). Idempotent."""
+    if fn not in _exporters:
+        _exporters.append(fn)
+
+
+def collect_export(visitor_ids: Sequence[str], *, user_ids: Sequence[str] = ()) -> dict:
+    out: dict = {}
+    for fn in list(_exporters):
+        out.update(fn(list(visitor_ids), user_ids=list(user_ids)))
+    return out

@@ -1,6 +1,7 @@
 """The append-only event log: the source of truth every projection is rebuilt from."""
 from __future__ import annotations
 
+import contextvars
 import uuid
 
 from django.db import models
@@ -11,6 +12,21 @@ SCHEMA_VERSION = 1
 class EventQuerySet(models.QuerySet):
     def update(self, **kwargs):  # noqa: D401 - the log is immutable
         raise TypeError("The event log is append-only: events cannot be updated.")
+
+    def delete(self):
+        _refuse_delete()
+        return super().delete()
+
+
+# Set only by tracking.privacy while it erases (forget a visitor, retention): deleting
+# events anywhere else would leave projections holding data the log no longer has.
+ERASING = contextvars.ContextVar("liverec_erasing", default=False)
+
+
+def _refuse_delete() -> None:
+    if not ERASING.get():
+        raise TypeError("Events are deleted only by tracking.privacy (forget_visitor, forget_user, "
+                        "apply_retention), which also erases the projections derived from them.")
 
 
 class TransactionIdField(models.Field):
@@ -77,3 +93,7 @@ class Event(models.Model):
         if not self._state.adding:
             raise TypeError("The event log is append-only: events cannot be updated.")
         super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        _refuse_delete()
+        return super().delete(*args, **kwargs)

@@ -49,7 +49,11 @@ def _skew(sent_at: Any, now: datetime) -> timedelta:
         offset = now - parse_time(sent_at)
     except ValidationError:
         return timedelta(0)
-    # Network delay is not skew; only correct clocks that are clearly off.
+    # Network delay is not skew; only correct clocks that are clearly off. A clock off by more
+    # than the allowed skew is not corrected (events' own ts are judged as sent); "correcting"
+    # by centuries overflowed the datetime (found by the fuzzer).
+    if abs(offset) > timedelta(seconds=settings.MAX_CLOCK_SKEW_SECONDS):
+        return timedelta(0)
     return offset if abs(offset) > timedelta(seconds=2) else timedelta(0)
 
 

@@ -71,7 +71,13 @@ def parse_time(value: Any) -> datetime:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise ValidationError("ts must be milliseconds since the epoch or an ISO 8601 time") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        if not parsed.tzinfo:
+            return parsed.replace(tzinfo=timezone.utc)
+        # In UTC: PostgreSQL refuses offsets beyond +-15:59 that Python accepts (found by the fuzzer).
+        try:
+            return parsed.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValidationError("ts is out of range") from None
     raise ValidationError("ts must be milliseconds since the epoch or an ISO 8601 time")
 
 
@@ -99,6 +105,10 @@ def clean_event(raw: Any, *, visitor_id: str, user_id: str, now: datetime) -> Cl
         raise ValidationError(f"props are {size} bytes; the limit is {settings.MAX_PROPERTIES_BYTES}")
     if name == "searched" and not isinstance(props.get("query"), str):
         raise ValidationError("searched needs props.query as a string")
+    if name == "rated" and "value" in props and (
+            isinstance(props["value"], bool) or not isinstance(props["value"], (int, float))):
+        # The interest projection scales by it: a string here would stall it (found by the fuzzer).
+        raise ValidationError("rated needs props.value as a number")
     client_time = parse_time(raw["ts"]) if raw.get("ts") is not None else None
     if client_time is not None:
         if client_time - now > timedelta(seconds=settings.MAX_CLOCK_SKEW_SECONDS):

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import ratelimit, services
+from . import privacy, ratelimit, safejson, services
 from .conf import settings
 from .validation import ValidationError
 
@@ -36,7 +36,31 @@ def _error(request: HttpRequest, status: int, message: str, **extra) -> HttpResp
     return _cors(JsonResponse({"error": message, **extra}, status=status), request)
 
 
+# While PostgreSQL is unreachable the tracker keeps its queue and retries after this.
+DB_DOWN_RETRY_AFTER_SECONDS = 5
+
+
+def _database_down_is_503(view):
+    """The log is the source of truth: without it, ask the tracker to retry later (503 +
+    Retry-After) instead of a 500; its queue and event UUIDs make the retry exactly-once."""
+    from functools import wraps
+
+    from django.db import InterfaceError, OperationalError
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except (OperationalError, InterfaceError):
+            response = _error(request, 503, "the event store is unavailable; retry later")
+            response["Retry-After"] = str(DB_DOWN_RETRY_AFTER_SECONDS)
+            return response
+
+    return wrapper
+
+
 @csrf_exempt  # by design: protected by the Origin allow-list and the site key
+@_database_down_is_503
 def ingest(request: HttpRequest) -> HttpResponse:
     """POST a JSON batch ``{"site_key", "visitor_id", "sent_at", "events": [...]}``.
 
@@ -54,7 +78,7 @@ def ingest(request: HttpRequest) -> HttpResponse:
     if length > settings.MAX_BODY_BYTES or len(request.body) > settings.MAX_BODY_BYTES:
         return _error(request, 413, f"body over {settings.MAX_BODY_BYTES} bytes")
     try:
-        payload = json.loads(request.body)
+        payload = safejson.loads(request.body)
     except (ValueError, UnicodeDecodeError) as exc:
         return _error(request, 400, f"malformed JSON: {exc}")
     if not isinstance(payload, dict):
@@ -78,6 +102,7 @@ def ingest(request: HttpRequest) -> HttpResponse:
             response["Access-Control-Expose-Headers"] = "Retry-After"
         return response
     try:
+        events = privacy.stamp_client_context(events, request)
         outcomes = services.append_events(events, visitor_id=visitor_id, user_id=user_id, sent_at=payload.get("sent_at"),
                                           user_agent=request.headers.get("User-Agent", ""))
     except ValidationError as exc:

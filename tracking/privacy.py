@@ -1,0 +1,183 @@
+"""Visitors in control: forget, export, retention, and what of the client is kept.
+
+The only code that deletes events. Whatever was derived from deleted events is erased
+in the same transaction by the "erased" subscribers (``tracking.hooks``; recsys drops or
+rebuilds its profiles), so a forget either completes everywhere or not at all.
+Aggregates that mix many visitors (item co-occurrence, trending counts) are not
+per-visitor rows: they are recomputed from the log (``manage.py recsys_replay`` for the
+stored ones; trending is read from the log with a 10 s cache), after which no trace is left.
+"""
+from __future__ import annotations
+
+import ipaddress
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any, Iterator, Sequence
+
+from django.db import transaction
+from django.db.models import Q
+from django.http import HttpRequest
+from django.utils import timezone
+
+from . import hooks
+from .conf import settings
+from .models import ERASING, Event
+
+# Events per retention transaction: one DELETE of 5,000 rows by primary key plus the
+# re-fold of their visitors stays well under a second, so the projection worker (which
+# waits on the same cursor lock) is never held up for long.
+RETENTION_BATCH = 5000
+# Properties the server stamps on each event; never taken from the client.
+IP_PROPERTY = "$ip"
+UA_PROPERTY = "$ua"
+_IP_STORAGE_CHOICES = ("none", "truncated", "full")
+
+
+@contextmanager
+def _erasing() -> Iterator[None]:
+    token = ERASING.set(True)
+    try:
+        yield
+    finally:
+        ERASING.reset(token)
+
+
+def _forget(visitor_ids: Sequence[str], user_ids: Sequence[str]) -> dict[str, Any]:
+    query = Q(visitor_id__in=list(visitor_ids))
+    if user_ids:
+        query |= Q(user_id__in=list(user_ids))
+    with transaction.atomic():
+        with _erasing():
+            deleted, _ = Event.objects.filter(query).delete()
+        derived = hooks.publish_erased(visitor_ids, user_ids=user_ids, reason="forget")
+    return {"visitor_ids": sorted(visitor_ids), "user_ids": sorted(user_ids), "events_deleted": deleted,
+            **derived}
+
+
+def forget_visitor(visitor_id: str) -> dict[str, Any]:
+    """Erase every event of the visitor and everything derived from them. Idempotent.
+
+    Returns counts: ``events_deleted`` and what each subscriber erased (e.g. ``profiles_deleted``).
+    """
+    return _forget([visitor_id], [])
+
+
+def forget_user(user_id: str) -> dict[str, Any]:
+    """Erase a signed-in user: their events and every visitor id they were seen under."""
+    visitor_ids = sorted(set(Event.objects.filter(user_id=user_id).values_list("visitor_id", flat=True)))
+    return _forget(visitor_ids, [user_id])
+
+
+def _event_dict(event: Event) -> dict[str, Any]:
+    return {
+        "id": str(event.uuid), "name": event.name, "visitor_id": event.visitor_id, "user_id": event.user_id,
+        "item_id": event.item_id, "session_id": event.session_id, "properties": event.properties,
+        "client_time": event.client_time.isoformat() if event.client_time else None,
+        "occurred_at": event.occurred_at.isoformat(), "received_at": event.received_at.isoformat(),
+        "source": event.source, "is_bot": event.is_bot, "is_repeat": event.is_repeat,
+    }
+
+
+def _export(visitor_ids: Sequence[str], user_ids: Sequence[str]) -> dict[str, Any]:
+    query = Q(visitor_id__in=list(visitor_ids))
+    if user_ids:
+        query |= Q(user_id__in=list(user_ids))
+    events = Event.objects.filter(query).order_by("occurred_at", "id")
+    return {
+        "visitor_ids": sorted(visitor_ids), "user_ids": sorted(user_ids),
+        "exported_at": timezone.now().isoformat(),
+        "events": [_event_dict(e) for e in events.iterator(chunk_size=2000)],
+        **hooks.collect_export(visitor_ids, user_ids=user_ids),
+    }
+
+
+def export_visitor(visitor_id: str) -> dict[str, Any]:
+    """Everything kept about a visitor, JSON-serialisable: their events and derived state."""
+    return _export([visitor_id], [])
+
+
+def export_user(user_id: str) -> dict[str, Any]:
+    visitor_ids = sorted(set(Event.objects.filter(user_id=user_id).values_list("visitor_id", flat=True)))
+    return _export(visitor_ids, [user_id])
+
+
+def apply_retention(*, now: datetime | None = None, days: int | None = None) -> dict[str, Any]:
+    """Delete events older than ``LIVEREC_TRACKING['RETENTION_DAYS']`` (or ``days``).
+
+    Each batch's visitors are handed to the "erased" subscribers in the same transaction,
+    which rebuild their state from the events that remain (as a replay would).
+    """
+    days = settings.RETENTION_DAYS if days is None else days
+    if days is None:
+        return {"events_deleted": 0, "visitors": 0, "retention_days": None}
+    if not isinstance(days, int) or days < 1:
+        raise ValueError(f"LIVEREC_TRACKING['RETENTION_DAYS'] must be a positive whole number of days or None, not {days!r}")
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    deleted, visitors = 0, set()
+    while True:
+        with transaction.atomic():
+            rows = list(Event.objects.filter(occurred_at__lt=cutoff).order_by()
+                        .values_list("id", "visitor_id")[:RETENTION_BATCH])
+            if not rows:
+                break
+            with _erasing():
+                count, _ = Event.objects.filter(id__in=[r[0] for r in rows]).delete()
+            batch_visitors = sorted({r[1] for r in rows})
+            hooks.publish_erased(batch_visitors, reason="retention")
+        deleted += count
+        visitors.update(batch_visitors)
+    return {"events_deleted": deleted, "visitors": len(visitors), "retention_days": days,
+            "cutoff": cutoff.isoformat()}
+
+
+# --- what of the client is kept ---------------------------------------------------------
+
+def truncate_ip(ip: str, *, v4_prefix: int = 24, v6_prefix: int = 48) -> str:
+    """The network part of an address ("203.0.113.77" -> "203.0.113.0"); "" if unparsable."""
+    try:
+        addr = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return ""
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped
+    prefix = v4_prefix if addr.version == 4 else v6_prefix
+    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False).network_address)
+
+
+def client_properties(request: HttpRequest) -> dict[str, str]:
+    """What the settings allow to keep about the client, as server-stamped properties."""
+    mode = settings.IP_STORAGE
+    if mode not in _IP_STORAGE_CHOICES:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"LIVEREC_TRACKING['IP_STORAGE'] = {mode!r}; valid: {list(_IP_STORAGE_CHOICES)}")
+    out: dict[str, str] = {}
+    ip = request.META.get("REMOTE_ADDR") or ""
+    if mode == "full" and ip:
+        out[IP_PROPERTY] = ip
+    elif mode == "truncated" and ip:
+        truncated = truncate_ip(ip, v4_prefix=settings.IP_V4_PREFIX, v6_prefix=settings.IP_V6_PREFIX)
+        if truncated:
+            out[IP_PROPERTY] = truncated
+    if settings.STORE_USER_AGENT:
+        ua = request.headers.get("User-Agent", "")[:512]
+        if ua:
+            out[UA_PROPERTY] = ua
+    return out
+
+
+def stamp_client_context(events: list[Any], request: HttpRequest) -> list[Any]:
+    """Copies of ``events`` whose props carry only the server's view of the client.
+
+    A client-sent ``$ip``/``$ua`` is dropped (it could claim anything); events that are
+    not objects, or whose props are not objects, pass unchanged so validation rejects them.
+    """
+    stamp = client_properties(request)
+    out = []
+    for raw in events:
+        if isinstance(raw, dict) and isinstance(raw.get("props", {}) or {}, dict):
+            props = {k: v for k, v in (raw.get("props") or {}).items() if k not in (IP_PROPERTY, UA_PROPERTY)}
+            props.update(stamp)
+            raw = {**raw, "props": props}
+        out.append(raw)
+    return out
