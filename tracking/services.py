@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from . import bots, hooks, preprocess
+from .conf import settings
 from .models import SCHEMA_VERSION, Event
 from .validation import CleanEvent, ValidationError, clean_event, clean_id
 
