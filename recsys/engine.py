@@ -1,14 +1,30 @@
-"""The recommendation engine: strategies -> normalised fusion -> rules -> ranked list with reasons."""
+"""The recommendation engine: strategies -> normalised fusion -> rules -> diversity -> list with reasons.
+
+A slot's configuration (``LIVEREC["SLOTS"]`` entry, or its newest published ``SlotConfig``)::
+
+    {"strategies": {"content/interests": 1.0, ...},      # strategy id -> fusion weight
+     "if_registered": {"sequential/next-item": 1.0},     # used only when that plugin is installed
+     "exclude_events": {"purchased": None, "item_viewed": 3600},  # forever / seconds, per event
+     "filters": {"available": True, "categories": [...], "host": {"<lookup>": value}},
+     "rules": [{"action": "boost" | "bury", "item_ids": [...], "categories": [...], "factor": 1.5},
+               {"action": "pin", "item_id": "42", "position": 0}],
+     "freshness": {"weight": 0.1, "half_life_hours": 72},
+     "diversity": 0.8,                                    # MMR lambda (1 = relevance only)
+     "limit": 8, "pool": 4}                               # candidates read = limit * pool
+"""
 from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
 
-from . import selectors
+from . import configcache, ranking, selectors
 from .conf import settings
+from .models import Item
 from .services.interests import visitor_state
 from .strategies import registry
 from .strategies.base import Candidate, Reason, RequestContext
@@ -41,9 +57,9 @@ class RecommendationList:
         return tuple(r.item_id for r in self.items)
 
 
-def slot_config(slot: str) -> dict[str, Any]:
+def slot_config(slot: str, snapshot: dict[str, Any] | None = None) -> dict[str, Any]:
     """The live configuration of a slot: its newest active published version, else settings."""
-    published = selectors.published_slot_config(slot)
+    published = (snapshot or configcache.snapshot())["slots"].get(slot)
     if published is not None:
         return published
     slots = settings.SLOTS
@@ -52,45 +68,111 @@ def slot_config(slot: str) -> dict[str, Any]:
     return slots[slot]
 
 
-def build_strategy(strategy_id: str):
+def slot_strategies(conf: dict[str, Any]) -> dict[str, float]:
+    """The slot's strategy weights, plus its ``if_registered`` ones whose plugin is installed."""
+    weights = {sid: float(w) for sid, w in conf["strategies"].items()}
+    installed = set(registry.ids())
+    for sid, w in (conf.get("if_registered") or {}).items():
+        if sid in installed:
+            weights.setdefault(sid, float(w))
+    return weights
+
+
+def build_strategy(strategy_id: str, snapshot: dict[str, Any] | None = None):
     """A strategy instance with its staff tuning merged over DEFAULT_CONFIG."""
-    return registry.get(strategy_id)(selectors.strategy_tuning(strategy_id))
+    tuning = (snapshot or configcache.snapshot())["tuning"].get(strategy_id) or {}
+    return registry.get(strategy_id)(tuning)
 
 
 def _fuse(per_strategy: dict[str, tuple[float, list[Candidate]]]) -> list[Candidate]:
-    """Max-normalise each strategy's scores to [0, 1], then weighted sum; reasons merged."""
-    fused: dict[str, Candidate] = {}
-    for sid, (weight, cands) in per_strategy.items():
-        if not cands:
+    return ranking.fuse(per_strategy)
+
+
+def _meta(item_ids: list[str], with_vectors: bool) -> dict[str, tuple[Item, ranking.ItemMeta]]:
+    fields = ["item_id", "title", "url", "categories", "available", "created_at", "source"]
+    if with_vectors:
+        fields.append("embedding")
+    out = {}
+    for it in Item.objects.filter(item_id__in=item_ids).only(*fields):
+        vec = None
+        if with_vectors and it.embedding is not None:
+            v = np.asarray(it.embedding, dtype=np.float32)
+            n = float(np.linalg.norm(v))
+            vec = v / n if n > 1e-12 else None
+        out[it.item_id] = (it, ranking.ItemMeta(it.item_id, list(it.categories), it.available, it.created_at, vec))
+    return out
+
+
+def _host_allowed(items: dict[str, tuple[Item, ranking.ItemMeta]], host_filters: dict[str, Any]) -> set[str]:
+    """Item ids whose host object passes its adapter's ``filters`` and the slot's ``host`` lookups."""
+    from .adapters import adapters
+
+    allowed = set(items)
+    for adapter in adapters():
+        if not adapter.filters and not host_filters:
             continue
-        top = max(c.score for c in cands) or 1.0
-        for c in cands:
-            f = fused.get(c.item_id)
-            if f is None:
-                f = fused[c.item_id] = Candidate(c.item_id, 0.0)
-            f.score += weight * c.score / top
-            f.reasons.extend(c.reasons)
-    return sorted(fused.values(), key=lambda c: (-c.score, c.item_id))
+        mine = {iid for iid, (it, _) in items.items() if it.source == adapter.label()}
+        if mine:
+            allowed -= mine - adapter.matching_item_ids(mine, host_filters)
+    return allowed
 
 
 def recommend(visitor_id: str, slot: str = "for-you", k: int | None = None,
               context: dict[str, Any] | None = None) -> RecommendationList:
-    """Recommend ``k`` items for a visitor in a slot. ``context``: {"item_id", "query"}."""
-    conf = slot_config(slot)
+    """Recommend ``k`` items for a visitor in a slot.
+
+    ``context`` describes the page: ``item_id`` (the item shown: excluded, and a seed for
+    "more like this" and co-occurrence), ``query`` (a search just made: embedded and
+    matched), ``category`` (a category page: filters the list and drives per-category
+    trending). Every item carries its reasons, the main one first.
+    """
+    snap = configcache.snapshot()
+    conf = slot_config(slot, snap)
     k = int(k or conf.get("limit", 8))
     context = context or {}
+    engagements = selectors.recent_engagements(visitor_id)
+    recent: list[str] = []
+    for e in engagements:
+        if e.item_id not in recent:
+            recent.append(e.item_id)
     exclude = selectors.excluded_items(visitor_id, conf.get("exclude_events", {}))
-    if context.get("item_id"):
-        exclude.add(str(context["item_id"]))
-    ctx = RequestContext(visitor_id=visitor_id, state=visitor_state(visitor_id), item_id=str(context.get("item_id", "")),
-                         query=str(context.get("query", "")), exclude=exclude,
-                         recent_items=selectors.recent_items(visitor_id))
-    per_strategy = {}
-    for sid, weight in conf["strategies"].items():
-        strategy = build_strategy(sid)
-        per_strategy[sid] = (float(weight), strategy.candidates(ctx, k * 3))
-    ranked = _fuse(per_strategy)[:k]
-    items = selectors.items_by_id([c.item_id for c in ranked])
-    recs = [Recommendation(c.item_id, items[c.item_id].title, items[c.item_id].url, c.score, c.reasons)
-            for c in ranked if c.item_id in items]
+    page_item = str(context.get("item_id") or "")
+    if page_item:
+        exclude.add(page_item)
+    category = str(context.get("category") or "")
+    ctx = RequestContext(visitor_id=visitor_id, state=visitor_state(visitor_id) if visitor_id else None,
+                         item_id=page_item, query=str(context.get("query") or ""), exclude=exclude,
+                         recent_items=recent[:20], engagements=engagements, category=category)
+    pool = k * int(conf.get("pool", 4))
+    per_strategy = {sid: (w, build_strategy(sid, snap).candidates(ctx, pool))
+                    for sid, w in slot_strategies(conf).items()}
+    fused = ranking.fuse(per_strategy)
+
+    rules = list(conf.get("rules") or ())
+    pins = [(str(r["item_id"]), int(r.get("position", 0))) for r in rules if r.get("action") == "pin"]
+    lam = float(conf.get("diversity", 1.0))
+    items = _meta([c.item_id for c in fused] + [p for p, _ in pins], with_vectors=lam < 1.0)
+    meta = {iid: m for iid, (_, m) in items.items()}
+
+    filters = dict(conf.get("filters") or {})
+    if category:
+        filters["categories"] = [category]
+    allowed = {iid for iid, m in meta.items() if iid not in exclude and ranking.passes_filters(m, filters)}
+    if filters.get("host") or any(True for _ in _adapters_with_filters()):
+        allowed &= _host_allowed({i: items[i] for i in allowed}, filters.get("host") or {})
+    ranked = [c for c in fused if c.item_id in allowed]
+    ranked = ranking.apply_boosts(ranked, rules, meta)
+    fresh = conf.get("freshness") or {}
+    ranked = ranking.apply_freshness(ranked, meta, weight=float(fresh.get("weight", 0.0)),
+                                     half_life_hours=float(fresh.get("half_life_hours", 72.0)), now=timezone.now())
+    ranked = ranking.mmr(ranked, {i: m.vector for i, m in meta.items()}, lam, k)
+    ranked = ranking.apply_pins(ranked, pins, allowed)[:k]
+    recs = [Recommendation(c.item_id, items[c.item_id][0].title, items[c.item_id][0].url, c.score, c.reasons)
+            for c in ranked]
     return RecommendationList(id=uuid.uuid4().hex, slot=slot, visitor_id=visitor_id, items=recs)
+
+
+def _adapters_with_filters():
+    from .adapters import adapters
+
+    return (a for a in adapters() if a.filters)

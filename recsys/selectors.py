@@ -1,28 +1,34 @@
 """Reads of the recsys app for the engine, pages and the admin."""
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
+from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
 from tracking.models import Event
 
+from .conf import settings
 from .models import Item, SlotConfig, StrategyConfig
 
 
 def excluded_items(visitor_id: str, rules: dict[str, int | None]) -> set[str]:
-    """Items to leave out: per event name, forever (None) or for a window in seconds."""
-    if not rules:
+    """Items to leave out: per event name, forever (None) or for a window in seconds (one query)."""
+    if not rules or not visitor_id:
         return set()
-    out: set[str] = set()
+    from django.db.models import Q
+
     now = timezone.now()
+    cond = Q()
     for name, seconds in rules.items():
-        qs = Event.objects.filter(visitor_id=visitor_id, name=name).exclude(item_id="")
+        q = Q(name=name)
         if seconds is not None:
-            qs = qs.filter(occurred_at__gte=now - timedelta(seconds=int(seconds)))
-        out.update(qs.values_list("item_id", flat=True).distinct()[:5000])
-    return out
+            q &= Q(occurred_at__gte=now - timedelta(seconds=int(seconds)))
+        cond |= q
+    qs = Event.objects.filter(cond, visitor_id=visitor_id).exclude(item_id="")
+    return set(qs.values_list("item_id", flat=True).distinct()[:5000])
 
 
 def recent_items(visitor_id: str, limit: int = 20) -> list[str]:
@@ -42,3 +48,48 @@ def published_slot_config(slot: str) -> dict | None:
 
 def strategy_tuning(strategy_id: str) -> dict:
     return StrategyConfig.objects.filter(strategy_id=strategy_id).values_list("config", flat=True).first() or {}
+
+
+def recent_engagements(visitor_id: str, limit: int = 50):
+    """The visitor's latest positive engagements with items (newest first), as
+    ``association_model.Engagement`` rows weighted like the projections weigh them."""
+    from .association_model import Engagement
+    from .services.cooccurrence import event_weight
+
+    if not visitor_id:
+        return []
+    positive = [name for name, w in settings.EVENT_WEIGHTS.items() if w > 0]
+    rows = (Event.objects.filter(visitor_id=visitor_id, name__in=positive, is_bot=False).exclude(item_id="")
+            .order_by("-occurred_at", "-id").only("item_id", "name", "occurred_at", "properties")[:limit])
+    return [Engagement(ev.item_id, event_weight(ev), ev.occurred_at, ev.name) for ev in rows]
+
+
+def association_neighbours(item_ids: list[str], per_item: int) -> dict[str, list[tuple[str, float]]]:
+    """Top ``per_item`` associated items of each item, by decayed weight (one index scan each).
+
+    Weights are relative: scaled so the strongest pair read is 1 (forward decay makes the
+    ratio between any two pairs independent of the time they are compared at).
+    """
+    from .models import ItemAssociation
+
+    if not item_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.a, x.item_b, x.log_key FROM unnest(%s::text[]) AS s(a) CROSS JOIN LATERAL "
+            f"(SELECT item_b, log_key FROM {ItemAssociation._meta.db_table} WHERE item_a = s.a "
+            f" ORDER BY log_key DESC LIMIT %s) x",
+            [list(item_ids), per_item],
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return {}
+    top = max(r[2] for r in rows)
+    out: dict[str, list[tuple[str, float]]] = {}
+    for a, b, key in rows:
+        out.setdefault(a, []).append((b, math.exp(max(-700.0, key - top))))
+    return out
+
+
+def item_titles(item_ids) -> dict[str, str]:
+    return dict(Item.objects.filter(item_id__in=list(item_ids)).values_list("item_id", "title"))

@@ -6,7 +6,7 @@ from typing import Sequence
 
 from celery import shared_task
 
-from .services import interests, items, push
+from .services import cooccurrence, interests, items, push
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,8 @@ def process_events() -> int:
     lost task is made good by the next one.
     """
     touched = interests.catch_up()
+    # Associations next: the visitors' pushes below already see pairs their events formed.
+    cooccurrence.catch_up()
     for visitor_id in sorted(touched):
         try:
             push.refresh(visitor_id)
