@@ -48,7 +48,9 @@ DEFAULTS = {
     # WINDOW_* or BACKWARD needs `manage.py recsys_replay` (they shape the stored weights).
     "COOCCURRENCE": {
         "HALF_LIFE_HOURS": 24 * 30,  # forward decay of pair weights, in event time
-        "WINDOW_ITEMS": 20,  # pair an engagement with this many distinct earlier items...
+        # Pair an engagement with this many distinct earlier items (1/gap weighting leaves the
+        # 10th at 0.1; each costs two upserted rows per event)...
+        "WINDOW_ITEMS": 10,
         "WINDOW_HOURS": 24,  # ...engaged within this many hours of it
         "BACKWARD": 0.1,  # weight of b -> a relative to a -> b when b followed a
     },

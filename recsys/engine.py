@@ -58,6 +58,15 @@ class RecommendationList:
         return tuple(r.item_id for r in self.items)
 
 
+#: The page context every surface accepts (Python API, JSON endpoint, template tag).
+CONTEXT_KEYS = ("item_id", "query", "category")
+
+
+def clean_context(values: dict[str, Any] | None) -> dict[str, str]:
+    """The known context keys with non-empty values, as bounded strings."""
+    return {key: str(values[key])[:256] for key in CONTEXT_KEYS if values and values.get(key) not in (None, "")}
+
+
 def slot_config(slot: str, snapshot: dict[str, Any] | None = None) -> dict[str, Any]:
     """The live configuration of a slot: its newest active published version, else settings."""
     published = (snapshot or configcache.snapshot())["slots"].get(slot)
@@ -149,7 +158,7 @@ def recommend(visitor_id: str, slot: str = "for-you", k: int | None = None,
     snap = configcache.snapshot()
     conf = slot_config(slot, snap)
     k = int(k or conf.get("limit", 8))
-    context = context or {}
+    context = clean_context(context)
     engagements = selectors.recent_engagements(visitor_id)
     recent: list[str] = []
     for e in engagements:

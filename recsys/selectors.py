@@ -64,8 +64,9 @@ def recent_engagements(visitor_id: str, limit: int = 50):
     return [Engagement(ev.item_id, event_weight(ev), ev.occurred_at, ev.name) for ev in rows]
 
 
-def association_neighbours(item_ids: list[str], per_item: int) -> dict[str, list[tuple[str, float]]]:
-    """Top ``per_item`` associated items of each item, by decayed weight (one index scan each).
+def association_neighbours(item_ids: list[str], per_item: int) -> tuple[dict[str, list[tuple[str, float]]], dict[str, str]]:
+    """Top ``per_item`` associated items of each item, by decayed weight (one index scan each),
+    and the titles of the given items (for reasons), in one round trip.
 
     Weights are relative: scaled so the strongest pair read is 1 (forward decay makes the
     ratio between any two pairs independent of the time they are compared at).
@@ -73,22 +74,25 @@ def association_neighbours(item_ids: list[str], per_item: int) -> dict[str, list
     from .models import ItemAssociation
 
     if not item_ids:
-        return {}
+        return {}, {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT s.a, x.item_b, x.log_key FROM unnest(%s::text[]) AS s(a) CROSS JOIN LATERAL "
+            f"SELECT s.a, i.title, x.item_b, x.log_key FROM unnest(%s::text[]) AS s(a) "
+            f"LEFT JOIN {Item._meta.db_table} i ON i.item_id = s.a CROSS JOIN LATERAL "
             f"(SELECT item_b, log_key FROM {ItemAssociation._meta.db_table} WHERE item_a = s.a "
             f" ORDER BY log_key DESC LIMIT %s) x",
             [list(item_ids), per_item],
         )
         rows = cursor.fetchall()
     if not rows:
-        return {}
-    top = max(r[2] for r in rows)
+        return {}, {}
+    top = max(r[3] for r in rows)
     out: dict[str, list[tuple[str, float]]] = {}
-    for a, b, key in rows:
+    titles: dict[str, str] = {}
+    for a, title, b, key in rows:
+        titles[a] = title or ""
         out.setdefault(a, []).append((b, math.exp(max(-700.0, key - top))))
-    return out
+    return out, titles
 
 
 def item_titles(item_ids) -> dict[str, str]:

@@ -23,13 +23,14 @@ def process_events() -> int:
     lost task is made good by the next one.
     """
     touched = interests.catch_up()
-    # Associations next: the visitors' pushes below already see pairs their events formed.
-    cooccurrence.catch_up()
     for visitor_id in sorted(touched):
         try:
             push.refresh(visitor_id)
         except Exception:
             logger.exception("recsys: push for visitor %s failed", visitor_id)
+    # Associations after the pushes: they are latency-critical, and the pairs a visitor's own
+    # events just formed join items that are already that visitor's seeds.
+    cooccurrence.catch_up()
     return len(touched)
 
 

@@ -35,10 +35,9 @@ class CoOccurrence(Strategy):
         seeds = self.seeds(ctx)
         if not seeds:
             return []
-        neighbours = selectors.association_neighbours(list(seeds), int(self.config["neighbours"]))
+        neighbours, titles = selectors.association_neighbours(list(seeds), int(self.config["neighbours"]))
         scored = am.score_candidates(seeds, neighbours, ctx.exclude)
         ranked = sorted(scored.items(), key=lambda kv: (-kv[1][0], kv[0]))[:n]
-        titles = selectors.item_titles({why for _, (_, why) in ranked})
         last_name = {}
         for e in ctx.engagements:  # newest first: keep the strongest engagement per item
             if e.item_id not in last_name or e.weight > last_name[e.item_id].weight:
