@@ -159,12 +159,11 @@ def recommend(visitor_id: str, slot: str = "for-you", k: int | None = None,
     conf = slot_config(slot, snap)
     k = int(k or conf.get("limit", 8))
     context = clean_context(context)
-    engagements = selectors.recent_engagements(visitor_id)
+    engagements, exclude = selectors.visitor_activity(visitor_id, conf.get("exclude_events", {}))
     recent: list[str] = []
     for e in engagements:
         if e.item_id not in recent:
             recent.append(e.item_id)
-    exclude = selectors.excluded_items(visitor_id, conf.get("exclude_events", {}))
     page_item = str(context.get("item_id") or "")
     if page_item:
         exclude.add(page_item)

@@ -28,15 +28,20 @@ APPLY_BATCH = 500
 REPLAY_BATCH = 5000
 
 
-def event_weight(ev: Event) -> float:
-    """The engagement weight of an event (as the interest model weighs it); <= 0 forms no pair."""
-    weight = float(settings.EVENT_WEIGHTS.get(ev.name, 0.0))
-    if ev.name == "rated" and "value" in (ev.properties or {}):
+def engagement_weight(name: str, rating=None) -> float:
+    """The weight of an event type (as the interest model weighs it); a 1-5 ``rated`` value
+    scales it (5 -> 1.0, 1 -> 0.2). <= 0 forms no pair."""
+    weight = float(settings.EVENT_WEIGHTS.get(name, 0.0))
+    if name == "rated" and rating is not None:
         try:
-            weight *= max(0.2, min(1.0, float(ev.properties["value"]) / 5.0))
+            weight *= max(0.2, min(1.0, float(rating) / 5.0))
         except (TypeError, ValueError):
             pass
     return weight
+
+
+def event_weight(ev: Event) -> float:
+    return engagement_weight(ev.name, (ev.properties or {}).get("value"))
 
 
 def _engages(ev: Event) -> bool:

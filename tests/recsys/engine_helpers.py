@@ -16,8 +16,14 @@ def isolated_cache():
     (and flushing the shared Redis would also drop the stack's broker queues)."""
     from django.core.cache import cache
 
+    from recsys import configcache
+    from recsys.strategies import trending
+
     with override_settings(CACHES=LOCMEM):
         cache.clear()
+        # Per-process copies too: each test's database starts empty.
+        trending._local.clear()
+        configcache.invalidate()
         yield cache
 
 
