@@ -131,6 +131,3 @@ def association_neighbours(item_ids: list[str], per_item: int) -> tuple[dict[str
         out.setdefault(a, []).append((b, math.exp(max(-700.0, key - top))))
     return out, titles
 
-
-def item_titles(item_ids) -> dict[str, str]:
-    return dict(Item.objects.filter(item_id__in=list(item_ids)).values_list("item_id", "title"))
