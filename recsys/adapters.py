@@ -62,6 +62,20 @@ class ItemAdapter:
     def queryset(self):
         return self.model._default_manager.filter(**self.filters)
 
+    #: The host field that holds the item id, for filtering by id in SQL. Defaults to
+    #: ``item_id`` when that is a field name; set it when ``item_id`` is a callable.
+    item_id_lookup: str = ""
+
+    def matching_item_ids(self, item_ids: set[str], lookups: dict[str, Any] | None = None) -> set[str]:
+        """Which of ``item_ids`` belong to host objects in ``queryset()`` that also match
+        ``lookups`` (a slot's ``filters["host"]``). One query when the id field is known."""
+        qs = self.queryset().filter(**(lookups or {}))
+        field = self.item_id_lookup or (self.item_id if isinstance(self.item_id, str) else "")
+        if field:
+            return {str(v) for v in qs.filter(**{f"{field}__in": list(item_ids)}).values_list(field, flat=True)}
+        # A callable id without a lookup field: map every matching host object (slow on big catalogues).
+        return {iid for iid in (str(_get(obj, self.item_id)) for obj in qs.iterator(chunk_size=2000)) if iid in item_ids}
+
 
 def register(model: type[models.Model], *, item_id: Getter = "pk", title: Getter = None, text: Getter = None,
              categories: Getter = None, url: Getter = None, available: Getter = None,

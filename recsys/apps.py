@@ -11,8 +11,10 @@ class RecsysConfig(AppConfig):
         from tracking import hooks
 
         from . import checks  # noqa: F401  (registers the system checks)
+        from . import configcache
         from .adapters import register_adapter
         from .conf import settings
+        from .services import privacy
         from .services.events import on_events_appended
         from .strategies import registry
 
@@ -21,7 +23,6 @@ class RecsysConfig(AppConfig):
         for adapter_cls in settings.ITEM_ADAPTERS:
             register_adapter(adapter_cls())
         hooks.subscribe(on_events_appended)
-        from .services import privacy
-
         hooks.subscribe_erased(privacy.on_erased)
         hooks.subscribe_export(privacy.export)
+        configcache.connect()

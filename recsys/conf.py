@@ -18,20 +18,42 @@ DEFAULTS = {
     "SHORT_TERM_HALF_LIFE_HOURS": 0.5,
     # Slots: which strategies with which weights, and the rules applied to the fused list.
     "SLOTS": {
-        "for-you": {"strategies": {"content/interests": 1.0, "popular/trending": 0.2},
-                    "exclude_events": {"purchased": None, "item_viewed": 3600}, "limit": 8},
-        "similar": {"strategies": {"similar/items": 1.0}, "exclude_events": {"purchased": None}, "limit": 6},
+        # Cold visitors get trending plus context (the page's item, the search); warm ones
+        # their interests and what people went on to after their recent items. A
+        # "sequential/next-item" plugin joins for-you when it is installed (if_registered).
+        "for-you": {"strategies": {"content/interests": 1.0, "collaborative/co-occurrence": 1.0,
+                                   "popular/trending": 0.2, "content/query": 0.8, "similar/items": 0.5},
+                    "if_registered": {"sequential/next-item": 1.0},
+                    "exclude_events": {"purchased": None, "item_viewed": 3600},
+                    "diversity": 0.85, "freshness": {"weight": 0.1, "half_life_hours": 72}, "limit": 8},
+        "similar": {"strategies": {"similar/items": 1.0, "collaborative/co-occurrence": 0.7},
+                    "exclude_events": {"purchased": None}, "limit": 6},
         "trending": {"strategies": {"popular/trending": 1.0}, "exclude_events": {}, "limit": 8},
+        "popular-in-category": {"strategies": {"popular/in-category": 1.0}, "exclude_events": {"purchased": None},
+                                "limit": 8},
     },
     "STRATEGIES": [
         "recsys.strategies.content.InterestVectors",
         "recsys.strategies.content.SimilarItems",
         "recsys.strategies.trending.Trending",
+        "recsys.strategies.trending.TrendingInCategory",
+        "recsys.strategies.collaborative.CoOccurrence",
+        "recsys.strategies.context.QueryMatch",
     ],
     # Signed visitor tokens for sockets and the recommendations endpoint.
     "TOKEN_MAX_AGE_SECONDS": 24 * 3600,
     # Bursts of events for one visitor are coalesced into one refresh within this window.
     "PUSH_DEBOUNCE_MS": 50,
+    # Item-item association projection (collaborative/co-occurrence). Changing HALF_LIFE_HOURS,
+    # WINDOW_* or BACKWARD needs `manage.py recsys_replay` (they shape the stored weights).
+    "COOCCURRENCE": {
+        "HALF_LIFE_HOURS": 24 * 30,  # forward decay of pair weights, in event time
+        # Pair an engagement with this many distinct earlier items (1/gap weighting leaves the
+        # 10th at 0.1; each costs two upserted rows per event)...
+        "WINDOW_ITEMS": 10,
+        "WINDOW_HOURS": 24,  # ...engaged within this many hours of it
+        "BACKWARD": 0.1,  # weight of b -> a relative to a -> b when b followed a
+    },
 }
 
 settings = AppSettings("LIVEREC", DEFAULTS, import_strings=("ITEM_ADAPTERS", "STRATEGIES"))

@@ -102,3 +102,25 @@ class SlotConfig(models.Model):
 
     def __str__(self) -> str:
         return f"{self.slot} v{self.version}"
+
+
+class ItemAssociation(models.Model):
+    """Item-item association projection (collaborative/co-occurrence), one row per direction.
+
+    ``weight`` is the time-decayed weight as of ``updated``; ``log_key`` is its forward-decay
+    key (see ``recsys.association_model``): ordering by it orders by decayed weight at any
+    time, so an item's top neighbours are an index scan.
+    """
+
+    item_a = models.CharField(max_length=128)
+    item_b = models.CharField(max_length=128)
+    weight = models.FloatField()
+    log_key = models.FloatField()
+    updated = models.DateTimeField(help_text="Event time of the latest observation.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item_a", "item_b"], name="recsys_assoc_pair")]
+        indexes = [models.Index("item_a", models.F("log_key").desc(), name="recsys_assoc_top")]
+
+    def __str__(self) -> str:
+        return f"{self.item_a} -> {self.item_b} ({self.weight:.3g})"

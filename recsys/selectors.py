@@ -1,28 +1,34 @@
 """Reads of the recsys app for the engine, pages and the admin."""
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
+from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
 from tracking.models import Event
 
+from .conf import settings
 from .models import Item, SlotConfig, StrategyConfig
 
 
 def excluded_items(visitor_id: str, rules: dict[str, int | None]) -> set[str]:
-    """Items to leave out: per event name, forever (None) or for a window in seconds."""
-    if not rules:
+    """Items to leave out: per event name, forever (None) or for a window in seconds (one query)."""
+    if not rules or not visitor_id:
         return set()
-    out: set[str] = set()
+    from django.db.models import Q
+
     now = timezone.now()
+    cond = Q()
     for name, seconds in rules.items():
-        qs = Event.objects.filter(visitor_id=visitor_id, name=name).exclude(item_id="")
+        q = Q(name=name)
         if seconds is not None:
-            qs = qs.filter(occurred_at__gte=now - timedelta(seconds=int(seconds)))
-        out.update(qs.values_list("item_id", flat=True).distinct()[:5000])
-    return out
+            q &= Q(occurred_at__gte=now - timedelta(seconds=int(seconds)))
+        cond |= q
+    qs = Event.objects.filter(cond, visitor_id=visitor_id).exclude(item_id="")
+    return set(qs.values_list("item_id", flat=True).distinct()[:5000])
 
 
 def recent_items(visitor_id: str, limit: int = 20) -> list[str]:
@@ -42,3 +48,86 @@ def published_slot_config(slot: str) -> dict | None:
 
 def strategy_tuning(strategy_id: str) -> dict:
     return StrategyConfig.objects.filter(strategy_id=strategy_id).values_list("config", flat=True).first() or {}
+
+
+def recent_engagements(visitor_id: str, limit: int = 50):
+    """The visitor's latest positive engagements with items (newest first), as
+    ``association_model.Engagement`` rows weighted like the projections weigh them."""
+    from .association_model import Engagement
+    from .services.cooccurrence import event_weight
+
+    if not visitor_id:
+        return []
+    positive = [name for name, w in settings.EVENT_WEIGHTS.items() if w > 0]
+    rows = (Event.objects.filter(visitor_id=visitor_id, name__in=positive, is_bot=False).exclude(item_id="")
+            .order_by("-occurred_at", "-id").only("item_id", "name", "occurred_at", "properties")[:limit])
+    return [Engagement(ev.item_id, event_weight(ev), ev.occurred_at, ev.name) for ev in rows]
+
+
+def visitor_activity(visitor_id: str, rules: dict[str, int | None], limit: int = 50):
+    """``(recent_engagements(visitor_id, limit), excluded_items(visitor_id, rules))`` in one
+    round trip: the engine's first read for every request (each round trip cost 1-10 ms
+    under load here)."""
+    from .association_model import Engagement
+    from .services.cooccurrence import engagement_weight
+
+    if not visitor_id:
+        return [], set()
+    positive = [name for name, w in settings.EVENT_WEIGHTS.items() if w > 0]
+    table = Event._meta.db_table
+    sql = (f"(SELECT 'e', item_id, name, occurred_at, properties->>'value' FROM {table} "
+           f" WHERE visitor_id = %s AND name = ANY(%s) AND NOT is_bot AND item_id <> '' "
+           f" ORDER BY occurred_at DESC, id DESC LIMIT %s)")
+    params: list = [visitor_id, positive, limit]
+    now = timezone.now()
+    conds, cond_params = [], []
+    for name, seconds in (rules or {}).items():
+        if seconds is None:
+            conds.append("name = %s")
+            cond_params.append(name)
+        else:
+            conds.append("(name = %s AND occurred_at >= %s)")
+            cond_params += [name, now - timedelta(seconds=int(seconds))]
+    if conds:
+        sql += (f" UNION ALL (SELECT DISTINCT 'x', item_id, NULL, NULL::timestamptz, NULL FROM {table} "
+                f" WHERE visitor_id = %s AND item_id <> '' AND ({' OR '.join(conds)}) LIMIT 5000)")
+        params += [visitor_id, *cond_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    engagements = [Engagement(item_id, engagement_weight(name, value), at, name)
+                   for kind, item_id, name, at, value in rows if kind == "e"]
+    engagements.sort(key=lambda e: e.at, reverse=True)
+    return engagements, {item_id for kind, item_id, *_ in rows if kind == "x"}
+
+
+def association_neighbours(item_ids: list[str], per_item: int) -> tuple[dict[str, list[tuple[str, float]]], dict[str, str]]:
+    """Top ``per_item`` associated items of each item, by decayed weight (one index scan each),
+    and the titles of the given items (for reasons), in one round trip.
+
+    Weights are relative: scaled so the strongest pair read is 1 (forward decay makes the
+    ratio between any two pairs independent of the time they are compared at).
+    """
+    from .models import ItemAssociation
+
+    if not item_ids:
+        return {}, {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.a, i.title, x.item_b, x.log_key FROM unnest(%s::text[]) AS s(a) "
+            f"LEFT JOIN {Item._meta.db_table} i ON i.item_id = s.a CROSS JOIN LATERAL "
+            f"(SELECT item_b, log_key FROM {ItemAssociation._meta.db_table} WHERE item_a = s.a "
+            f" ORDER BY log_key DESC LIMIT %s) x",
+            [list(item_ids), per_item],
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return {}, {}
+    top = max(r[3] for r in rows)
+    out: dict[str, list[tuple[str, float]]] = {}
+    titles: dict[str, str] = {}
+    for a, title, b, key in rows:
+        titles[a] = title or ""
+        out.setdefault(a, []).append((b, math.exp(max(-700.0, key - top))))
+    return out, titles
+

@@ -6,7 +6,7 @@ from typing import Sequence
 
 from celery import shared_task
 
-from .services import interests, items, push
+from .services import cooccurrence, interests, items, push
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,9 @@ def process_events() -> int:
             push.refresh(visitor_id)
         except Exception:
             logger.exception("recsys: push for visitor %s failed", visitor_id)
+    # Associations after the pushes: they are latency-critical, and the pairs a visitor's own
+    # events just formed join items that are already that visitor's seeds.
+    cooccurrence.catch_up()
     return len(touched)
 
 

@@ -7,7 +7,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from . import health as probes
-from .engine import recommend
+from .engine import clean_context, recommend
 from .tokens import InvalidToken, read_token
 
 
@@ -21,7 +21,11 @@ def health(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def recommendations(request: HttpRequest, slot: str) -> JsonResponse:
-    """GET /liverec/recs/<slot>/?token=...&k=8&item_id=...&q=... (token: signed visitor id)."""
+    """GET /liverec/recs/<slot>/?token=...&k=8&item_id=...&q=...&category=... (token: signed visitor id).
+
+    ``item_id``: the item on the page; ``q`` (or ``query``): a search just made; ``category``:
+    a category page. The same context as ``recommend()`` and ``{% liverec_widget %}`` take.
+    """
     try:
         visitor_id = read_token(request.GET.get("token") or request.headers.get("X-LiveRec-Token", ""))
     except InvalidToken as exc:
@@ -32,7 +36,8 @@ def recommendations(request: HttpRequest, slot: str) -> JsonResponse:
             raise ValueError
     except ValueError:
         return JsonResponse({"error": "k must be an integer from 1 to 100"}, status=400)
-    context = {key: request.GET[param] for key, param in (("item_id", "item_id"), ("query", "q")) if request.GET.get(param)}
+    context = clean_context({"item_id": request.GET.get("item_id"), "category": request.GET.get("category"),
+                             "query": request.GET.get("q") or request.GET.get("query")})
     try:
         recs = recommend(visitor_id, slot, k, context)
     except ImproperlyConfigured as exc:

@@ -20,3 +20,4 @@ class FilmAdapter(ItemAdapter):
         return " ".join(film.genres)
 
     categories = "genres"
+    item_id_lookup = "ml_id"

@@ -33,6 +33,9 @@ class RequestContext:
     exclude: set[str] = field(default_factory=set)
     recent_items: list[str] = field(default_factory=list)  # most recent first
     extra: dict[str, Any] = field(default_factory=dict)
+    # The visitor's latest positive engagements, newest first (association_model.Engagement).
+    engagements: list[Any] = field(default_factory=list)
+    category: str = ""  # a category the page is about (context), for per-category strategies
 
 
 class Strategy:

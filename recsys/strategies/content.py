@@ -17,8 +17,7 @@ def nearest_items(vec, n: int, exclude: set[str]) -> list[tuple[str, str, float]
     # Over-fetch: excluded items are filtered after the index scan.
     fetch = n + len(exclude)
     with connection.cursor() as cursor:
-        if fetch > 40:  # HNSW returns at most ef_search rows (default 40)
-            cursor.execute("SELECT set_config('hnsw.ef_search', %s, false)", [str(min(1000, fetch))])
+        _ensure_ef_search(cursor, fetch)
         cursor.execute(
             f"SELECT item_id, title, 1 - ({expr} <=> %s::vector({dim})) AS sim FROM {Item._meta.db_table} "
             f"WHERE vector_dims(embedding) = {dim} AND available "
@@ -29,9 +28,53 @@ def nearest_items(vec, n: int, exclude: set[str]) -> list[tuple[str, str, float]
     return [r for r in rows if r[0] not in exclude][:n]
 
 
+_ef_search: dict[int, tuple[object, int]] = {}
+
+
+def _ensure_ef_search(cursor, fetch: int) -> None:
+    """HNSW returns at most ef_search rows (default 40): raise it for this connection when a
+    query asks for more. Remembered per connection, so it costs one round trip, once."""
+    want = min(1000, max(40, fetch))
+    raw = connection.connection  # the DB session: a reconnect starts again at the default
+    if _ef_search.get(id(raw), (None, 40))[0] is not raw or _ef_search[id(raw)][1] < want:
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, false)", [str(want)])
+        if len(_ef_search) > 64:  # connections come and go; forget the closed ones
+            _ef_search.clear()
+        _ef_search[id(raw)] = (raw, want)
+
+
+def nearest_items_many(vecs: list, n: int, exclude: set[str]) -> list[list[tuple[str, float]]]:
+    """``nearest_items`` for several query vectors in one round trip (a LATERAL HNSW scan each).
+
+    Returns, per vector, (item_id, cosine similarity) of its ``n`` nearest available items.
+    """
+    if not vecs:
+        return []
+    dim = get_encoder().dim
+    expr = cast_expr(dim)
+    fetch = n + len(exclude)
+    with connection.cursor() as cursor:
+        _ensure_ef_search(cursor, fetch)
+        cursor.execute(
+            # Cast the array once: a per-row text->vector cast inside the scan tripled its cost.
+            f"SELECT q.i, x.item_id, x.sim FROM unnest(%s::text[]::vector({dim})[]) WITH ORDINALITY AS q(v, i) "
+            f"CROSS JOIN LATERAL (SELECT item_id, 1 - ({expr} <=> q.v) AS sim FROM {Item._meta.db_table}"
+            f" WHERE vector_dims(embedding) = {dim} AND available ORDER BY {expr} <=> q.v LIMIT %s) x",
+            [[to_literal(v) for v in vecs], fetch],
+        )
+        rows = cursor.fetchall()
+    out: list[list[tuple[str, float]]] = [[] for _ in vecs]
+    for i, item_id, sim in rows:
+        if item_id not in exclude and len(out[i - 1]) < n:
+            out[i - 1].append((item_id, float(sim)))
+    return out
+
+
 class InterestVectors(Strategy):
     id = "content/interests"
-    DEFAULT_CONFIG = {"short_term_mix": 0.5, "per_interest": 50}
+    # max_vectors: the strongest interests searched (the short-term direction always is). Each
+    # is one HNSW scan (~3 ms at 100k items here), the bulk of a for-you request's time.
+    DEFAULT_CONFIG = {"short_term_mix": 0.5, "per_interest": 24, "max_vectors": 3}
 
     def candidates(self, ctx: RequestContext, n: int) -> list[Candidate]:
         from ..interest_model import query_vectors
@@ -39,22 +82,29 @@ class InterestVectors(Strategy):
         if ctx.state is None:
             return []
         out: dict[str, Candidate] = {}
-        per = max(n, int(self.config["per_interest"]))
-        for vec, weight, idx in query_vectors(ctx.state, self.config["short_term_mix"]):
+        per = min(n, int(self.config["per_interest"]))
+        queries = query_vectors(ctx.state, self.config["short_term_mix"])
+        keep = max(1, int(self.config["max_vectors"]))
+        if len(queries) > keep:  # the short-term direction (idx None) plus the heaviest interests
+            short = [q for q in queries if q[2] is None]
+            heavy = sorted((q for q in queries if q[2] is not None), key=lambda q: -q[1])[: keep - len(short)]
+            queries = heavy + short
+        found = nearest_items_many([vec for vec, _, _ in queries], per, ctx.exclude)
+        for (vec, weight, idx), rows in zip(queries, found):
             label = ""
             if idx is not None:
                 label = ctx.state.interests[idx].label
-            for item_id, title, sim in nearest_items(vec, per, ctx.exclude):
+            text = (f"Matches your interest in {label}" if label else
+                    "Matches your interests" if idx is not None else "Like what you are browsing now")
+            for item_id, sim in rows:
                 score = weight * max(sim, 0.0)
                 cand = out.get(item_id)
                 if cand is None:
                     cand = out[item_id] = Candidate(item_id, 0.0)
                 cand.score += score
-                text = (f"Matches your interest in {label}" if label else
-                        "Matches your interests" if idx is not None else "Like what you are browsing now")
                 if not any(r.text == text for r in cand.reasons):
                     cand.reasons.append(Reason(self.id, text, interest=idx))
-        return sorted(out.values(), key=lambda c: -c.score)[:n]
+        return sorted(out.values(), key=lambda c: (-c.score, c.item_id))[:n]
 
 
 class SimilarItems(Strategy):

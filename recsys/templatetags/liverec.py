@@ -6,17 +6,20 @@ from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.utils.html import format_html
 
-from ..engine import recommend
+from ..engine import clean_context, recommend
 from ..tokens import make_token
 
 register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
-def liverec_widget(context, slot: str = "for-you", limit: int = 8, item_id: str = "", title: str = "") -> str:
+def liverec_widget(context, slot: str = "for-you", limit: int = 8, item_id: str = "", title: str = "",
+                   query: str = "", category: str = "") -> str:
+    """Renders ``recommend(visitor, slot, limit, {"item_id", "query", "category"})`` server-side."""
     request = context["request"]
     visitor_id = getattr(request, "liverec_visitor_id", "")
-    recs = recommend(visitor_id, slot, int(limit), {"item_id": item_id} if item_id else None)
+    recs = recommend(visitor_id, slot, int(limit), clean_context({"item_id": item_id, "query": query,
+                                                                   "category": category}))
     return render_to_string("liverec/widget.html", {
         "slot": slot, "limit": limit, "recs": recs, "token": make_token(visitor_id), "title": title,
         "item_id": item_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from recsys.services import interests
+from recsys.services import cooccurrence, interests
 from tracking.models import Event
 
 
@@ -17,8 +17,12 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         if opts["catch_up"]:
             touched = interests.catch_up()
+            cooccurrence.catch_up()
             self.stdout.write(f"Caught up; {len(touched)} visitors updated.")
             return
         with tqdm(total=Event.objects.count(), desc="replaying", unit="event") as bar:
             total = interests.rebuild(progress=bar.update)
         self.stdout.write(self.style.SUCCESS(f"Rebuilt the interest projection from {total} events."))
+        with tqdm(total=Event.objects.count(), desc="co-occurrence", unit="event") as bar:
+            total = cooccurrence.rebuild(progress=bar.update)
+        self.stdout.write(self.style.SUCCESS(f"Rebuilt the item association projection from {total} events."))

@@ -1,0 +1,225 @@
+"""Recommendation latency of the for-you slot on a synthetic clustered catalogue.
+
+    LIVEREC_STACK_DIR=/tmp/st-bench python -m devstack run -- python bench/bench_recommend.py 100000 300000
+    ... bench_recommend.py --reuse 100000     # keep the catalogue and index an earlier run built
+
+For each size: replaces the catalogue's ``bench-*`` items with N synthetic 384-d items
+(random cluster centres + Gaussian noise, unit length) loaded with binary COPY, rebuilds the
+engine's HNSW index (maintenance_work_mem 1GB) and times the build, gives 200 synthetic
+visitors 20 engagements each inside two or three clusters (run through the real interest and
+co-occurrence projections), then times ``recommend(visitor, "for-you")`` and, in the same
+process as baseline, a bare pgvector HNSW top-10 query. Prints figures; asserts nothing.
+"""
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+import numpy as np  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+DIM = 384
+VISITORS = 200
+EVENTS_PER_VISITOR = 20
+WARMUP = 30
+RUNS = 400
+
+
+def catalogue(n: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    clusters = max(10, n // 500)
+    centres = rng.standard_normal((clusters, DIM)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    labels = rng.integers(0, clusters, n)
+    return centres, labels
+
+
+def chunk_vectors(centres, labels, start, stop, rng):
+    vecs = centres[labels[start:stop]] + 0.6 / np.sqrt(DIM) * rng.standard_normal((stop - start, DIM)).astype(np.float32)
+    return vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+
+
+def load_items(n: int, encoder_name: str) -> tuple[float, float, np.ndarray, np.ndarray]:
+    from pgvector.psycopg import register_vector
+
+    from recsys.models import Item
+    from recsys.services.vectors import index_name
+
+    centres, labels = catalogue(n)
+    rng = np.random.default_rng(11)
+    table = Item._meta.db_table
+    connection.ensure_connection()
+    raw = connection.connection
+    register_vector(raw)
+    t0 = time.perf_counter()
+    with connection.cursor() as cur:
+        cur.execute(f"DROP INDEX IF EXISTS {index_name(DIM)}")
+        cur.execute(f"DELETE FROM {table} WHERE item_id LIKE 'bench-%%'")
+    now = timezone.now()
+    with raw.cursor() as cur:
+        with cur.copy(f"COPY {table} (item_id, title, text, categories, properties, url, available, source, "
+                      "embedding, embedding_model, created_at, updated_at) FROM STDIN WITH (FORMAT BINARY)") as copy:
+            copy.set_types(["varchar", "varchar", "text", "varchar[]", "jsonb", "varchar", "bool", "varchar",
+                            "vector", "varchar", "timestamptz", "timestamptz"])
+            for start in range(0, n, 20000):
+                stop = min(n, start + 20000)
+                vecs = chunk_vectors(centres, labels, start, stop, rng)
+                for i in range(start, stop):
+                    copy.write_row((f"bench-{i}", f"Bench item {i}", "", [f"cat{labels[i] % 40}"], "{}", "", True,
+                                    "bench", vecs[i - start], encoder_name, now, now))
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with connection.cursor() as cur:
+        cur.execute("SET maintenance_work_mem = '1GB'")
+        cur.execute("SET max_parallel_maintenance_workers = 1")
+        cur.execute(f"CREATE INDEX {index_name(DIM)} ON {table} USING hnsw ((embedding::vector({DIM})) "
+                    f"vector_cosine_ops) WHERE vector_dims(embedding) = {DIM}")
+        cur.execute(f"ANALYZE {table}")
+    build_s = time.perf_counter() - t0
+    return load_s, build_s, centres, labels
+
+
+def make_visitors(n: int, labels: np.ndarray) -> list[str]:
+    """VISITORS visitors, each browsing 2-3 clusters; events go through the real projections."""
+    from recsys.models import ItemAssociation, ProjectionCursor, VisitorProfile
+    from recsys.services import cooccurrence, interests
+    from tracking.models import Event
+
+    from django.db import transaction
+
+    with transaction.atomic():  # a fresh bench log and projections (the demo's own rows stay)
+        Event.objects.filter(visitor_id__startswith="bench-").delete()
+        VisitorProfile.objects.filter(visitor_id__startswith="bench-").delete()
+        ItemAssociation.objects.filter(item_a__startswith="bench-").delete()
+        ProjectionCursor.objects.filter(name__in=["interests", "cooccurrence"]).delete()
+    by_cluster: dict[int, np.ndarray] = {}
+    rng = random.Random(3)
+    clusters = int(labels.max()) + 1
+    popular = rng.sample(range(clusters), min(30, clusters))  # where visitors gather
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(clusters + 1))
+    for c in popular:
+        by_cluster[c] = order[bounds[c]:bounds[c + 1]][:200]
+    start = timezone.now() - timedelta(hours=3)
+    events, visitors = [], []
+    for v in range(VISITORS):
+        vid = f"bench-{uuid.uuid4().hex[:12]}"
+        visitors.append(vid)
+        tastes = rng.sample(popular, rng.choice([2, 3]))
+        t = start + timedelta(seconds=rng.randint(0, 3600))
+        for _ in range(EVENTS_PER_VISITOR):
+            pool = by_cluster[rng.choice(tastes)]
+            item = int(pool[min(len(pool) - 1, int(rng.expovariate(1 / 20)))])
+            name = rng.choices(["item_viewed", "added_to_cart", "purchased"], [0.85, 0.1, 0.05])[0]
+            t += timedelta(seconds=rng.randint(10, 120))
+            events.append(Event(name=name, visitor_id=vid, item_id=f"bench-{item}", occurred_at=t, received_at=t,
+                                source=Event.Source.IMPORT))
+    Event.objects.bulk_create(events, batch_size=2000)
+    # The bench owns its projections' state in this database: rebuild both over the whole log.
+    t0 = time.perf_counter()
+    interests.catch_up()
+    t1 = time.perf_counter()
+    cooccurrence.catch_up()
+    t2 = time.perf_counter()
+    print(f"  projections over {len(events)} new events: interests {t1 - t0:.1f} s, co-occurrence {t2 - t1:.1f} s "
+          f"({ItemAssociation.objects.count()} association rows, cursors "
+          f"{list(ProjectionCursor.objects.values_list('name', flat=True))})")
+    return visitors
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def time_calls(fn, args_list) -> list[float]:
+    out = []
+    for args in args_list:
+        t0 = time.perf_counter()
+        fn(*args)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def bench_size(n: int) -> None:
+    from recsys.encoders import get_encoder
+    from recsys.engine import recommend
+
+    from recsys.models import Item
+    from recsys.services.vectors import index_name
+
+    encoder = get_encoder()
+    print(f"\n== {n:,} items ({DIM}-d, clustered) ==")
+    with connection.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [index_name(DIM)])
+        indexed = cur.fetchone() is not None
+    if REUSE and indexed and Item.objects.filter(item_id__startswith="bench-").count() == n:
+        centres, labels = catalogue(n)
+        print("  reusing the catalogue and index loaded by an earlier run (--reuse)")
+    else:
+        load_s, build_s, centres, labels = load_items(n, encoder.name)
+        print(f"  COPY load: {load_s:.1f} s ({n / load_s:,.0f} rows/s); HNSW build (m=16, ef_construction=64, "
+              f"maintenance_work_mem 1GB): {build_s:.1f} s")
+    visitors = make_visitors(n, labels)
+
+    rng = np.random.default_rng(5)
+    queries = centres[rng.integers(0, len(centres), RUNS + WARMUP)] + 0.3 / np.sqrt(DIM) * rng.standard_normal(
+        (RUNS + WARMUP, DIM)).astype(np.float32)
+    sql = (f"SELECT item_id FROM recsys_item WHERE vector_dims(embedding) = {DIM} "
+           f"ORDER BY embedding::vector({DIM}) <=> %s::vector({DIM}) LIMIT 10")
+
+    def bare(vec):
+        with connection.cursor() as cur:
+            cur.execute(sql, ["[" + ",".join(f"{x:.6g}" for x in vec) + "]"])
+            cur.fetchall()
+
+    for q in queries[:WARMUP]:
+        bare(q)
+    base = time_calls(bare, [(q,) for q in queries[WARMUP:]])
+
+    picks = [random.Random(9).choice(visitors) for _ in range(WARMUP)] + \
+        [visitors[i % len(visitors)] for i in range(RUNS)]
+    for vid in picks[:WARMUP]:
+        recommend(vid, "for-you")
+    with CaptureQueriesContext(connection) as ctx:
+        recommend(picks[-1], "for-you")
+    engine = time_calls(lambda vid: recommend(vid, "for-you"), [(vid,) for vid in picks[WARMUP:]])
+    cold = time_calls(lambda: recommend("bench-cold-visitor", "for-you"), [()] * 100)
+    sample = recommend(picks[-1], "for-you")
+    print(f"  bare HNSW top-10 (same process):   p50 {pct(base, 50):6.2f} ms   p99 {pct(base, 99):6.2f} ms")
+    print(f"  recommend(for-you), warm visitor:  p50 {pct(engine, 50):6.2f} ms   p99 {pct(engine, 99):6.2f} ms   "
+          f"mean {statistics.mean(engine):.2f} ms   ({len(ctx.captured_queries)} SQL queries per call)")
+    print(f"  recommend(for-you), cold visitor:  p50 {pct(cold, 50):6.2f} ms   p99 {pct(cold, 99):6.2f} ms")
+    print(f"  sample: {[(r.item_id, r.reasons[0].strategy) for r in sample.items[:4]]}")
+
+
+REUSE = False
+
+
+def main(argv: list[str]) -> None:
+    global REUSE
+    REUSE = "--reuse" in argv
+    sizes = [int(a) for a in argv if a != "--reuse"] or [100_000]
+    call_command("migrate", verbosity=0)
+    for n in sizes:
+        bench_size(n)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,157 @@
+"""The item-item association projection: folds new log events into ItemAssociation rows.
+
+Same discipline as the interest projection (``services.interests``): its own cursor, the log
+read in (txid, id) order below the stable horizon, cursor and rows written in one transaction.
+A pair is formed between an engagement and the same visitor's distinct earlier items within a
+window (``LIVEREC["COOCCURRENCE"]``); the window before a batch is read back from the log, so
+any batching (realtime 500, replay 5000) produces the same rows.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Iterable
+
+from django.db import connection, transaction
+
+from tracking import selectors as log
+from tracking.models import Event
+
+from .. import association_model as am
+from ..conf import settings
+from ..models import ItemAssociation, ProjectionCursor
+
+CURSOR = "cooccurrence"
+# Events per projection transaction. Measured on the demo log: 500 events fold and upsert
+# in ~40 ms, short enough that a push waiting behind it is not delayed noticeably.
+APPLY_BATCH = 500
+# Replay reads bigger batches: nobody waits on a push during a rebuild.
+REPLAY_BATCH = 5000
+
+
+def engagement_weight(name: str, rating=None) -> float:
+    """The weight of an event type (as the interest model weighs it); a 1-5 ``rated`` value
+    scales it (5 -> 1.0, 1 -> 0.2). <= 0 forms no pair."""
+    weight = float(settings.EVENT_WEIGHTS.get(name, 0.0))
+    if name == "rated" and rating is not None:
+        try:
+            weight *= max(0.2, min(1.0, float(rating) / 5.0))
+        except (TypeError, ValueError):
+            pass
+    return weight
+
+
+def event_weight(ev: Event) -> float:
+    return engagement_weight(ev.name, (ev.properties or {}).get("value"))
+
+
+def _engages(ev: Event) -> bool:
+    return bool(ev.item_id) and not ev.is_bot and not ev.is_repeat and event_weight(ev) > 0
+
+
+def _windows_before(events: list[Event], cursor: ProjectionCursor, conf: dict) -> dict[str, am.Window]:
+    """Each batch visitor's window as it stood at the cursor, read back from the applied log."""
+    visitors = sorted({e.visitor_id for e in events})
+    since = min(e.occurred_at for e in events) - timedelta(hours=float(conf["WINDOW_HOURS"]))
+    keep = int(conf["WINDOW_ITEMS"]) * 3
+    positive = [name for name, w in settings.EVENT_WEIGHTS.items() if w > 0]
+    windows = {v: am.Window(int(conf["WINDOW_ITEMS"]), float(conf["WINDOW_HOURS"])) for v in visitors}
+    if cursor.position == 0:
+        return windows
+    rows = Event.objects.raw(
+        f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY visitor_id ORDER BY txid DESC, id DESC) AS rn "
+        f"  FROM {Event._meta.db_table} WHERE visitor_id = ANY(%s) AND occurred_at >= %s AND item_id <> '' "
+        f"  AND NOT is_bot AND NOT is_repeat AND name = ANY(%s) AND (txid, id) <= (%s::text::xid8, %s)) w "
+        f"WHERE rn <= %s ORDER BY txid, id",
+        [visitors, since, positive, str(cursor.txid), cursor.position, keep],
+    )
+    for ev in rows:
+        if _engages(ev):
+            windows[ev.visitor_id].push(am.Engagement(ev.item_id, event_weight(ev), ev.occurred_at, ev.name))
+    return windows
+
+
+def fold(events: Iterable[Event], windows: dict[str, am.Window], conf: dict) -> dict[tuple[str, str], tuple[float, object]]:
+    """Pair deltas of the events (in log order), merged per pair as (log_key, latest time)."""
+    half_life = float(conf["HALF_LIFE_HOURS"])
+    backward = float(conf["BACKWARD"])
+    merged: dict[tuple[str, str], tuple[float, object]] = {}
+    for ev in events:
+        if not _engages(ev):
+            continue
+        window = windows.setdefault(ev.visitor_id, am.Window(int(conf["WINDOW_ITEMS"]), float(conf["WINDOW_HOURS"])))
+        e = am.Engagement(ev.item_id, event_weight(ev), ev.occurred_at, ev.name)
+        for a, b, w in am.pair_deltas(window, e, backward=backward):
+            key = am.log_key(w, e.at, half_life)
+            prev = merged.get((a, b))
+            merged[(a, b)] = (key, e.at) if prev is None else (am.log_add(prev[0], key), max(prev[1], e.at))
+        window.push(e)
+    return merged
+
+
+_MERGED_KEY = ("greatest(t.log_key, EXCLUDED.log_key) + CASE WHEN least(t.log_key, EXCLUDED.log_key) - "
+               "greatest(t.log_key, EXCLUDED.log_key) < -700 THEN 0 ELSE ln(1 + exp(least(t.log_key, EXCLUDED.log_key) "
+               "- greatest(t.log_key, EXCLUDED.log_key))) END")
+# One write per pair: log_key is log-sum-exp'd; ``weight`` (decayed to ``updated``, for people
+# reading the table; the engine ranks by log_key) follows from it. Measured: a second UPDATE
+# for ``weight`` doubled the projection's cost (every row written twice).
+_UPSERT = f"""
+INSERT INTO {{table}} AS t (item_a, item_b, log_key, updated, weight)
+SELECT a, b, k, u, exp(least(700, k - extract(epoch FROM (u - %(epoch)s)) / 3600.0 * %(rate)s))
+FROM unnest(%(a)s::text[], %(b)s::text[], %(k)s::float8[], %(u)s::timestamptz[]) AS x(a, b, k, u)
+ON CONFLICT (item_a, item_b) DO UPDATE SET
+  log_key = {_MERGED_KEY},
+  updated = greatest(t.updated, EXCLUDED.updated),
+  weight = exp(least(700, {_MERGED_KEY}
+                - extract(epoch FROM (greatest(t.updated, EXCLUDED.updated) - %(epoch)s)) / 3600.0 * %(rate)s))
+"""
+
+
+def _write(merged: dict[tuple[str, str], tuple[float, object]], half_life: float) -> None:
+    if not merged:
+        return
+    pairs = sorted(merged)  # a fixed order: concurrent writers never deadlock on row locks
+    params = {"a": [p[0] for p in pairs], "b": [p[1] for p in pairs], "k": [merged[p][0] for p in pairs],
+              "u": [merged[p][1] for p in pairs], "epoch": am.EPOCH, "rate": am.LN2 / half_life}
+    table = ItemAssociation._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(_UPSERT.format(table=table), params)
+
+
+def _apply_batch(limit: int) -> int:
+    conf = settings.COOCCURRENCE
+    with transaction.atomic():
+        horizon = log.stable_horizon()
+        cursor, _ = ProjectionCursor.objects.select_for_update().get_or_create(name=CURSOR)
+        events = log.events_after(cursor.txid, cursor.position, horizon=horizon, limit=limit)
+        if not events:
+            return 0
+        windows = _windows_before([e for e in events if _engages(e)] or events, cursor, conf)
+        _write(fold(events, windows, conf), float(conf["HALF_LIFE_HOURS"]))
+        cursor.txid, cursor.position = events[-1].txid, events[-1].id
+        cursor.save(update_fields=["txid", "position", "updated_at"])
+    return len(events)
+
+
+def catch_up() -> int:
+    """Apply every pending event; returns how many were read."""
+    total = 0
+    while True:
+        count = _apply_batch(APPLY_BATCH)
+        total += count
+        if count < APPLY_BATCH:
+            return total
+
+
+def rebuild(progress=None) -> int:
+    """Drop the association projection and replay the whole log; returns events read."""
+    with transaction.atomic():
+        ItemAssociation.objects.all().delete()
+        ProjectionCursor.objects.filter(name=CURSOR).delete()
+    total = 0
+    while True:
+        count = _apply_batch(REPLAY_BATCH)
+        total += count
+        if progress and count:
+            progress(count)
+        if count < REPLAY_BATCH:
+            return total

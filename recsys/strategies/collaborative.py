@@ -1,0 +1,56 @@
+"""collaborative/co-occurrence: items associated with what the visitor just engaged with."""
+from __future__ import annotations
+
+from .. import association_model as am
+from .. import selectors
+from .base import Candidate, Reason, RequestContext, Strategy
+
+
+class CoOccurrence(Strategy):
+    """Scores items by their association (``ItemAssociation``, learned from everyone's
+    sessions and carts) with the visitor's recent items, each seed weighted by how strongly
+    and how recently the visitor engaged with it. The item on the page, when given, is the
+    strongest seed ("people who watched this went on to watch ...").
+
+    Reason: "Because you watched <the seed item that contributed most>".
+    """
+
+    id = "collaborative/co-occurrence"
+    DEFAULT_CONFIG = {
+        "max_seeds": 10,  # the visitor's items used as seeds (strongest first)
+        "neighbours": 50,  # associated items read per seed
+        "recency": 1.0,  # seed weight /= recency rank ** this
+        "reasons": {"purchased": "Because you bought {title}", "added_to_cart": "Because you added {title} to your cart",
+                    "page": "Often viewed with {title}", "default": "Because you watched {title}"},
+    }
+
+    def seeds(self, ctx: RequestContext) -> dict[str, float]:
+        weights = am.visitor_item_weights(ctx.engagements, recency=float(self.config["recency"]))
+        top = dict(sorted(weights.items(), key=lambda kv: -kv[1])[: int(self.config["max_seeds"])])
+        if ctx.item_id:
+            top[ctx.item_id] = max([1.0, *top.values()]) * 2.0
+        return top
+
+    def candidates(self, ctx: RequestContext, n: int) -> list[Candidate]:
+        seeds = self.seeds(ctx)
+        if not seeds:
+            return []
+        neighbours, titles = selectors.association_neighbours(list(seeds), int(self.config["neighbours"]))
+        scored = am.score_candidates(seeds, neighbours, ctx.exclude)
+        ranked = sorted(scored.items(), key=lambda kv: (-kv[1][0], kv[0]))[:n]
+        last_name = {}
+        for e in ctx.engagements:  # newest first: keep the strongest engagement per item
+            if e.item_id not in last_name or e.weight > last_name[e.item_id].weight:
+                last_name[e.item_id] = e
+        templates = self.config["reasons"]
+        out = []
+        for item_id, (score, why) in ranked:
+            if why == ctx.item_id:
+                template = templates.get("page", templates["default"])
+            else:
+                eng = last_name.get(why)
+                template = templates.get(eng.name if eng else "", templates["default"])
+            text = template.format(title=titles.get(why) or why)
+            out.append(Candidate(item_id, score, [Reason(self.id, text, item_id=why)]))
+        return out
+
