@@ -31,7 +31,13 @@ DEFAULTS = {
     # Signed visitor tokens for sockets and the recommendations endpoint.
     "TOKEN_MAX_AGE_SECONDS": 24 * 3600,
     # Bursts of events for one visitor are coalesced into one refresh within this window.
-    "PUSH_DEBOUNCE_MS": 50,
+    # 250 ms: quick human clicks land 100-250 ms apart; a lone event is still pushed at once.
+    "PUSH_DEBOUNCE_MS": 250,
+    # Live push (recsys.services.push): the first change after a quiet spell is pushed at once;
+    # changes less than PUSH_DEBOUNCE_MS apart wait for one trailing push, held at most this long.
+    "PUSH_MAX_DELAY_MS": 1000,
+    # The widget polls the JSON endpoint this often when its socket cannot connect.
+    "WIDGET_POLL_SECONDS": 15,
 }
 
 settings = AppSettings("LIVEREC", DEFAULTS, import_strings=("ITEM_ADAPTERS", "STRATEGIES"))
