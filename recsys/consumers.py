@@ -93,3 +93,6 @@ class RecommendationsConsumer(AsyncJsonWebsocketConsumer):
     async def recs_updated(self, event):
         if event.get("key", event["slot"]) in self.keys:
             await self.send_json({k: v for k, v in event.items() if k != "type"} | {"type": "recs"})
+
+    async def liverec_probe(self, event):
+        await self.send_json({"type": "probe", "nonce": event["nonce"]})

@@ -37,6 +37,12 @@ def refresh_visitor(visitor_id: str, deferred_at: float) -> str:
     return push.trailing_refresh(visitor_id, deferred_at)
 
 
+@shared_task(queue=REALTIME, ignore_result=True)
+def probe_push(visitor_id: str, nonce: str) -> None:
+    """Send a probe to the visitor's sockets: the Celery task -> WebSocket floor (bench, health)."""
+    push.probe(visitor_id, nonce)
+
+
 @shared_task(queue=BATCH, ignore_result=True, acks_late=True)
 def embed_items(item_pks: Sequence[int]) -> int:
     return items.embed_items(list(item_pks))

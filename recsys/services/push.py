@@ -17,15 +17,13 @@ import logging
 import time
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 
 from ..conf import settings
 from ..engine import recommend
 from ..groups import visitor_group
-from . import serving
+from . import layer, serving
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +180,6 @@ def remember(visitor_id: str, key: str, recs) -> bool:
 
 def refresh(visitor_id: str, *, force: bool = False) -> list[str]:
     """Recompute each open slot; push the ones whose list changed. Returns slot keys pushed."""
-    layer = get_channel_layer()
     group = visitor_group(visitor_id)
     lists, unknown = current_lists(visitor_id, open_slots(visitor_id))
     if unknown:
@@ -192,7 +189,7 @@ def refresh(visitor_id: str, *, force: bool = False) -> list[str]:
         if not remember(visitor_id, key, recs) and not force:
             continue
         seq = next_seq(visitor_id)
-        async_to_sync(layer.group_send)(group, {**message(key, recs, seq), "type": "recs.updated"})
+        layer.group_send(group, {**message(key, recs, seq), "type": "recs.updated"})
         pushed.append(key)
         logs.append(serving.log_entry(recs, "push", seq))
     serving.record(logs)  # after the sends: the log never delays a push
@@ -253,3 +250,8 @@ def resync(visitor_id: str, keys: list[str], seen: int = 0) -> list[dict[str, An
                for key in unknown)
     serving.record(logs)
     return out
+
+
+def probe(visitor_id: str, nonce: str) -> None:
+    """A message every socket of the visitor answers as {"type": "probe"} (widgets ignore it)."""
+    layer.group_send(visitor_group(visitor_id), {"type": "liverec.probe", "nonce": nonce})

@@ -39,7 +39,11 @@ class Trending(Strategy):
     DEFAULT_CONFIG = {"half_life_hours": 72.0, "window_days": 30}
 
     def candidates(self, ctx: RequestContext, n: int) -> list[Candidate]:
+        # The fetch size is rounded up to a power of two (>= 64) so the cached scan is shared:
+        # keyed by n + len(exclude), each visitor's every new view missed the cache (a full scan,
+        # 0.4-0.9 s on the bench's log, on the live push path).
+        want = n + len(ctx.exclude)
         rows = trending_scores(float(self.config["half_life_hours"]), int(self.config["window_days"]),
-                               n + len(ctx.exclude))
+                               max(64, 1 << (want - 1).bit_length()))
         return [Candidate(item_id, score, [Reason(self.id, "Popular right now")])
                 for item_id, score in rows if item_id not in ctx.exclude][:n]
