@@ -21,3 +21,20 @@ class VisitorProfileAdmin(admin.ModelAdmin):
 @admin.register(ProjectionCursor)
 class ProjectionCursorAdmin(admin.ModelAdmin):
     list_display = ("name", "txid", "position", "updated_at")
+
+
+from .models import RecommendationLog  # noqa: E402  (live push: the serve log, read-only)
+
+
+@admin.register(RecommendationLog)
+class RecommendationLogAdmin(admin.ModelAdmin):
+    list_display = ("rec_id", "visitor_id", "slot", "channel", "seq", "created_at")
+    list_filter = ("slot", "channel")
+    search_fields = ("rec_id", "visitor_id")
+    readonly_fields = ("rec_id", "visitor_id", "slot", "channel", "seq", "items", "strategies", "created_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -42,8 +42,6 @@ DEFAULTS = {
     ],
     # Signed visitor tokens for sockets and the recommendations endpoint.
     "TOKEN_MAX_AGE_SECONDS": 24 * 3600,
-    # Bursts of events for one visitor are coalesced into one refresh within this window.
-    "PUSH_DEBOUNCE_MS": 50,
     # Item-item association projection (collaborative/co-occurrence). Changing HALF_LIFE_HOURS,
     # WINDOW_* or BACKWARD needs `manage.py recsys_replay` (they shape the stored weights).
     "COOCCURRENCE": {
@@ -54,6 +52,14 @@ DEFAULTS = {
         "WINDOW_HOURS": 24,  # ...engaged within this many hours of it
         "BACKWARD": 0.1,  # weight of b -> a relative to a -> b when b followed a
     },
+    # Bursts of events for one visitor are coalesced into one refresh within this window.
+    # 250 ms: quick human clicks land 100-250 ms apart; a lone event is still pushed at once.
+    "PUSH_DEBOUNCE_MS": 250,
+    # Live push (recsys.services.push): the first change after a quiet spell is pushed at once;
+    # changes less than PUSH_DEBOUNCE_MS apart wait for one trailing push, held at most this long.
+    "PUSH_MAX_DELAY_MS": 1000,
+    # The widget polls the JSON endpoint this often when its socket cannot connect.
+    "WIDGET_POLL_SECONDS": 15,
 }
 
 settings = AppSettings("LIVEREC", DEFAULTS, import_strings=("ITEM_ADAPTERS", "STRATEGIES"))

@@ -6,21 +6,35 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from django.core.exceptions import ImproperlyConfigured
-
-from .engine import recommend, slot_config
 from .groups import visitor_group
-from .services.push import next_seq, open_slots
+from .services import push
 from .tokens import InvalidToken, read_token
 
 CLOSE_BAD_TOKEN = 4401  # application close codes (4000-4999): the client should not retry with it
 CLOSE_BAD_MESSAGE = 4400
 MAX_MESSAGE_BYTES = 4096
+MAX_KEYS_PER_SOCKET = 8
+
+
+def _int(value, default: int = 0) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return default
 
 
 class RecommendationsConsumer(AsyncJsonWebsocketConsumer):
-    """Client messages: {"type": "subscribe", "slots": [...]}, {"type": "resync"}.
-    Server messages: {"type": "recs", "slot", "seq", "recs": {...}}."""
+    """One socket per page, for every widget on it.
+
+    Query: ``token`` (signed visitor id), ``slots`` (comma-separated slot keys: ``for-you``,
+    ``similar:42``), ``seq`` (the last message number the page saw, when reconnecting).
+    Client messages: ``{"type": "subscribe"|"resync", "slots": [...], "seq": n}``, ``{"type": "ping"}``.
+    Server messages: ``{"type": "recs", "key", "slot", "seq", "recs": {...}, "resync"?: true}``,
+    ``{"type": "error", "key", "slot", "error"}``, ``{"type": "pong"}``.
+    """
+
+    keys: list[str]
+    visitor_id = ""
 
     async def connect(self):
         query = parse_qs(self.scope.get("query_string", b"").decode())
@@ -30,15 +44,19 @@ class RecommendationsConsumer(AsyncJsonWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_BAD_TOKEN)
             return
+        self.keys = push.clean_slot_keys((query.get("slots") or [""])[0].split(",")) or list(push.DEFAULT_SLOTS)
         self.group = visitor_group(self.visitor_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        slots = [s for s in (query.get("slots") or ["for-you"])[0].split(",") if s][:8]
-        await self._resync(slots)
+        await database_sync_to_async(push.socket_opened)(self.visitor_id, self.keys)
+        self.online = True
+        await self._resync(self.keys, _int((query.get("seq") or ["0"])[0]))
 
     async def disconnect(self, code):
         if getattr(self, "group", None):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        if getattr(self, "online", False):
+            await database_sync_to_async(push.socket_closed)(self.visitor_id)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         if bytes_data is not None or text_data is None or len(text_data) > MAX_MESSAGE_BYTES:
@@ -50,35 +68,31 @@ class RecommendationsConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_BAD_MESSAGE)
 
     async def receive_json(self, content, **kwargs):
-        if not isinstance(content, dict):
+        if not isinstance(content, dict) or not getattr(self, "online", False):
             await self.close(code=CLOSE_BAD_MESSAGE)
             return
         kind = content.get("type")
-        slots = content.get("slots") or ["for-you"]
-        if kind in ("subscribe", "resync") and isinstance(slots, list) and all(isinstance(s, str) for s in slots):
-            await self._resync(slots[:8])
+        if kind == "ping":
+            await database_sync_to_async(push.socket_alive)(self.visitor_id, self.keys)
+            await self.send_json({"type": "pong"})
+            return
+        slots = content.get("slots", self.keys)
+        keys = push.clean_slot_keys(slots)
+        if kind in ("subscribe", "resync") and keys and len(keys) == len(slots):
+            if kind == "subscribe":
+                self.keys = (self.keys + [k for k in keys if k not in self.keys])[:MAX_KEYS_PER_SOCKET]
+                await database_sync_to_async(push.open_slots)(self.visitor_id, self.keys)
+            await self._resync([k for k in keys if k in self.keys], _int(content.get("seq")))
         else:
             await self.close(code=CLOSE_BAD_MESSAGE)
 
-    async def _resync(self, slots: list[str]) -> None:
-        # Only slots that exist are remembered: every remembered slot is recomputed on each
-        # of the visitor's events, so made-up names would make each event cost more.
-        known = []
-        for slot in slots:
-            try:
-                await database_sync_to_async(slot_config)(slot)
-                known.append(slot)
-            except ImproperlyConfigured:
-                await self.send_json({"type": "error", "slot": slot[:64], "error": "unknown slot"})
-        slots = await database_sync_to_async(open_slots)(self.visitor_id, known)
-        for slot in slots:
-            try:
-                recs = await database_sync_to_async(recommend)(self.visitor_id, slot)
-            except Exception:  # unknown slot names etc.: tell the client, keep the socket
-                await self.send_json({"type": "error", "slot": slot, "error": "unknown slot"})
-                continue
-            seq = await database_sync_to_async(next_seq)(self.visitor_id)
-            await self.send_json({"type": "recs", "slot": slot, "seq": seq, "recs": recs.as_dict()})
+    async def _resync(self, keys: list[str], seen: int) -> None:
+        for msg in await database_sync_to_async(push.resync)(self.visitor_id, keys, seen):
+            await self.send_json(msg)
 
     async def recs_updated(self, event):
-        await self.send_json({"type": "recs", "slot": event["slot"], "seq": event["seq"], "recs": event["recs"]})
+        if event.get("key", event["slot"]) in self.keys:
+            await self.send_json({k: v for k, v in event.items() if k != "type"} | {"type": "recs"})
+
+    async def liverec_probe(self, event):
+        await self.send_json({"type": "probe", "nonce": event["nonce"]})

@@ -124,3 +124,28 @@ class ItemAssociation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item_a} -> {self.item_b} ({self.weight:.3g})"
+
+
+class RecommendationLog(models.Model):
+    """One served list: which items, in which order, from which strategies.
+
+    Written when a list is rendered in a page, pushed, resent on resync or polled, keyed by
+    the recommendation id the widget reports with impressions and clicks, so click-through
+    can be attributed to slots and strategies. Not a projection of the event log: it records
+    what the engine answered at the time, which no replay can reproduce.
+    """
+
+    rec_id = models.CharField(max_length=32, primary_key=True)
+    visitor_id = models.CharField(max_length=64, db_index=True)
+    slot = models.CharField(max_length=64)
+    channel = models.CharField(max_length=16, help_text="page, push, resync, poll or api.")
+    seq = models.PositiveBigIntegerField(null=True, blank=True)
+    items = ArrayField(models.CharField(max_length=128), default=list, help_text="Item ids in rank order.")
+    strategies = models.JSONField(default=dict, help_text="{item_id: [strategy ids that proposed it]}")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["slot", "created_at"], name="recsys_reclog_slot_time")]
+
+    def __str__(self) -> str:
+        return f"{self.slot}:{self.rec_id}"

@@ -25,13 +25,25 @@ def process_events() -> int:
     touched = interests.catch_up()
     for visitor_id in sorted(touched):
         try:
-            push.refresh(visitor_id)
+            push.profile_changed(visitor_id)
         except Exception:
             logger.exception("recsys: push for visitor %s failed", visitor_id)
     # Associations after the pushes: they are latency-critical, and the pairs a visitor's own
     # events just formed join items that are already that visitor's seeds.
     cooccurrence.catch_up()
     return len(touched)
+
+
+@shared_task(queue=REALTIME, ignore_result=True)
+def refresh_visitor(visitor_id: str, deferred_at: float) -> str:
+    """The trailing push of a burst of one visitor's events (see ``services.push``)."""
+    return push.trailing_refresh(visitor_id, deferred_at)
+
+
+@shared_task(queue=REALTIME, ignore_result=True)
+def probe_push(visitor_id: str, nonce: str) -> None:
+    """Send a probe to the visitor's sockets: the Celery task -> WebSocket floor (bench, health)."""
+    push.probe(visitor_id, nonce)
 
 
 @shared_task(queue=BATCH, ignore_result=True, acks_late=True)

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET
 
 from . import health as probes
 from .engine import clean_context, recommend
+from .services import serving
 from .tokens import InvalidToken, read_token
 
 
@@ -42,4 +43,5 @@ def recommendations(request: HttpRequest, slot: str) -> JsonResponse:
         recs = recommend(visitor_id, slot, k, context)
     except ImproperlyConfigured as exc:
         return JsonResponse({"error": str(exc)}, status=404)
+    serving.record_served(recs, "poll" if request.GET.get("via") == "widget" else "api")
     return JsonResponse(recs.as_dict())

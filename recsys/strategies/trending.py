@@ -67,8 +67,12 @@ class Trending(Strategy):
 
     def candidates(self, ctx: RequestContext, n: int) -> list[Candidate]:
         category = str(self.config.get("category") or "")
+        # The fetch size is rounded up to a power of two (>= 64) so the cached scan is shared:
+        # keyed by n + len(exclude), each visitor's every new view missed the cache (a full scan,
+        # 0.4-0.9 s on the bench's log, on the live push path).
+        want = n + len(ctx.exclude)
         rows = trending_scores(float(self.config["half_life_hours"]), int(self.config["window_days"]),
-                               n + len(ctx.exclude), category)
+                               max(64, 1 << (want - 1).bit_length()), category)
         text = f"Popular in {category} right now" if category else "Popular right now"
         return [Candidate(item_id, score, [Reason(self.id, text)])
                 for item_id, score in rows if item_id not in ctx.exclude][:n]

@@ -1,0 +1,227 @@
+"""Freshness: HTTP POST of an event -> the refreshed list arriving on a real WebSocket client.
+
+    python -m devstack run -- python bench/bench_freshness.py [--samples 150] [--bg-rate 200]
+
+Starts the real stack on the devstack database (uvicorn, the realtime and batch Celery workers,
+Valkey channel layer; the MovieLens catalogue is imported and embedded on first run), opens a
+socket for one measured visitor and, per sample, posts a view of the top item of its "For you"
+list (the viewed item leaves the list, so every event changes it) and times until the push with
+a higher sequence number arrives. Samples are spaced beyond PUSH_DEBOUNCE_MS, as a person's
+clicks are. Phases:
+
+- idle: nothing else happening;
+- load: other visitors, each with an open socket, post ``--bg-rate`` events/s in tracker-sized
+  batches (one POST per visitor per second), for as long as the load samples take;
+- floor: a Celery task on the realtime queue doing nothing but a group_send (apply_async ->
+  WebSocket), the cost of the transport alone.
+
+Loopback only; every loop is bounded. Prints p50/p90/p99 in milliseconds.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import django  # noqa: E402
+
+django.setup()
+
+import httpx  # noqa: E402
+import websockets  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+
+from recsys.conf import settings as liverec  # noqa: E402
+from recsys.models import Item  # noqa: E402
+from recsys.tokens import make_token  # noqa: E402
+
+SITE_KEY = "demo-site-key"
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, round(p / 100 * len(values) + 0.5) - 1))]
+
+
+def summary(name: str, ms: list[float], extra: str = "") -> str:
+    if not ms:
+        return f"{name:<34} no samples {extra}"
+    return (f"{name:<34} n={len(ms):<4} p50={pct(ms, 50):7.1f} ms  p90={pct(ms, 90):7.1f} ms  "
+            f"p99={pct(ms, 99):7.1f} ms  mean={statistics.fmean(ms):6.1f} ms {extra}")
+
+
+def ensure_catalogue() -> list[str]:
+    call_command("migrate", "--noinput", verbosity=0)
+    if Item.objects.exclude(embedding=None).count() < 1682:
+        from demo.catalogue import movielens
+        from demo.catalogue.models import Film
+        from recsys.services import items
+
+        print("importing and embedding the MovieLens catalogue (first run only) ...", flush=True)
+        Film.objects.bulk_create([Film(ml_id=f.ml_id, title=f.title, year=f.year, genres=f.genres)
+                                  for f in movielens.films()], ignore_conflicts=True)
+        items.sync_from_adapters()
+        items.embed_items(items.stale_item_pks())
+    return list(Item.objects.exclude(embedding=None).values_list("item_id", flat=True))
+
+
+def event(item_id: str) -> dict:
+    return {"id": str(uuid.uuid4()), "name": "item_viewed", "item_id": item_id, "ts": int(time.time() * 1000)}
+
+
+async def open_socket(port: int, visitor: str):
+    ws = await websockets.connect(f"ws://127.0.0.1:{port}/liverec/ws/?token={make_token(visitor)}&slots=for-you",
+                                  origin=f"http://127.0.0.1:{port}", max_queue=None)
+    first = json.loads(await asyncio.wait_for(ws.recv(), 30))
+    return ws, first
+
+
+async def measure(port: int, http: httpx.AsyncClient, visitor: str, samples: int, gap: float,
+                  catalogue: list[str]) -> tuple[list[float], int]:
+    """Post-to-push latencies (ms) for ``samples`` events; also how many got no push in 3 s."""
+    ws, first = await open_socket(port, visitor)
+    # A new visitor's list may be empty (no trending yet): the first view is any film.
+    items = [r["item_id"] for r in first["recs"]["items"]] or [random.choice(catalogue)]
+    seq, out, missed = first["seq"], [], 0
+    try:
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            resp = await http.post("/liverec/events/", json={"site_key": SITE_KEY, "visitor_id": visitor,
+                                                             "events": [event(items[0])]})
+            resp.raise_for_status()
+            deadline = t0 + 3.0
+            while True:
+                try:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), max(0.01, deadline - time.perf_counter())))
+                except asyncio.TimeoutError:
+                    missed += 1
+                    break
+                if msg.get("type") == "recs" and msg["seq"] > seq:
+                    out.append((time.perf_counter() - t0) * 1000)
+                    seq = msg["seq"]
+                    items = [r["item_id"] for r in msg["recs"]["items"]] or [random.choice(catalogue)]
+                    break
+            await asyncio.sleep(gap + random.random() * 0.1)
+    finally:
+        await ws.close()
+    return out, missed
+
+
+async def background(port: int, rate: int, visitors: int, catalogue: list[str], stop: asyncio.Event) -> dict:
+    """``visitors`` visitors with open sockets post ``rate`` events/s in all, one batch per visitor per second."""
+    per_visitor = max(1, rate // visitors)
+    counts = {"events": 0, "posts": 0, "pushes": 0, "errors": 0}
+    limits = httpx.Limits(max_connections=visitors, max_keepalive_connections=visitors)
+    started = time.perf_counter()
+
+    async def reader(ws):
+        try:
+            async for _ in ws:
+                counts["pushes"] += 1
+        except websockets.ConnectionClosed:
+            pass
+
+    async def visitor(i: int, http: httpx.AsyncClient):
+        vid = f"bench-bg-{uuid.uuid4().hex[:12]}"
+        ws, _ = await open_socket(port, vid)
+        read = asyncio.create_task(reader(ws))
+        await asyncio.sleep(i / visitors)  # spread the visitors over the second
+        tick = time.perf_counter()
+        try:
+            while not stop.is_set():
+                batch = [event(random.choice(catalogue)) for _ in range(per_visitor)]
+                try:
+                    r = await http.post("/liverec/events/", json={"site_key": SITE_KEY, "visitor_id": vid, "events": batch})
+                    r.raise_for_status()
+                    counts["events"] += len(batch)
+                    counts["posts"] += 1
+                except httpx.HTTPError:
+                    counts["errors"] += 1
+                tick += 1.0
+                await asyncio.sleep(max(0.0, tick - time.perf_counter()))
+        finally:
+            await ws.close()
+            read.cancel()
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as http:
+        await asyncio.gather(*(visitor(i, http) for i in range(visitors)))
+    counts["seconds"] = time.perf_counter() - started
+    return counts
+
+
+async def floor(port: int, samples: int) -> list[float]:
+    from recsys.tasks import probe_push
+
+    visitor = f"bench-floor-{uuid.uuid4().hex[:8]}"
+    ws, _ = await open_socket(port, visitor)
+    out = []
+    try:
+        for _ in range(samples):
+            nonce = uuid.uuid4().hex
+            t0 = time.perf_counter()
+            await asyncio.to_thread(probe_push.apply_async, (visitor, nonce))
+            while True:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                if msg.get("nonce") == nonce:
+                    out.append((time.perf_counter() - t0) * 1000)
+                    break
+            await asyncio.sleep(0.05)
+    finally:
+        await ws.close()
+    return out
+
+
+async def run(args, port: int, catalogue: list[str]) -> None:
+    gap = liverec.PUSH_DEBOUNCE_MS / 1000 + 0.05
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        await measure(port, http, f"bench-warm-{uuid.uuid4().hex[:8]}", 10, gap, catalogue)  # warm every process up
+        print(summary("floor: Celery task -> WebSocket", await floor(port, args.samples)), flush=True)
+        idle, missed = await measure(port, http, f"bench-idle-{uuid.uuid4().hex[:8]}", args.samples, gap, catalogue)
+        print(summary("idle: POST -> pushed list", idle, f"(no push: {missed})"), flush=True)
+        stop = asyncio.Event()
+        bg = asyncio.create_task(background(port, args.bg_rate, args.bg_visitors, catalogue, stop))
+        await asyncio.sleep(3)  # let the load reach its rate
+        loaded, missed = await measure(port, http, f"bench-load-{uuid.uuid4().hex[:8]}", args.samples, gap, catalogue)
+        stop.set()
+        counts = await bg
+        rate = counts["events"] / counts["seconds"]
+        print(summary(f"load ({args.bg_rate}/s): POST -> pushed list", loaded, f"(no push: {missed})"), flush=True)
+        print(f"  background: {rate:.0f} events/s achieved from {args.bg_visitors} visitors with open sockets, "
+              f"{counts['posts']} posts, {counts['pushes']} pushes received, {counts['errors']} errors", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=150)
+    parser.add_argument("--bg-rate", type=int, default=200, help="background events per second")
+    parser.add_argument("--bg-visitors", type=int, default=50)
+    args = parser.parse_args()
+    catalogue = ensure_catalogue()
+    from tests.stack import start_stack
+
+    stack = start_stack(dict(settings.DATABASES["default"]))
+    try:
+        print(f"stack up on port {stack.port}; PUSH_DEBOUNCE_MS={liverec.PUSH_DEBOUNCE_MS}; "
+              f"{len(catalogue)} embedded items; {os.cpu_count()} CPUs", flush=True)
+        asyncio.run(run(args, stack.port, catalogue))
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()
