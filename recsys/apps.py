@@ -21,3 +21,7 @@ class RecsysConfig(AppConfig):
         for adapter_cls in settings.ITEM_ADAPTERS:
             register_adapter(adapter_cls())
         hooks.subscribe(on_events_appended)
+        from .services.privacy import export_profile, forget_profile
+
+        hooks.on_export(export_profile)
+        hooks.on_forget(forget_profile)

@@ -32,6 +32,9 @@ DEFAULTS = {
     "TOKEN_MAX_AGE_SECONDS": 24 * 3600,
     # Bursts of events for one visitor are coalesced into one refresh within this window.
     "PUSH_DEBOUNCE_MS": 50,
+    # Admin dashboard and reports: a group (slot, strategy, arm, minute) with fewer distinct
+    # visitors than this shows "suppressed" instead of its counts (k-anonymity).
+    "ADMIN_MIN_GROUP_VISITORS": 5,
 }
 
 settings = AppSettings("LIVEREC", DEFAULTS, import_strings=("ITEM_ADAPTERS", "STRATEGIES"))

@@ -9,6 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from . import selectors
 from .conf import settings
+from .diversity import mmr
 from .services.interests import visitor_state
 from .strategies import registry
 from .strategies.base import Candidate, Reason, RequestContext
@@ -41,8 +42,13 @@ class RecommendationList:
         return tuple(r.item_id for r in self.items)
 
 
-def slot_config(slot: str) -> dict[str, Any]:
-    """The live configuration of a slot: its newest active published version, else settings."""
+def slot_config(slot: str, visitor_id: str | None = None) -> dict[str, Any]:
+    """The live configuration of a slot: the visitor's arm of a running experiment on the slot,
+    else its newest active published version, else settings."""
+    if visitor_id:
+        arm = selectors.experiment_slot_config(slot, visitor_id)
+        if arm is not None:
+            return arm
     published = selectors.published_slot_config(slot)
     if published is not None:
         return published
@@ -52,9 +58,10 @@ def slot_config(slot: str) -> dict[str, Any]:
     return slots[slot]
 
 
-def build_strategy(strategy_id: str):
-    """A strategy instance with its staff tuning merged over DEFAULT_CONFIG."""
-    return registry.get(strategy_id)(selectors.strategy_tuning(strategy_id))
+def build_strategy(strategy_id: str, override: dict[str, Any] | None = None):
+    """A strategy instance with its staff tuning merged over DEFAULT_CONFIG, then the slot's
+    per-strategy ``override`` (a slot config's ``strategy_config`` entry) over that."""
+    return registry.get(strategy_id)({**selectors.strategy_tuning(strategy_id), **(override or {})})
 
 
 def _fuse(per_strategy: dict[str, tuple[float, list[Candidate]]]) -> list[Candidate]:
@@ -74,9 +81,12 @@ def _fuse(per_strategy: dict[str, tuple[float, list[Candidate]]]) -> list[Candid
 
 
 def recommend(visitor_id: str, slot: str = "for-you", k: int | None = None,
-              context: dict[str, Any] | None = None) -> RecommendationList:
-    """Recommend ``k`` items for a visitor in a slot. ``context``: {"item_id", "query"}."""
-    conf = slot_config(slot)
+              context: dict[str, Any] | None = None, *, config: dict[str, Any] | None = None) -> RecommendationList:
+    """Recommend ``k`` items for a visitor in a slot. ``context``: {"item_id", "query"}.
+
+    ``config`` replaces the slot's live configuration (the admin previews unpublished edits).
+    """
+    conf = config if config is not None else slot_config(slot, visitor_id)
     k = int(k or conf.get("limit", 8))
     context = context or {}
     exclude = selectors.excluded_items(visitor_id, conf.get("exclude_events", {}))
@@ -87,9 +97,9 @@ def recommend(visitor_id: str, slot: str = "for-you", k: int | None = None,
                          recent_items=selectors.recent_items(visitor_id))
     per_strategy = {}
     for sid, weight in conf["strategies"].items():
-        strategy = build_strategy(sid)
+        strategy = build_strategy(sid, conf.get("strategy_config", {}).get(sid))
         per_strategy[sid] = (float(weight), strategy.candidates(ctx, k * 3))
-    ranked = _fuse(per_strategy)[:k]
+    ranked = mmr(_fuse(per_strategy), k, float(conf.get("diversity", 0.0)))
     items = selectors.items_by_id([c.item_id for c in ranked])
     recs = [Recommendation(c.item_id, items[c.item_id].title, items[c.item_id].url, c.score, c.reasons)
             for c in ranked if c.item_id in items]

@@ -26,3 +26,38 @@ def publish_appended(event_ids: Sequence[int]) -> None:
             fn(event_ids)
         except Exception:  # the log is the source of truth; subscribers catch up later
             logger.exception("tracking: subscriber %r failed for %d events", fn, len(event_ids))
+
+
+# --- Privacy: apps that derive data from a visitor's events export and erase it too ------------
+
+VisitorHook = Callable[[str], dict]
+_forgetters: list[VisitorHook] = []
+_exporters: list[VisitorHook] = []
+
+
+def on_forget(fn: VisitorHook) -> None:
+    """Call ``fn(visitor_id) -> {what: count}`` when a visitor is forgotten. Idempotent."""
+    if fn not in _forgetters:
+        _forgetters.append(fn)
+
+
+def on_export(fn: VisitorHook) -> None:
+    """Call ``fn(visitor_id) -> {section: data}`` when a visitor's data is exported. Idempotent."""
+    if fn not in _exporters:
+        _exporters.append(fn)
+
+
+def forget(visitor_id: str) -> dict:
+    # Unlike publish_appended, a failing eraser must fail the whole forget: a half-erased
+    # visitor reported as forgotten is worse than an error the staff member can retry.
+    out: dict = {}
+    for fn in list(_forgetters):
+        out.update(fn(visitor_id))
+    return out
+
+
+def export(visitor_id: str) -> dict:
+    out: dict = {}
+    for fn in list(_exporters):
+        out.update(fn(visitor_id))
+    return out
