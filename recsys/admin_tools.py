@@ -52,6 +52,7 @@ class SlotConfigAdmin(ToolAdmin):
         return [
             path("", w(tuning.overview), name="recsys_tuning"),
             path("interest/", w(tuning.interest_settings), name="recsys_interest_settings"),
+            path("interest/rollback/<int:version>/", w(tuning.rollback_interest), name="recsys_interest_rollback"),
             path("strategy/<path:strategy_id>/save/", w(tuning.save_strategy), name="recsys_save_strategy"),
             path("slot/<str:slot>/", w(tuning.edit_slot), name="recsys_tune_slot"),
             path("slot/<str:slot>/preview/", w(tuning.preview), name="recsys_tune_preview"),

@@ -49,6 +49,11 @@ def events_per_minute(minutes: int = 60, now: datetime | None = None) -> list[di
     return rows
 
 
+def events_since(since: datetime) -> int:
+    """All (non-bot) events since ``since``: a site-wide total, not a small group."""
+    return Event.objects.filter(received_at__gte=since, is_bot=False).count()
+
+
 def active_visitors(minutes: int = 5) -> int:
     since = timezone.now() - timedelta(minutes=minutes)
     return Event.objects.filter(received_at__gte=since, is_bot=False).values("visitor_id").distinct().count()

@@ -25,7 +25,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "window": window, "windows": list(WINDOWS), "k": stats.k_threshold(),
         "events_chart": bar_chart([(r["minute"].strftime("%H:%M"), r["events"]) for r in per_minute],
                                   title="Events per minute (last hour)", label_every=10, fmt="{:.0f}"),
-        "events_last_hour": sum(r["events"] or 0 for r in per_minute),
+        "events_last_hour": stats.events_since(timezone.now() - timedelta(hours=1)),
         "suppressed_minutes": sum(r["suppressed"] for r in per_minute),
         "active_5m": stats.active_visitors(5), "active_60m": stats.active_visitors(60),
         "metrics": metrics,

@@ -146,8 +146,6 @@ def save_strategy(request: HttpRequest, strategy_id: str) -> HttpResponse:
 
 @requires(VIEW_TUNING)
 def interest_settings(request: HttpRequest) -> HttpResponse:
-    from ..models import InterestConfig
-
     error = None
     if request.method == "POST":
         if not request.user.has_perm(PUBLISH):
@@ -163,6 +161,19 @@ def interest_settings(request: HttpRequest) -> HttpResponse:
             return redirect(reverse("admin:recsys_interest_settings"))
     return render(request, "admin/recsys/tuning/interest.html",
                   {"current": selectors.interest_settings(), "error": error,
-                   "history": InterestConfig.objects.all()[:20]}, "Interest model settings")
+                   "history": tuning.interest_history()}, "Interest model settings")
 
 
+
+
+@require_POST
+@requires(PUBLISH)
+def rollback_interest(request: HttpRequest, version: int) -> HttpResponse:
+    from ..models import InterestConfig
+
+    try:
+        row = tuning.rollback_interest_config(version, user=username(request))
+    except InterestConfig.DoesNotExist:
+        raise Http404(f"no interest settings version {version}") from None
+    messages.success(request, f"Rolled back: {row} carries v{version}'s settings.")
+    return redirect(reverse("admin:recsys_interest_settings"))

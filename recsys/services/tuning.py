@@ -184,3 +184,22 @@ def publish_interest_config(config: dict[str, Any], *, user: str, note: str = ""
                                         note=note[:255])
     audit.record(user, "publish_interest", str(row), {"note": note, "changes": audit.diff(before, {**before, **clean})})
     return row
+
+
+def rollback_interest_config(version: int, *, user: str) -> InterestConfig:
+    """Make an old interest-settings version live again (as a new version carrying its config)."""
+    old = InterestConfig.objects.get(version=version)
+    return publish_interest_config(old.config, user=user, note=f"rollback to v{version}")
+
+
+def interest_history(limit: int = 20) -> list[dict[str, Any]]:
+    """Interest-settings versions newest first, each with its diff from the one before."""
+    rows = list(InterestConfig.objects.order_by("version"))
+    base = {"EVENT_WEIGHTS": dict(settings.EVENT_WEIGHTS), "LONG_TERM_HALF_LIFE_HOURS": settings.LONG_TERM_HALF_LIFE_HOURS,
+            "SHORT_TERM_HALF_LIFE_HOURS": settings.SHORT_TERM_HALF_LIFE_HOURS}
+    out, prev = [], base
+    for row in rows:
+        full = {**base, **row.config}
+        out.append({"row": row, "changes": audit.diff(prev, full)})
+        prev = full
+    return out[::-1][:limit]

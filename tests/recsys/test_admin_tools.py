@@ -158,6 +158,26 @@ def test_interest_settings_publish_and_the_projection_selector(boss):
     assert tuned["EVENT_WEIGHTS"]["item_viewed"] == 2.5 and tuned["EVENT_WEIGHTS"]["shared"] == 4.0
     assert "purchased" not in tuned["EVENT_WEIGHTS"]
     assert tuned["LONG_TERM_HALF_LIFE_HOURS"] == 100.0
+    boss.post(reverse("admin:recsys_interest_settings"),
+              {"ew:item_viewed": "1", "long_half_life": "50", "short_half_life": "1"})
+    assert interest_settings()["LONG_TERM_HALF_LIFE_HOURS"] == 50.0
+    page = boss.get(reverse("admin:recsys_interest_settings")).content.decode()
+    assert "Roll back to v1" in page and "LONG_TERM_HALF_LIFE_HOURS" in page
+    assert boss.post(reverse("admin:recsys_interest_rollback", args=[1])).status_code == 302
+    assert interest_settings()["LONG_TERM_HALF_LIFE_HOURS"] == 100.0
+    assert InterestConfig.objects.order_by("-version").first().version == 3
+
+
+def test_published_event_weights_change_what_the_projection_folds():
+    """The interest projection reads the published weights: a zero weight leaves no trace."""
+    from recsys.services import interests
+    from recsys.services.tuning import publish_interest_config
+
+    publish_interest_config({"EVENT_WEIGHTS": {"item_viewed": 0.0}}, user="t")
+    add_event("v-zero", "item_viewed", "6")
+    profiles: dict = {}
+    interests.fold(list(Event.objects.filter(visitor_id="v-zero")), profiles)
+    assert profiles["v-zero"].long_term is None and profiles["v-zero"].event_count == 1
 
 
 # --- Preview -------------------------------------------------------------------------------------
