@@ -32,7 +32,16 @@ def shots(tmp_path) -> Path:
 
 
 @pytest.fixture
-def staff_page(stack, browser_context):
+def clean_cache():
+    """Committed events feed caches other processes share (trending lists for 10 s): leave none behind."""
+    from django.core.cache import cache
+
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def staff_page(stack, browser_context, clean_cache):
     User.objects.create_superuser("boss", "boss@example.com", "correct horse")
     page = browser_context.new_page()
     page.set_viewport_size({"width": 1400, "height": 1000})

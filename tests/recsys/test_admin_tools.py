@@ -26,6 +26,15 @@ def add_event(visitor, name, item_id="", minutes_ago=0.0, **props):
 
 
 @pytest.fixture
+def clean_cache():
+    """Committed events feed caches other processes share (trending lists for 10 s): leave none behind."""
+    from django.core.cache import cache
+
+    yield
+    cache.clear()
+
+
+@pytest.fixture
 def superuser(db):
     return User.objects.create_superuser("boss", "boss@example.com", "pw")
 
@@ -184,7 +193,7 @@ def test_published_event_weights_change_what_the_projection_folds():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_preview_shows_live_and_edited_lists_side_by_side(embedded_catalogue, superuser):
+def test_preview_shows_live_and_edited_lists_side_by_side(embedded_catalogue, superuser, clean_cache):
     from recsys.services import interests
 
     for item in ("6", "7", "8"):  # Alien, Aliens, The Terminator
