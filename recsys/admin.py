@@ -13,9 +13,21 @@ class ItemAdmin(admin.ModelAdmin):
 
 @admin.register(VisitorProfile)
 class VisitorProfileAdmin(admin.ModelAdmin):
-    list_display = ("visitor_id", "user_id", "event_count", "rate_per_hour", "last_event_at")
+    list_display = ("visitor_id", "user_id", "event_count", "rate_per_hour", "last_event_at", "inspect_link")
     search_fields = ("visitor_id", "user_id")
     exclude = ("long_term", "short_term", "interests")
+
+    @admin.display(description="inspector")
+    def inspect_link(self, obj):
+        from django.urls import reverse
+        from django.utils.html import format_html
+
+        return format_html('<a href="{}">inspect</a>', reverse("admin:recsys_visitor", args=[obj.visitor_id]))
+
+    def get_urls(self):
+        from .admin_tools import visitor_urls
+
+        return visitor_urls(self.admin_site) + super().get_urls()
 
 
 @admin.register(ProjectionCursor)
@@ -38,3 +50,8 @@ class RecommendationLogAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+from .admin_tools import register_tools  # noqa: E402  (the tuning UI's pages; see recsys/admin_tools.py)
+
+register_tools(admin.site)

@@ -60,6 +60,9 @@ DEFAULTS = {
     "PUSH_MAX_DELAY_MS": 1000,
     # The widget polls the JSON endpoint this often when its socket cannot connect.
     "WIDGET_POLL_SECONDS": 15,
+    # Admin dashboard and reports: a group (slot, strategy, arm, minute) with fewer distinct
+    # visitors than this shows "suppressed" instead of its counts (k-anonymity).
+    "ADMIN_MIN_GROUP_VISITORS": 5,
 }
 
 settings = AppSettings("LIVEREC", DEFAULTS, import_strings=("ITEM_ADAPTERS", "STRATEGIES"))

@@ -67,8 +67,13 @@ def clean_context(values: dict[str, Any] | None) -> dict[str, str]:
     return {key: str(values[key])[:256] for key in CONTEXT_KEYS if values and values.get(key) not in (None, "")}
 
 
-def slot_config(slot: str, snapshot: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The live configuration of a slot: its newest active published version, else settings."""
+def slot_config(slot: str, snapshot: dict[str, Any] | None = None, visitor_id: str | None = None) -> dict[str, Any]:
+    """The live configuration of a slot: the visitor's arm of a running experiment on the slot,
+    else its newest active published version, else settings."""
+    if visitor_id:
+        arm = selectors.experiment_slot_config(slot, visitor_id)
+        if arm is not None:
+            return arm
     published = (snapshot or configcache.snapshot())["slots"].get(slot)
     if published is not None:
         return published
@@ -88,10 +93,12 @@ def slot_strategies(conf: dict[str, Any]) -> dict[str, float]:
     return weights
 
 
-def build_strategy(strategy_id: str, snapshot: dict[str, Any] | None = None):
-    """A strategy instance with its staff tuning merged over DEFAULT_CONFIG."""
+def build_strategy(strategy_id: str, snapshot: dict[str, Any] | None = None,
+                   override: dict[str, Any] | None = None):
+    """A strategy instance with its staff tuning merged over DEFAULT_CONFIG, then the slot's
+    per-strategy ``override`` (a slot config's ``strategy_config`` entry) over that."""
     tuning = (snapshot or configcache.snapshot())["tuning"].get(strategy_id) or {}
-    return registry.get(strategy_id)(tuning)
+    return registry.get(strategy_id)({**tuning, **(override or {})})
 
 
 def _fuse(per_strategy: dict[str, tuple[float, list[Candidate]]]) -> list[Candidate]:
@@ -173,16 +180,18 @@ def _host_allowed(items: dict[str, _Row], host_filters: dict[str, Any]) -> set[s
 
 
 def recommend(visitor_id: str, slot: str = "for-you", k: int | None = None,
-              context: dict[str, Any] | None = None) -> RecommendationList:
+              context: dict[str, Any] | None = None, *, config: dict[str, Any] | None = None) -> RecommendationList:
     """Recommend ``k`` items for a visitor in a slot.
 
     ``context`` describes the page: ``item_id`` (the item shown: excluded, and a seed for
     "more like this" and co-occurrence), ``query`` (a search just made: embedded and
     matched), ``category`` (a category page: filters the list and drives per-category
     trending). Every item carries its reasons, the main one first.
+
+    ``config`` replaces the slot's live configuration (the admin previews unpublished edits).
     """
     snap = configcache.snapshot()
-    conf = slot_config(slot, snap)
+    conf = config if config is not None else slot_config(slot, snap, visitor_id)
     k = int(k or conf.get("limit", 8))
     context = clean_context(context)
     engagements, exclude = selectors.visitor_activity(visitor_id, conf.get("exclude_events", {}))
@@ -203,7 +212,8 @@ def recommend(visitor_id: str, slot: str = "for-you", k: int | None = None,
     pool = k * int(conf.get("pool", 4))
     if filters.get("categories") or filters.get("host"):
         pool *= 3  # filters apply after fusion: read deeper so a filtered list still fills
-    per_strategy = {sid: (w, build_strategy(sid, snap).candidates(ctx, pool))
+    overrides = conf.get("strategy_config") or {}
+    per_strategy = {sid: (w, build_strategy(sid, snap, overrides.get(sid)).candidates(ctx, pool))
                     for sid, w in slot_strategies(conf).items()}
     # Rules, freshness and diversity work on the head of the fused list: the pool.
     fused = ranking.fuse(per_strategy)[:pool]

@@ -149,3 +149,124 @@ class RecommendationLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.slot}:{self.rec_id}"
+
+
+# --- Admin tuning UI: interest settings, experiments, evaluation runs, audit trail ---------------
+
+
+class InterestConfig(models.Model):
+    """A published version of the interest-model settings (event weights, half-lives).
+
+    Same life cycle as ``SlotConfig``: rows are never edited, the newest active one is live,
+    and without rows ``LIVEREC["EVENT_WEIGHTS"]`` and the half-life settings apply.
+    """
+
+    version = models.PositiveIntegerField(unique=True)
+    config = models.JSONField(help_text='{"EVENT_WEIGHTS": {...}, "LONG_TERM_HALF_LIFE_HOURS": h, ...}')
+    active = models.BooleanField(default=True)
+    created_by = models.CharField(max_length=150, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    note = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        ordering = ["-version"]
+
+    def __str__(self) -> str:
+        return f"interest settings v{self.version}"
+
+
+class Experiment(models.Model):
+    """An A/B test of two or more configurations of one slot.
+
+    ``arms``: ``[{"name": "A", "weight": 50, "version": 3}, {"name": "B", "weight": 50, "config": {...}}]``;
+    an arm names a published ``SlotConfig`` version of the slot or carries an inline config.
+    Visitors are assigned by a hash of (experiment id, visitor id): stable without storage.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        RUNNING = "running"
+        STOPPED = "stopped"
+
+    name = models.CharField(max_length=128, unique=True)
+    slot = models.CharField(max_length=64)
+    arms = models.JSONField(default=list)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    winner = models.CharField(max_length=64, blank=True, default="")
+    created_by = models.CharField(max_length=150, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["slot"], condition=models.Q(status="running"),
+                                               name="recsys_one_running_experiment_per_slot")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EvaluationRun(models.Model):
+    """One offline evaluation (the ``recsys_evaluate`` command) started from the admin."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0, help_text="0..1")
+    results = models.JSONField(default=dict, blank=True)
+    log = models.TextField(blank=True, default="")
+    created_by = models.CharField(max_length=150, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"evaluation #{self.pk} ({self.status})"
+
+
+class AuditEntry(models.Model):
+    """Who changed what, when, from the admin tools. Append-only.
+
+    Also carries the admin tools' per-action permissions (app-scoped: ``recsys.<codename>``).
+    """
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.CharField(max_length=150)
+    action = models.CharField(max_length=64)
+    object_repr = models.CharField(max_length=255, blank=True, default="")
+    diff = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name_plural = "audit entries"
+        permissions = [
+            ("publish_slotconfig", "Can publish and roll back slot, strategy and interest settings"),
+            ("manage_experiment", "Can create, start, stop and promote experiments"),
+            ("run_evaluation", "Can start offline evaluation runs"),
+            ("export_visitor", "Can export a visitor's data"),
+            ("forget_visitor", "Can forget a visitor (delete their events and profile)"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.user} {self.action} {self.object_repr}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("The audit trail is append-only.")
+        super().save(*args, **kwargs)
+
+
+class Dashboard(AuditEntry):
+    """The admin dashboard's entry in the recsys section (a page, not data of its own)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = verbose_name_plural = "dashboard"

@@ -131,3 +131,40 @@ def association_neighbours(item_ids: list[str], per_item: int) -> tuple[dict[str
         out.setdefault(a, []).append((b, math.exp(max(-700.0, key - top))))
     return out, titles
 
+
+
+# --- Admin tuning UI: experiments and the interest settings the projection reads ------------------
+
+
+def experiment_slot_config(slot: str, visitor_id: str) -> dict | None:
+    """The slot config of a running experiment's arm this visitor is assigned to, if any."""
+    from .abtest import assign
+    from .models import Experiment
+
+    exp = Experiment.objects.filter(slot=slot, status=Experiment.Status.RUNNING).values("id", "arms").first()
+    if exp is None or not exp["arms"]:
+        return None
+    return arm_config(slot, assign(exp["id"], visitor_id, exp["arms"]))
+
+
+def arm_config(slot: str, arm: dict) -> dict | None:
+    """An arm's slot config: its inline ``config``, else the published ``version`` of the slot."""
+    if arm.get("config"):
+        return arm["config"]
+    if arm.get("version") is not None:
+        return SlotConfig.objects.filter(slot=slot, version=int(arm["version"])).values_list("config", flat=True).first()
+    return None
+
+
+def interest_settings() -> dict:
+    """Event weights and half-lives: the newest active published ``InterestConfig`` over settings."""
+    from .conf import settings
+    from .models import InterestConfig
+
+    base = {"EVENT_WEIGHTS": dict(settings.EVENT_WEIGHTS),
+            "LONG_TERM_HALF_LIFE_HOURS": settings.LONG_TERM_HALF_LIFE_HOURS,
+            "SHORT_TERM_HALF_LIFE_HOURS": settings.SHORT_TERM_HALF_LIFE_HOURS}
+    published = InterestConfig.objects.filter(active=True).order_by("-version").values_list("config", flat=True).first()
+    if published:
+        base.update({k: v for k, v in published.items() if k in base})
+    return base

@@ -64,3 +64,11 @@ def health_probe() -> dict:
 @shared_task(queue=BATCH)
 def health_probe_batch() -> bool:
     return True
+
+
+@shared_task(queue=BATCH, ignore_result=True, acks_late=True)
+def run_evaluation(run_id: int) -> str:
+    """An admin-started offline evaluation (``recsys_evaluate``); see services.evaluation."""
+    from .services.evaluation import execute_run
+
+    return execute_run(run_id)

@@ -10,7 +10,7 @@ from tracking import selectors as log
 from tracking.models import Event
 
 from .. import interest_model as im
-from ..conf import settings
+from .. import selectors
 from ..encoders import get_encoder
 from ..models import Item, ProjectionCursor, VisitorProfile
 
@@ -58,7 +58,8 @@ def fold(events: Iterable[Event], profiles: dict[str, VisitorProfile]) -> set[st
     events = [e for e in events if not e.is_bot and not e.is_repeat]
     if not events:
         return set()
-    weights = settings.EVENT_WEIGHTS
+    tuned = selectors.interest_settings()  # published admin tuning over LIVEREC settings
+    weights = tuned["EVENT_WEIGHTS"]
     item_vecs, query_vecs = _vectors_for(events)
     states: dict[str, im.InterestState] = {}
     touched: set[str] = set()
@@ -78,7 +79,7 @@ def fold(events: Iterable[Event], profiles: dict[str, VisitorProfile]) -> set[st
             # Explicit ratings: a 1-5 star rating scales the engagement (5 -> 1.0, 1 -> 0.2).
             weight *= max(0.2, min(1.0, float(ev.properties["value"]) / 5.0))
         im.apply(state, vec if weight else None, weight, ev.occurred_at,
-                 long_half_life=settings.LONG_TERM_HALF_LIFE_HOURS, short_half_life=settings.SHORT_TERM_HALF_LIFE_HOURS)
+                 long_half_life=tuned["LONG_TERM_HALF_LIFE_HOURS"], short_half_life=tuned["SHORT_TERM_HALF_LIFE_HOURS"])
         if ev.user_id:
             profile.user_id = ev.user_id
         profile.last_event_id = ev.id

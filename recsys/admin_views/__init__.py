@@ -1,0 +1,1 @@
+"""The admin tuning UI's pages (registered by ``recsys.admin`` under the recsys app section)."""
