@@ -118,8 +118,13 @@ def test_publish_versions_the_slot_and_the_engine_reads_it(boss):
     assert resp.status_code == 302
     row = SlotConfig.objects.get(slot="for-you")
     assert row.version == 1 and row.created_by == "boss" and row.note == "trending only"
-    assert row.config == {"strategies": {"popular/trending": 1.0}, "exclude_events": {"purchased": None, "item_viewed": 600},
-                          "limit": 5}
+    expected = {"strategies": {"popular/trending": 1.0}, "exclude_events": {"purchased": None, "item_viewed": 600},
+                "limit": 5}
+    assert {key: row.config[key] for key in expected} == expected
+    # Engine keys the form does not show (freshness, if_registered...) survive a publish.
+    from recsys.conf import settings as recsys_settings
+
+    assert row.config["freshness"] == recsys_settings.SLOTS["for-you"]["freshness"]
     assert engine.slot_config("for-you") == row.config
     audit = AuditEntry.objects.get(action="publish_slot")
     assert audit.user == "boss"
