@@ -90,6 +90,15 @@ def main(extra_events: int) -> None:
     print(f"inserted {extra_events} widget events in {time.perf_counter() - t:.1f} s")
 
     visitor = f"{PREFIX}v0"
+    from django.db import connection
+
+    def select_one():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+
+    med, p95 = timed(select_one, 500)
+    print(f"baseline SELECT 1 round trip:      median {med:.3f} ms  p95 {p95:.3f} ms  (machine load {os.getloadavg()[0]:.1f})")
     med, p95 = timed(lambda: engine.slot_config("for-you", visitor), 500)
     print(f"slot_config, no experiment:        median {med:.3f} ms  p95 {p95:.3f} ms")
     v1 = tuning.publish_slot_config("for-you", {"strategies": {"content/interests": 1.0}}, user="bench")

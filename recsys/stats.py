@@ -35,8 +35,8 @@ def events_per_minute(minutes: int = 60, now: datetime | None = None) -> list[di
     start = (now - timedelta(minutes=minutes - 1)).replace(second=0, microsecond=0)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT date_trunc('minute', received_at) AS m, count(*), count(DISTINCT visitor_id) "
-            f"FROM {Event._meta.db_table} WHERE received_at >= %s AND NOT is_bot GROUP BY m",
+            f"SELECT date_trunc('minute', occurred_at) AS m, count(*), count(DISTINCT visitor_id) "
+            f"FROM {Event._meta.db_table} WHERE occurred_at >= %s AND NOT is_bot GROUP BY m",
             [start])
         found = {m: (n, v) for m, n, v in cursor.fetchall()}
     k = k_threshold()
@@ -51,12 +51,12 @@ def events_per_minute(minutes: int = 60, now: datetime | None = None) -> list[di
 
 def events_since(since: datetime) -> int:
     """All (non-bot) events since ``since``: a site-wide total, not a small group."""
-    return Event.objects.filter(received_at__gte=since, is_bot=False).count()
+    return Event.objects.filter(occurred_at__gte=since, is_bot=False).count()
 
 
 def active_visitors(minutes: int = 5) -> int:
     since = timezone.now() - timedelta(minutes=minutes)
-    return Event.objects.filter(received_at__gte=since, is_bot=False).values("visitor_id").distinct().count()
+    return Event.objects.filter(occurred_at__gte=since, is_bot=False).values("visitor_id").distinct().count()
 
 
 def recommendation_metrics(since: datetime) -> list[dict[str, Any]]:
@@ -69,7 +69,7 @@ def recommendation_metrics(since: datetime) -> list[dict[str, Any]]:
         cursor.execute(
             f"SELECT coalesce(properties->>'slot', ''), coalesce(properties->>'strategy', ''), "
             f"count(*) FILTER (WHERE name = %s), count(*) FILTER (WHERE name = %s), count(DISTINCT visitor_id) "
-            f"FROM {Event._meta.db_table} WHERE name IN (%s, %s) AND received_at >= %s AND NOT is_bot "
+            f"FROM {Event._meta.db_table} WHERE name IN (%s, %s) AND occurred_at >= %s AND NOT is_bot "
             f"GROUP BY 1, 2 ORDER BY 1, 2",
             [SHOWN, CLICKED, SHOWN, CLICKED, since])
         rows = cursor.fetchall()
@@ -89,9 +89,9 @@ def catalogue_coverage(since: datetime) -> dict[str, Any]:
     """How much of the catalogue is embedded (recommendable) and how much got engagement."""
     available = Item.objects.filter(available=True).count()
     embedded = Item.objects.filter(available=True, embedding__isnull=False).count()
-    engaged = (Event.objects.filter(received_at__gte=since, is_bot=False).exclude(item_id="")
+    engaged = (Event.objects.filter(occurred_at__gte=since, is_bot=False).exclude(item_id="")
                .values("item_id").distinct().count())
-    clicked = (Event.objects.filter(received_at__gte=since, name=CLICKED).exclude(item_id="")
+    clicked = (Event.objects.filter(occurred_at__gte=since, name=CLICKED).exclude(item_id="")
                .values("item_id").distinct().count())
     share = (lambda n: (n / available) if available else 0.0)
     return {"available": available, "embedded": embedded, "embedded_share": share(embedded),
@@ -131,7 +131,7 @@ def push_latency() -> dict[str, Any]:
 
 
 def event_names(since: datetime) -> list[tuple[str, int]]:
-    rows = (Event.objects.filter(received_at__gte=since, is_bot=False).values("name").annotate(n=Count("id"))
+    rows = (Event.objects.filter(occurred_at__gte=since, is_bot=False).values("name").annotate(n=Count("id"))
             .order_by("-n")[:20])
     return [(r["name"], r["n"]) for r in rows]
 

@@ -108,3 +108,30 @@ def test_tune_preview_and_publish_then_inspect_the_visitor(stack, embedded_catal
     assert page.locator("svg.lr-chart").first.is_visible()
     assert "liverec.realtime" in page.locator(".lr-cards").inner_text()
     page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
+
+
+def test_create_start_and_promote_an_experiment(stack, staff_page, shots):
+    from recsys.models import Experiment
+    from recsys.services import tuning
+
+    tuning.publish_slot_config("trending", {"strategies": {"popular/trending": 1.0}, "limit": 4}, user="boss")
+    tuning.publish_slot_config("trending", {"strategies": {"popular/trending": 1.0}, "limit": 8}, user="boss")
+    page = staff_page
+    page.goto(f"{stack.url}/admin/recsys/experiment/")
+    page.fill("#id_name", "short trending list")
+    page.select_option("#id_slot", "trending")
+    page.fill('input[name="arm_name_0"]', "current")
+    page.select_option('select[name="arm_source_0"]', "live")
+    page.fill('input[name="arm_name_1"]', "short")
+    page.select_option('select[name="arm_source_1"]', label="trending v1")
+    page.click("input[value='Create (draft)']")
+    page.wait_for_selector("text=Created experiment short trending list")
+    page.click("input[value='Start']")
+    page.wait_for_selector("#lr-status:has-text('running')")
+    assert Experiment.objects.get().status == "running"
+    page.screenshot(path=str(shots / "experiment-report.png"), full_page=True)
+    page.click("input[value='Promote short']")
+    page.wait_for_selector("text=Published the winner as trending v3")
+    exp = Experiment.objects.get()
+    assert exp.status == "stopped" and exp.winner == "short"
+    assert SlotConfig.objects.get(slot="trending", version=3).config["limit"] == 4

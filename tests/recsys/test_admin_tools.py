@@ -454,3 +454,16 @@ def test_evaluation_page_says_when_the_command_is_missing(boss):
     assert "is not installed" in html
     resp = boss.post(reverse("admin:recsys_evaluations"), {"params": "{}"})
     assert "is not installed" in resp.content.decode() and not EvaluationRun.objects.exists()
+
+
+def test_an_arm_can_snapshot_the_live_config(boss):
+    boss.post(reverse("admin:recsys_tune_slot", args=["for-you"]), {**FORM, "limit": "4"})
+    resp = boss.post(reverse("admin:recsys_experiments"),
+                     {"name": "live vs v1", "slot": "for-you", "arm_name_0": "live", "arm_source_0": "live",
+                      "arm_name_1": "v1", "arm_source_1": "1", "arm_weight_1": "2"})
+    assert resp.status_code == 302
+    exp = Experiment.objects.get()
+    assert exp.arms[0] == {"name": "live", "weight": 1.0, "config": engine.slot_config("for-you")}
+    assert exp.arms[1] == {"name": "v1", "weight": 2.0, "version": 1}
+    resp = boss.post(reverse("admin:recsys_experiments"), {"name": "one arm", "slot": "for-you", "arm_source_0": "1"})
+    assert "two or more arms" in resp.content.decode()
