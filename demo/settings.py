@@ -82,7 +82,18 @@ CHANNEL_LAYERS = {
                    "prefix": os.environ.get("LIVEREC_CHANNEL_PREFIX", "asgi")},
     }
 }
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+
+
+def _redis_db(url: str, db: int) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(url)._replace(path=f"/{db}"))
+
+
+# The cache gets its own Redis database: clearing it (tests, operators) never drops the
+# Celery queues or the channel layer, which live in REDIS_URL's database.
+CACHE_URL = os.environ.get("LIVEREC_CACHE_URL") or _redis_db(REDIS_URL, 1)
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL

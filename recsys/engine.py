@@ -67,7 +67,7 @@ def clean_context(values: dict[str, Any] | None) -> dict[str, str]:
     return {key: str(values[key])[:256] for key in CONTEXT_KEYS if values and values.get(key) not in (None, "")}
 
 
-def slot_config(slot: str, snapshot: dict[str, Any] | None = None, visitor_id: str | None = None) -> dict[str, Any]:
+def slot_config(slot: str, visitor_id: str | None = None, *, snapshot: dict[str, Any] | None = None) -> dict[str, Any]:
     """The live configuration of a slot: the visitor's arm of a running experiment on the slot,
     else its newest active published version, else settings."""
     if visitor_id:
@@ -93,8 +93,8 @@ def slot_strategies(conf: dict[str, Any]) -> dict[str, float]:
     return weights
 
 
-def build_strategy(strategy_id: str, snapshot: dict[str, Any] | None = None,
-                   override: dict[str, Any] | None = None):
+def build_strategy(strategy_id: str, override: dict[str, Any] | None = None, *,
+                   snapshot: dict[str, Any] | None = None):
     """A strategy instance with its staff tuning merged over DEFAULT_CONFIG, then the slot's
     per-strategy ``override`` (a slot config's ``strategy_config`` entry) over that."""
     tuning = (snapshot or configcache.snapshot())["tuning"].get(strategy_id) or {}
@@ -191,7 +191,7 @@ def recommend(visitor_id: str, slot: str = "for-you", k: int | None = None,
     ``config`` replaces the slot's live configuration (the admin previews unpublished edits).
     """
     snap = configcache.snapshot()
-    conf = config if config is not None else slot_config(slot, snap, visitor_id)
+    conf = config if config is not None else slot_config(slot, visitor_id, snapshot=snap)
     k = int(k or conf.get("limit", 8))
     context = clean_context(context)
     engagements, exclude = selectors.visitor_activity(visitor_id, conf.get("exclude_events", {}))
@@ -213,7 +213,7 @@ def recommend(visitor_id: str, slot: str = "for-you", k: int | None = None,
     if filters.get("categories") or filters.get("host"):
         pool *= 3  # filters apply after fusion: read deeper so a filtered list still fills
     overrides = conf.get("strategy_config") or {}
-    per_strategy = {sid: (w, build_strategy(sid, snap, overrides.get(sid)).candidates(ctx, pool))
+    per_strategy = {sid: (w, build_strategy(sid, overrides.get(sid), snapshot=snap).candidates(ctx, pool))
                     for sid, w in slot_strategies(conf).items()}
     # Rules, freshness and diversity work on the head of the fused list: the pool.
     fused = ranking.fuse(per_strategy)[:pool]

@@ -64,3 +64,57 @@ def embedded_catalogue(transactional_db, film_factory):
     made = [film_factory(t, g, ml_id=i + 1) for i, (t, g) in enumerate(films)]
     items.embed_items(list(Item.objects.values_list("pk", flat=True)))
     return made
+
+
+def _quiesce_test_database(settings_dict: dict, timeout: float = 10.0) -> None:
+    """Wait until no other session is mid-statement or mid-transaction on the test database.
+
+    pytest-django flushes with TRUNCATE, which deadlocks against a worker still folding or
+    pushing for the test that just ended (seen under load). Workers that stay busy past the
+    timeout have their transaction cancelled: the task fails harmlessly (the projection
+    rolls back with its cursor) and the next test starts from a clean database.
+    """
+    import time
+
+    import psycopg
+
+    conninfo = {"dbname": settings_dict["NAME"], "user": settings_dict.get("USER") or None,
+                "host": settings_dict.get("HOST") or None, "port": settings_dict.get("PORT") or None,
+                "password": settings_dict.get("PASSWORD") or None}
+    busy_sql = ("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')")
+    with psycopg.connect(**{k: v for k, v in conninfo.items() if v}, autocommit=True) as conn:
+        deadline, quiet = time.monotonic() + timeout, 0
+        while time.monotonic() < deadline and quiet < 2:
+            quiet = quiet + 1 if not conn.execute(busy_sql).fetchall() else 0
+            time.sleep(0.05)
+        if quiet < 2:
+            conn.execute(f"SELECT pg_cancel_backend(pid) FROM ({busy_sql}) busy")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    # Runs before the fixtures' finalizers, so before pytest-django's flush.
+    if "stack" in getattr(item, "fixturenames", ()):
+        from django.db import connection
+
+        _quiesce_test_database(dict(connection.settings_dict))
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Every test starts with an empty shared cache (trending lists, config generation, rate
+    counters, push signatures) and this process's config copies dropped: each test's database
+    starts empty, so nothing cached from an earlier test may answer for it. The cache has its
+    own Redis database (settings.CACHE_URL), so this never touches the Celery queues."""
+    from django.core.cache import cache
+
+    from recsys import configcache
+    from recsys.strategies import trending
+
+    cache.clear()
+    trending._local.clear()
+    with configcache._lock:
+        configcache._snapshot["generation"] = None
+    yield
