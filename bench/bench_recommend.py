@@ -148,12 +148,19 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
+CPU: list[float] = []
+
+
 def time_calls(fn, args_list) -> list[float]:
+    """Wall-clock ms per call; CPU ms this process spent per call go to CPU (on a shared,
+    loaded machine the wall clock also counts time spent waiting for a core)."""
     out = []
+    CPU.clear()
     for args in args_list:
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn(*args)
         out.append((time.perf_counter() - t0) * 1000)
+        CPU.append((time.process_time() - c0) * 1000)
     return out
 
 
@@ -192,6 +199,7 @@ def bench_size(n: int) -> None:
     for q in queries[:WARMUP]:
         bare(q)
     base = time_calls(bare, [(q,) for q in queries[WARMUP:]])
+    base_cpu = list(CPU)
 
     picks = [random.Random(9).choice(visitors) for _ in range(WARMUP)] + \
         [visitors[i % len(visitors)] for i in range(RUNS)]
@@ -200,11 +208,14 @@ def bench_size(n: int) -> None:
     with CaptureQueriesContext(connection) as ctx:
         recommend(picks[-1], "for-you")
     engine = time_calls(lambda vid: recommend(vid, "for-you"), [(vid,) for vid in picks[WARMUP:]])
+    engine_cpu = list(CPU)
     cold = time_calls(lambda: recommend("bench-cold-visitor", "for-you"), [()] * 100)
     sample = recommend(picks[-1], "for-you")
     print(f"  bare HNSW top-10 (same process):   p50 {pct(base, 50):6.2f} ms   p99 {pct(base, 99):6.2f} ms")
     print(f"  recommend(for-you), warm visitor:  p50 {pct(engine, 50):6.2f} ms   p99 {pct(engine, 99):6.2f} ms   "
           f"mean {statistics.mean(engine):.2f} ms   ({len(ctx.captured_queries)} SQL queries per call)")
+    print(f"  client CPU per call (p50):         bare {pct(base_cpu, 50):.2f} ms, recommend {pct(engine_cpu, 50):.2f} ms")
+    print(f"  machine load average (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"  recommend(for-you), cold visitor:  p50 {pct(cold, 50):6.2f} ms   p99 {pct(cold, 99):6.2f} ms")
     print(f"  sample: {[(r.item_id, r.reasons[0].strategy) for r in sample.items[:4]]}")
 
