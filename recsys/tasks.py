@@ -52,3 +52,9 @@ def health_probe() -> dict:
 @shared_task(queue=BATCH)
 def health_probe_batch() -> bool:
     return True
+
+
+@shared_task(queue=BATCH, ignore_result=True)
+def prune_associations() -> int:
+    """Drop item pairs that decayed to nothing (schedule it daily with Celery beat)."""
+    return cooccurrence.prune()
