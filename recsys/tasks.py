@@ -72,3 +72,9 @@ def run_evaluation(run_id: int) -> str:
     from .services.evaluation import execute_run
 
     return execute_run(run_id)
+
+
+@shared_task(queue=BATCH, ignore_result=True)
+def prune_associations() -> int:
+    """Drop item pairs that decayed to nothing (schedule it daily with Celery beat)."""
+    return cooccurrence.prune()

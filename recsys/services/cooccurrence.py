@@ -155,3 +155,18 @@ def rebuild(progress=None) -> int:
             progress(count)
         if count < REPLAY_BATCH:
             return total
+
+
+def prune(min_weight: float = 1e-3) -> int:
+    """Delete pairs whose weight, decayed to the newest observation in the table, fell below
+    ``min_weight`` (a pair seen once as two views weighs 1). Event time, not the wall clock,
+    so an imported history is not wiped. Returns rows deleted. Replay rebuilds them all."""
+    import math
+
+    half_life = float(settings.COOCCURRENCE["HALF_LIFE_HOURS"])
+    newest = ItemAssociation.objects.order_by("-updated").values_list("updated", flat=True).first()
+    if newest is None:
+        return 0
+    floor = am.log_key(1.0, newest, half_life) + math.log(min_weight)
+    deleted, _ = ItemAssociation.objects.filter(log_key__lt=floor).delete()
+    return deleted

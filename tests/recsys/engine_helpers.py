@@ -11,10 +11,19 @@ LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 
 
 @pytest.fixture
-def isolated_cache():
+def isolated_cache(monkeypatch):
     """A private cache: trending lists and the config generation never leak between tests
-    (and flushing the shared Redis would also drop the stack's broker queues)."""
+    (and flushing the shared Redis would also drop the stack's broker queues).
+
+    Appends do not enqueue Celery tasks here: these tests run the projections in-process
+    (``run_projections``), and the session's real workers, when started, must not fold
+    these events while the test database is being flushed (TRUNCATE deadlocks).
+    """
     from django.core.cache import cache
+
+    from tracking import hooks
+
+    monkeypatch.setattr(hooks, "_subscribers", [])
 
     from recsys import configcache
     from recsys.strategies import trending

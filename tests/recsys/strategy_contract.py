@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-import pytest
 
 from recsys.strategies import registry
 from recsys.strategies.base import RequestContext, Strategy

@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -177,3 +176,14 @@ def test_realtime_task_and_replay_build_the_same_associations(shop):
     assert replayed.keys() == incremental.keys()
     assert all(abs(replayed[p][0] - incremental[p][0]) < 1e-9 and replayed[p][1] == incremental[p][1]
                for p in replayed)
+
+
+def test_pruning_drops_pairs_that_decayed_to_nothing_relative_to_the_newest_event(isolated_cache):
+    from recsys import association_model as am
+
+    half_life = DEFAULTS["COOCCURRENCE"]["HALF_LIFE_HOURS"]
+    newest = timezone.now() - timedelta(days=3000)  # an old imported log: the wall clock plays no part
+    for a, b, at in (("old", "x", newest - timedelta(hours=half_life * 12)), ("new", "x", newest)):
+        ItemAssociation.objects.create(item_a=a, item_b=b, weight=1.0, log_key=am.log_key(1.0, at, half_life), updated=at)
+    assert cooccurrence.prune(min_weight=1e-3) == 1
+    assert list(ItemAssociation.objects.values_list("item_a", flat=True)) == ["new"]
