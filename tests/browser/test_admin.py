@@ -75,8 +75,8 @@ def test_tune_preview_and_publish_then_inspect_the_visitor(stack, embedded_catal
     live = page.locator("#lr-live").inner_text()
     assert any(t in live for t in ("Star Wars", "Blade Runner")) and "Matches your" in live
     # Edit: trending only. The preview follows the edit without a click (live preview).
-    page.fill('input[name="w:content/interests"]', "0")
-    page.fill('input[name="w:popular/trending"]', "1")
+    for name in page.eval_on_selector_all('input[name^="w:"]', "els => els.map(e => e.name)"):
+        page.fill(f'input[name="{name}"]', "1" if name == "w:popular/trending" else "0")
     page.wait_for_function("""() => { const t = document.querySelector('#lr-edited').innerText;
                                       return t.includes('Casablanca') && !t.includes('Matches your'); }""", timeout=15000)
     edited = page.locator("#lr-edited").inner_text()
