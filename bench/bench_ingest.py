@@ -1,6 +1,6 @@
 """Sustained ingest through the real HTTP endpoint, from a concurrent client on loopback.
 
-    python -m devstack run -- python bench/bench_ingest.py [--seconds 20] [--concurrency 32] [--workers 2]
+    python -m devstack run -- python bench/bench_ingest.py [--seconds 20] [--concurrency 16] [--workers 2]
 
 Starts uvicorn (the demo ASGI app, DEBUG off) on a scratch database `liverec_bench`
 (migrated here, dropped at the end) and a scratch Redis db, then posts batches of
@@ -179,8 +179,9 @@ async def load(url: str, seconds: float, concurrency: int, warmup: float, cpu: C
 
         async def meter():
             await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
-            before = await asyncio.to_thread(cpu.snapshot)
+            before, client_before = await asyncio.to_thread(cpu.snapshot), time.process_time()
             await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
+            stats["client_cpu"] = time.process_time() - client_before
             stats["server_cpu"] = cpu.spent(before, await asyncio.to_thread(cpu.snapshot))
 
         await asyncio.gather(meter(), *(worker() for _ in range(concurrency)))
@@ -195,7 +196,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     args = parser.parse_args()
 
@@ -247,7 +248,8 @@ def main() -> int:
     cpu_ms = sum(per.values())
     print(f"server CPU: {cpu_ms:.3f} ms per event (uvicorn workers {per['uvicorn']:.3f}, PostgreSQL backends "
           f"{per['postgres']:.3f}) -> "
-          f"{2000 / cpu_ms:,.0f} events/s if 2 idle cores served only this; load average {load_before:.1f} -> "
+          f"{2000 / cpu_ms:,.0f} events/s if 2 idle cores served only this; the client itself used "
+          f"{stats['client_cpu'] / max(1, stats['accepted']) * 1000:.3f} ms per event; load average {load_before:.1f} -> "
           f"{load_after:.1f} on {os.cpu_count()} cores during the run")
     accepted = stats["accepted_ids"]
     lost = accepted - stored

@@ -16,23 +16,24 @@ from django.core.cache import caches
 logger = logging.getLogger(__name__)
 
 
-_clients: dict[tuple[str, int], object] = {}
+_clients: dict[tuple, object] = {}
 
 
 def redis_pipeline(alias: str):
     """A non-transactional pipeline on the cache's Redis client, or None for other backends.
 
-    Uses ``RedisCache._cache.get_client``: Django has no public API for pipelines, and
-    one round trip per request is what keeps the ingest fast. The client is kept per
-    process (redis-py clients are thread-safe): Django builds a new one per call, whose
-    ~170 response callbacks cost ~2 ms a request on the ingest benchmark.
+    Uses ``RedisCache._cache``: Django has no public API for pipelines, and one round trip
+    per request is what keeps the ingest fast. The client (thread-safe, with its connection
+    pool) is kept per process and server list: Django's cache objects are per thread, and
+    under ASGI every request runs in a new thread, so Django's own client would open a new
+    Redis connection and build ~170 response callbacks on every request.
     """
     cache = caches[alias]
     backend = getattr(cache, "_cache", None)
     get_client = getattr(backend, "get_client", None)
     if get_client is None or type(cache).__name__ != "RedisCache":
         return None
-    ident = (alias, id(backend))
+    ident = (alias, tuple(map(str, getattr(backend, "_servers", ()))), repr(getattr(backend, "_pool_options", "")))
     client = _clients.get(ident)
     if client is None:
         client = _clients[ident] = get_client(None, write=True)
