@@ -19,6 +19,8 @@ from tests.stack import ROOT
 
 from . import procs
 
+pytestmark = pytest.mark.stack
+
 
 def events(n: int) -> list[dict]:
     return [{"id": str(uuid.uuid4()), "name": "item_viewed", "item_id": str(i + 1), "ts": int(time.time() * 1000)}

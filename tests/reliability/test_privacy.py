@@ -157,3 +157,22 @@ def test_ip_is_truncated_and_user_agent_not_kept_unless_allowed(client, settings
 ])
 def test_truncate_ip(ip, expected):
     assert privacy.truncate_ip(ip) == expected
+
+
+def test_the_retention_task_is_scheduled_and_runs_with_the_setting(settings):
+    from django.conf import settings as django_settings
+
+    from tracking.tasks import apply_retention
+
+    scheduled = {e["task"] for e in django_settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {"tracking.tasks.apply_retention", "recsys.tasks.process_events"} <= scheduled
+    settings.LIVEREC_TRACKING = {**settings.LIVEREC_TRACKING, "MAX_EVENT_AGE_SECONDS": 400 * 86400,
+                                 "RETENTION_DAYS": 90}
+    services.record_event("page_viewed", visitor_id="visitor-task-old", occurred_at=timezone.now() - timedelta(days=91))
+    services.record_event("page_viewed", visitor_id="visitor-task-new")
+    result = apply_retention.apply().get()
+    assert result["events_deleted"] == 1 and result["retention_days"] == 90
+    assert list(Event.objects.values_list("visitor_id", flat=True)) == ["visitor-task-new"]
+    settings.LIVEREC_TRACKING = {**settings.LIVEREC_TRACKING, "RETENTION_DAYS": 0}
+    with pytest.raises(ValueError, match="RETENTION_DAYS"):
+        privacy.apply_retention()
