@@ -137,7 +137,11 @@ LIVEREC = {
 # across threads (14 sessions for the same run). The pool replaces CONN_MAX_AGE.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-    "min_size": 1, "max_size": int(os.environ.get("LIVEREC_DB_POOL_SIZE", "8")), "timeout": 10}
+    "min_size": 1, "max_size": int(os.environ.get("LIVEREC_DB_POOL_SIZE", "8")),
+    # How long a request waits for a connection. With PostgreSQL down every request waits this
+    # long before ingest can answer 503 + Retry-After (reliability: 10 s measured, too slow for
+    # the tracker's flush); a request still waiting after 3 s is overload, and a retry is right.
+    "timeout": 3}
 # Celery beat (reliability): the catch-up applies events whose enqueue failed while the
 # broker was down (the log is in PostgreSQL, the projection resumes from its cursor);
 # retention deletes events older than LIVEREC_TRACKING["RETENTION_DAYS"] (None: never).

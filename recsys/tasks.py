@@ -78,3 +78,10 @@ def run_evaluation(run_id: int) -> str:
 def prune_associations() -> int:
     """Drop item pairs that decayed to nothing (schedule it daily with Celery beat)."""
     return cooccurrence.prune()
+
+
+@shared_task(queue=BATCH, ignore_result=True)
+def rebuild_associations() -> int:
+    """After retention deleted events, replay the item association projection from the log
+    (its pairs came partly from the deleted events; see recsys.services.privacy)."""
+    return cooccurrence.rebuild()

@@ -152,7 +152,9 @@ def client_properties(request: HttpRequest) -> dict[str, str]:
 
         raise ImproperlyConfigured(f"LIVEREC_TRACKING['IP_STORAGE'] = {mode!r}; valid: {list(_IP_STORAGE_CHOICES)}")
     out: dict[str, str] = {}
-    ip = request.META.get("REMOTE_ADDR") or ""
+    from .ratelimit import client_ip  # REMOTE_ADDR, or CLIENT_IP_HEADER behind a trusted proxy
+
+    ip = client_ip(request)
     if mode == "full" and ip:
         out[IP_PROPERTY] = ip
     elif mode == "truncated" and ip:

@@ -53,6 +53,16 @@ def _vectors_for(events: list[Event]) -> tuple[dict[str, np.ndarray], dict[str, 
     return items, qvecs
 
 
+def _rating_scale(value) -> float:
+    """A rating the log holds but that is not a number counts as unrated: one such row must
+    never stall the projection for every visitor (a retried task would fail on it forever)."""
+    try:
+        scale = float(value) / 5.0
+    except (TypeError, ValueError, OverflowError):
+        return 1.0
+    return max(0.2, min(1.0, scale)) if scale == scale else 1.0
+
+
 def fold(events: Iterable[Event], profiles: dict[str, VisitorProfile]) -> set[str]:
     """Apply events (in log order) to the given profiles, creating missing ones in memory."""
     events = [e for e in events if not e.is_bot and not e.is_repeat]
@@ -77,7 +87,7 @@ def fold(events: Iterable[Event], profiles: dict[str, VisitorProfile]) -> set[st
         weight = float(weights.get(ev.name, 0.0))
         if ev.name == "rated" and "value" in ev.properties:
             # Explicit ratings: a 1-5 star rating scales the engagement (5 -> 1.0, 1 -> 0.2).
-            weight *= max(0.2, min(1.0, float(ev.properties["value"]) / 5.0))
+            weight *= _rating_scale(ev.properties["value"])
         im.apply(state, vec if weight else None, weight, ev.occurred_at,
                  long_half_life=tuned["LONG_TERM_HALF_LIFE_HOURS"], short_half_life=tuned["SHORT_TERM_HALF_LIFE_HOURS"])
         if ev.user_id:

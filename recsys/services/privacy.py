@@ -3,11 +3,13 @@
 Subscribed to ``tracking.hooks`` "erased" and export lists in ``RecsysConfig.ready``. Runs in
 the caller's transaction (``tracking.privacy``), so events and their projections go together.
 
-What is keyed by visitor is erased here: the interest profile (vectors, interests, summary)
-and the push state in the cache (open slots, sequence, last-sent signatures). Aggregates over
-many visitors (co-occurrence counts, trending) hold no visitor id: they are recomputed from
-the log by ``manage.py recsys_replay`` (trending reads the log directly, cached for 10 s),
-after which a forgotten visitor's contribution is gone too.
+What is keyed by visitor is erased here: the interest profile (vectors, interests, summary),
+the served-list log (which lists they were shown) and the push state in the cache (presence,
+open slots, sequence, burst state). Aggregates over many visitors (item co-occurrence counts,
+trending) hold no visitor id: they are recomputed from the log by ``manage.py recsys_replay``
+(trending reads the log directly, cached for 10 s), after which a forgotten visitor's
+contribution is gone too. After retention the association projection is rebuilt by a batch
+task, since its pairs came partly from the deleted events.
 """
 from __future__ import annotations
 
@@ -19,10 +21,8 @@ from django.db.models import Q
 
 from tracking.models import Event
 
-from ..conf import settings
-from ..groups import visitor_group
-from ..models import ProjectionCursor, VisitorProfile
-from . import interests
+from ..models import ProjectionCursor, RecommendationLog, VisitorProfile
+from . import interests, push
 
 # Visitors re-folded per query after retention: bounds the rows read at once.
 REFOLD_CHUNK = 500
@@ -35,11 +35,12 @@ def _lock_cursor() -> ProjectionCursor:
     return cursor
 
 
+# Every per-visitor cache key recsys.services.push keeps.
+PUSH_STATE_KINDS = ("online", "slots", "seq", "last", "trail")
+
+
 def _push_state_keys(visitor_id: str) -> list[str]:
-    group = visitor_group(visitor_id)
-    slots = set(settings.SLOTS) | set(cache.get(f"liverec:slots:{group}") or [])
-    return ([f"liverec:slots:{group}", f"liverec:seq:{group}"]
-            + [f"liverec:sig:{group}:{slot}" for slot in sorted(slots)])
+    return [push._key(kind, visitor_id) for kind in PUSH_STATE_KINDS]
 
 
 def forget(visitor_ids: Sequence[str], user_ids: Sequence[str] = ()) -> dict[str, int]:
@@ -51,12 +52,13 @@ def forget(visitor_ids: Sequence[str], user_ids: Sequence[str] = ()) -> dict[str
         profiles = VisitorProfile.objects.filter(query)
         all_visitors = set(visitor_ids) | set(profiles.values_list("visitor_id", flat=True))
         deleted, _ = profiles.delete()
+        served, _ = RecommendationLog.objects.filter(visitor_id__in=sorted(all_visitors)).delete()
     keys = [k for vid in sorted(all_visitors) for k in _push_state_keys(vid)]
     try:
         cache.delete_many(keys)
     except Exception:  # the cache only holds ids and hashes of lists; it expires within the hour
         keys = []
-    return {"profiles_deleted": deleted, "cache_keys_deleted": len(keys)}
+    return {"profiles_deleted": deleted, "served_lists_deleted": served, "cache_keys_deleted": len(keys)}
 
 
 def refold(visitor_ids: Sequence[str]) -> dict[str, int]:
@@ -80,7 +82,18 @@ def refold(visitor_ids: Sequence[str]) -> dict[str, int]:
             touched = interests.fold(events, profiles)
             interests._save([profiles[v] for v in touched])
             rebuilt += len(touched)
+        if ids:
+            transaction.on_commit(_rebuild_associations_later)
     return {"profiles_rebuilt": rebuilt}
+
+
+def _rebuild_associations_later() -> None:
+    from ..tasks import rebuild_associations
+
+    try:
+        rebuild_associations.delay()
+    except Exception:  # broker down: the next retention sweep (or recsys_replay) rebuilds them
+        pass
 
 
 def on_erased(visitor_ids: Sequence[str], *, user_ids: Sequence[str] = (), reason: str) -> dict[str, int]:
@@ -107,4 +120,8 @@ def export(visitor_ids: Sequence[str], *, user_ids: Sequence[str] = ()) -> dict[
             "long_term": None if p.long_term is None else [float(x) for x in p.long_term],
             "short_term": None if p.short_term is None else [float(x) for x in p.short_term],
         })
-    return {"profiles": profiles}
+    served = [{"rec_id": r.rec_id, "slot": r.slot, "channel": r.channel, "items": list(r.items),
+               "shown_at": r.created_at.isoformat()}
+              for r in RecommendationLog.objects.filter(visitor_id__in=[p["visitor_id"] for p in profiles]
+                                                        + list(visitor_ids)).order_by("created_at")]
+    return {"profiles": profiles, "served_lists": served}

@@ -18,7 +18,7 @@ from tracking.models import Event
 
 from . import procs
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 
 
 def batch(visitor: str, *items: str) -> dict:

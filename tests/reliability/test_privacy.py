@@ -11,8 +11,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from recsys.models import VisitorProfile
-from recsys.services import interests
+from recsys.models import ItemAssociation, RecommendationLog, VisitorProfile
+from recsys.services import cooccurrence, interests
 from tracking import privacy, services
 from tracking.models import Event
 
@@ -32,17 +32,25 @@ def test_forget_erases_events_and_profile_and_a_replay_shows_no_trace(embedded_c
     services.append_events([view("1"), view("2")], visitor_id="visitor-forget-me")
     services.append_events([view("6")], visitor_id="visitor-keep-me")
     interests.catch_up()
+    cooccurrence.catch_up()
+    RecommendationLog.objects.create(rec_id="rec-forget-1", visitor_id="visitor-forget-me", slot="for-you",
+                                     channel="page", items=["3", "4"])
     assert set(profiles()) == {"visitor-forget-me", "visitor-keep-me"}
+    assert ItemAssociation.objects.filter(item_a__in=["1", "2"], item_b__in=["1", "2"]).exists()
+    assert privacy.export_visitor("visitor-forget-me")["served_lists"][0]["items"] == ["3", "4"]
     kept_before = np.asarray(profiles()["visitor-keep-me"].long_term)
 
     report = privacy.forget_visitor("visitor-forget-me")
 
-    assert report["events_deleted"] == 2 and report["profiles_deleted"] == 1
+    assert report["events_deleted"] == 2 and report["profiles_deleted"] == 1 and report["served_lists_deleted"] == 1
+    assert not RecommendationLog.objects.filter(visitor_id="visitor-forget-me").exists()
     assert not Event.objects.filter(visitor_id="visitor-forget-me").exists()
     assert set(profiles()) == {"visitor-keep-me"}
     # The real replay path, as an operator runs it: still no trace, the other visitor intact.
-    call_command("recsys_replay")
+    call_command("recsys_replay", stdout=__import__("io").StringIO(), stderr=__import__("io").StringIO())
     assert set(profiles()) == {"visitor-keep-me"}
+    # The pair their two views formed is gone from the association projection too.
+    assert not ItemAssociation.objects.filter(item_a__in=["1", "2"], item_b__in=["1", "2"]).exists()
     np.testing.assert_allclose(np.asarray(profiles()["visitor-keep-me"].long_term), kept_before, atol=1e-6)
     assert "visitor-forget-me" not in json.dumps(privacy.export_visitor("visitor-forget-me"))[60:]
     assert privacy.forget_visitor("visitor-forget-me")["events_deleted"] == 0  # idempotent
@@ -157,3 +165,22 @@ def test_ip_is_truncated_and_user_agent_not_kept_unless_allowed(client, settings
 ])
 def test_truncate_ip(ip, expected):
     assert privacy.truncate_ip(ip) == expected
+
+
+def test_the_retention_task_is_scheduled_and_runs_with_the_setting(settings):
+    from django.conf import settings as django_settings
+
+    from tracking.tasks import apply_retention
+
+    scheduled = {e["task"] for e in django_settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {"tracking.tasks.apply_retention", "recsys.tasks.process_events"} <= scheduled
+    settings.LIVEREC_TRACKING = {**settings.LIVEREC_TRACKING, "MAX_EVENT_AGE_SECONDS": 400 * 86400,
+                                 "RETENTION_DAYS": 90}
+    services.record_event("page_viewed", visitor_id="visitor-task-old", occurred_at=timezone.now() - timedelta(days=91))
+    services.record_event("page_viewed", visitor_id="visitor-task-new")
+    result = apply_retention.apply().get()
+    assert result["events_deleted"] == 1 and result["retention_days"] == 90
+    assert list(Event.objects.values_list("visitor_id", flat=True)) == ["visitor-task-new"]
+    settings.LIVEREC_TRACKING = {**settings.LIVEREC_TRACKING, "RETENTION_DAYS": 0}
+    with pytest.raises(ValueError, match="RETENTION_DAYS"):
+        privacy.apply_retention()

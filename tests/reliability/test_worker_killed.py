@@ -22,7 +22,7 @@ from tracking.models import Event
 
 from . import procs
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 
 VISITORS, PER_VISITOR = 240, 5  # 1,200 searched events: 3 projection batches of APPLY_BATCH=500
 
