@@ -32,6 +32,10 @@ DEFAULTS = {
     "TOKEN_MAX_AGE_SECONDS": 24 * 3600,
     # Bursts of events for one visitor are coalesced into one refresh within this window.
     "PUSH_DEBOUNCE_MS": 50,
+    # A quick bounce: an item event whose properties carry ``dwell_ms`` below this counts
+    # with BOUNCE_WEIGHT instead of its own weight (a glance and leave is a mild no).
+    "BOUNCE_MAX_DWELL_MS": 3000,
+    "BOUNCE_WEIGHT": -0.5,
 }
 
 settings = AppSettings("LIVEREC", DEFAULTS, import_strings=("ITEM_ADAPTERS", "STRATEGIES"))

@@ -32,8 +32,15 @@ def process_events() -> int:
 
 
 @shared_task(queue=BATCH, ignore_result=True, acks_late=True)
-def embed_items(item_pks: Sequence[int]) -> int:
-    return items.embed_items(list(item_pks))
+def embed_items(item_pks: Sequence[int], index: bool = True) -> int:
+    return items.embed_items(list(item_pks), index=index)
+
+
+@shared_task(bind=True, queue=BATCH, ignore_result=True, acks_late=True, max_retries=3600)
+def finish_bulk_embedding(self) -> None:
+    """Builds the HNSW index after a bulk embedding; waits (retries) while chunks remain."""
+    if not items.finish_bulk_embedding():
+        raise self.retry(countdown=1.0)
 
 
 @shared_task(queue=REALTIME)

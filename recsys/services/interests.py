@@ -53,6 +53,24 @@ def _vectors_for(events: list[Event]) -> tuple[dict[str, np.ndarray], dict[str, 
     return items, qvecs
 
 
+def event_weight(ev: Event, weights: dict[str, float]) -> float:
+    """The signed weight of one event: its type's weight, scaled by a rating, or the
+    bounce weight when the visitor left the item within BOUNCE_MAX_DWELL_MS."""
+    weight = float(weights.get(ev.name, 0.0))
+    props = ev.properties or {}
+    if ev.name == "rated" and "value" in props:
+        # Explicit ratings: a 1-5 star rating scales the engagement (5 -> 1.0, 1 -> 0.2).
+        try:
+            weight *= max(0.2, min(1.0, float(props["value"]) / 5.0))
+        except (TypeError, ValueError):
+            pass
+    dwell = props.get("dwell_ms")
+    if weight > 0 and ev.item_id and isinstance(dwell, (int, float)) and not isinstance(dwell, bool) \
+            and dwell < settings.BOUNCE_MAX_DWELL_MS:
+        weight = float(settings.BOUNCE_WEIGHT)
+    return weight
+
+
 def fold(events: Iterable[Event], profiles: dict[str, VisitorProfile]) -> set[str]:
     """Apply events (in log order) to the given profiles, creating missing ones in memory."""
     events = [e for e in events if not e.is_bot and not e.is_repeat]
@@ -73,12 +91,10 @@ def fold(events: Iterable[Event], profiles: dict[str, VisitorProfile]) -> set[st
             vec = query_vecs.get(str(ev.properties.get("query", ""))[:256])
         else:
             vec = item_vecs.get(ev.item_id)
-        weight = float(weights.get(ev.name, 0.0))
-        if ev.name == "rated" and "value" in ev.properties:
-            # Explicit ratings: a 1-5 star rating scales the engagement (5 -> 1.0, 1 -> 0.2).
-            weight *= max(0.2, min(1.0, float(ev.properties["value"]) / 5.0))
+        weight = event_weight(ev, weights)
         im.apply(state, vec if weight else None, weight, ev.occurred_at,
-                 long_half_life=settings.LONG_TERM_HALF_LIFE_HOURS, short_half_life=settings.SHORT_TERM_HALF_LIFE_HOURS)
+                 long_half_life=settings.LONG_TERM_HALF_LIFE_HOURS, short_half_life=settings.SHORT_TERM_HALF_LIFE_HOURS,
+                 search=ev.name == "searched")
         if ev.user_id:
             profile.user_id = ev.user_id
         profile.last_event_id = ev.id
@@ -99,6 +115,23 @@ def _save(profiles: Iterable[VisitorProfile]) -> None:
         VisitorProfile.objects.bulk_update(old, fields, batch_size=500)
 
 
+def _ensure_items(events: list[Event]) -> None:
+    """Create items known only from events and embed them inline, before the fold.
+
+    Inline (not on the batch queue) so the event counts now and a replay, which finds
+    the item already embedded, folds exactly the same vectors. A handful per batch at
+    most after the first sighting: milliseconds on the realtime worker's loaded encoder.
+    """
+    rows = [(e.item_id, e.properties) for e in events if e.item_id and not e.is_bot]
+    if not rows:
+        return
+    from . import items
+
+    new_pks = items.ensure_items_from_events(rows)
+    if new_pks:
+        items.embed_items(new_pks, index=False)
+
+
 def _apply_batch(limit: int) -> tuple[set[str], int]:
     """Fold the next ``limit`` events after the cursor in one transaction.
 
@@ -111,6 +144,7 @@ def _apply_batch(limit: int) -> tuple[set[str], int]:
         events = log.events_after(cursor.txid, cursor.position, horizon=horizon, limit=limit)
         if not events:
             return set(), 0
+        _ensure_items(events)
         visitor_ids = {e.visitor_id for e in events}
         profiles = {p.visitor_id: p for p in VisitorProfile.objects.filter(visitor_id__in=visitor_ids)}
         touched = fold(events, profiles)
@@ -152,6 +186,17 @@ def rebuild(progress=None) -> int:
             progress(count)
         if count < REPLAY_BATCH:
             return total
+
+
+def refresh_hint(visitor_id: str, now=None) -> dict:
+    """Read by the push layer: how eagerly to refresh this visitor (``interest_model.refresh_hint``)."""
+    from django.utils import timezone
+
+    row = VisitorProfile.objects.filter(visitor_id=visitor_id).values("rate_per_hour", "last_event_at").first()
+    if row is None:
+        return im.refresh_hint(0.0, None, now or timezone.now(), base_debounce_ms=settings.PUSH_DEBOUNCE_MS)
+    return im.refresh_hint(row["rate_per_hour"], row["last_event_at"], now or timezone.now(),
+                           base_debounce_ms=settings.PUSH_DEBOUNCE_MS)
 
 
 def visitor_state(visitor_id: str) -> im.InterestState | None:
