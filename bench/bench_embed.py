@@ -47,7 +47,8 @@ def wait_embedded(total: int, timeout: float = 600) -> None:
     from recsys.services import items
 
     deadline = time.monotonic() + timeout
-    while items.embedded_count() < total:
+    # Done means every vector written and the HNSW index usable (bulk runs build it last).
+    while items.embedded_count() < total or not items.index_ready():
         if time.monotonic() > deadline:
             raise TimeoutError("the batch worker did not finish")
         time.sleep(0.02)

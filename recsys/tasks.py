@@ -56,3 +56,13 @@ def health_probe() -> dict:
 @shared_task(queue=BATCH)
 def health_probe_batch() -> bool:
     return True
+
+
+@shared_task(queue=BATCH, ignore_result=True, acks_late=True)
+def refresh_topics(k: int | None = None) -> int:
+    """Keyphrases, catalogue topics and visitor topic shares (nightly from beat, or after an import)."""
+    from .services import labels, topics
+
+    labels.mine_keyphrases()
+    topics.recompute_topics(k)
+    return topics.recompute_visitor_topics()

@@ -99,6 +99,9 @@ def fold(events: Iterable[Event], profiles: dict[str, VisitorProfile]) -> set[st
             profile.user_id = ev.user_id
         profile.last_event_id = ev.id
         touched.add(ev.visitor_id)
+    from .labels import label_interests
+
+    label_interests([states[vid] for vid in touched])
     for vid in touched:
         store_state(profiles[vid], states[vid])
     return touched
