@@ -28,7 +28,18 @@ def process_events() -> int:
             push.refresh(visitor_id)
         except Exception:
             logger.exception("recsys: push for visitor %s failed", visitor_id)
+    _request_summaries(touched)
     return len(touched)
+
+
+def _request_summaries(visitor_ids) -> None:
+    from .services import summaries
+
+    for visitor_id in visitor_ids:
+        try:
+            summaries.request_summary(visitor_id)
+        except Exception:  # a cache or broker hiccup must not fail the projection
+            logger.exception("recsys: could not schedule the summary of %s", visitor_id)
 
 
 @shared_task(queue=BATCH, ignore_result=True, acks_late=True)
@@ -66,3 +77,15 @@ def refresh_topics(k: int | None = None) -> int:
     labels.mine_keyphrases()
     topics.recompute_topics(k)
     return topics.recompute_visitor_topics()
+
+
+@shared_task(queue=BATCH, ignore_result=True, acks_late=True)
+def summarize_visitor(visitor_id: str) -> None:
+    """The LLM summary, on the batch queue (seconds of CPU: never on the realtime one)."""
+    from django.core.cache import cache
+
+    from .services import summaries
+
+    # Cleared first: events arriving during generation schedule the next summary.
+    cache.delete(summaries._debounce_key(visitor_id))
+    summaries.summarize(visitor_id)
