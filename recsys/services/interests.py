@@ -110,12 +110,37 @@ def fold(events: Iterable[Event], profiles: dict[str, VisitorProfile]) -> set[st
 def _save(profiles: Iterable[VisitorProfile]) -> None:
     new = [p for p in profiles if p.pk is None]
     old = [p for p in profiles if p.pk is not None]
-    fields = ["user_id", "long_term", "short_term", "interests", "rate_per_hour", "last_event_at",
-              "event_count", "last_event_id"]
     if new:
         VisitorProfile.objects.bulk_create(new, batch_size=500)
     if old:
-        VisitorProfile.objects.bulk_update(old, fields, batch_size=500)
+        _update(old)
+
+
+def _vec_text(vec) -> str | None:
+    return None if vec is None else "[" + ",".join(map(repr, np.asarray(vec, dtype=np.float32).tolist())) + "]"
+
+
+def _update(profiles: list[VisitorProfile]) -> None:
+    """One UPDATE ... FROM unnest() for the batch. Measured: Django's bulk_update (a CASE
+    per column and row) took 40% of a one-event projection transaction, ~40 ms."""
+    import json
+
+    from django.db import connection
+
+    cols = [[p.pk for p in profiles], [p.user_id for p in profiles], [_vec_text(p.long_term) for p in profiles],
+            [_vec_text(p.short_term) for p in profiles], [json.dumps(p.interests) for p in profiles],
+            [p.rate_per_hour for p in profiles], [p.last_event_at for p in profiles],
+            [p.event_count for p in profiles], [p.last_event_id for p in profiles]]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {VisitorProfile._meta.db_table} AS p SET user_id = u.user_id, long_term = u.lt::vector, "
+            "short_term = u.st::vector, interests = u.interests::jsonb, rate_per_hour = u.rate, "
+            "last_event_at = u.at, event_count = u.cnt, last_event_id = u.leid, updated_at = now() "
+            "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::float8[], "
+            "%s::timestamptz[], %s::int[], %s::bigint[]) AS u(id, user_id, lt, st, interests, rate, at, cnt, leid) "
+            "WHERE p.id = u.id",
+            cols,
+        )
 
 
 def _ensure_items(events: list[Event]) -> None:
