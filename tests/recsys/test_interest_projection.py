@@ -15,6 +15,16 @@ ANIMATED = ["1", "2", "3", "4", "5"]   # Toy Story, Aladdin, The Lion King, Pino
 SCIFI = ["6", "7", "8", "9", "10"]     # Alien, Aliens, The Terminator, Star Wars, Blade Runner
 
 
+@pytest.fixture(autouse=True)
+def projection_driven_by_the_test(monkeypatch):
+    """These tests drive the projection themselves (apply_new_events/catch_up): the
+    session's live workers, if started, must not fold the same events concurrently
+    (nor hold locks while the test database is flushed)."""
+    from tracking import hooks
+
+    monkeypatch.setattr(hooks, "_subscribers", [])
+
+
 def vec(item_id: str) -> np.ndarray:
     return np.asarray(Item.objects.get(item_id=item_id).embedding, dtype=np.float32)
 

@@ -10,11 +10,21 @@ from django.utils import timezone
 
 from recsys import keyphrases as kp
 from recsys.models import CatalogueTopic, Item, Keyphrase, VisitorProfile, VisitorTopics
-from recsys.services import interests, labels, topics
+from recsys.services import interests, labels
 from tracking.services import record_event
 
 ANIMATED = ["1", "2", "3", "4", "5"]
 SCIFI = ["6", "7", "8", "9", "10"]
+
+
+@pytest.fixture(autouse=True)
+def projection_driven_by_the_test(monkeypatch):
+    """These tests drive the projection themselves (apply_new_events/catch_up): the
+    session's live workers, if started, must not fold the same events concurrently
+    (nor hold locks while the test database is flushed)."""
+    from tracking import hooks
+
+    monkeypatch.setattr(hooks, "_subscribers", [])
 
 
 def test_mining_keeps_the_taxonomy_and_frequent_ngrams_only():

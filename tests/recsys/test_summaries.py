@@ -18,6 +18,16 @@ from tracking.services import record_event
 SMOL = {"BACKEND": "recsys.summaries.SmolLM2Summarizer", "OPTIONS": {"threads": 1}}
 
 
+@pytest.fixture(autouse=True)
+def projection_driven_by_the_test(monkeypatch):
+    """These tests drive the projection themselves (apply_new_events/catch_up): the
+    session's live workers, if started, must not fold the same events concurrently
+    (nor hold locks while the test database is flushed)."""
+    from tracking import hooks
+
+    monkeypatch.setattr(hooks, "_subscribers", [])
+
+
 def watch(visitor, items, **props):
     start = timezone.now() - timedelta(minutes=30)
     for n, item in enumerate(items):
