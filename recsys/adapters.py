@@ -101,6 +101,17 @@ def register_adapter(adapter: ItemAdapter) -> ItemAdapter:
     return adapter
 
 
+def unregister(model: type[models.Model]) -> None:
+    """Stop mirroring a host model (tests, or a site that swaps its adapter)."""
+    from django.db.models.signals import post_delete, post_save
+
+    adapter = _registry.pop(model, None)
+    if adapter is not None:
+        uid = f"liverec-{adapter.label()}"
+        post_save.disconnect(sender=model, dispatch_uid=uid + "-save")
+        post_delete.disconnect(sender=model, dispatch_uid=uid + "-delete")
+
+
 def adapter_for(model: type[models.Model]) -> ItemAdapter | None:
     return _registry.get(model)
 

@@ -55,3 +55,34 @@ class RecommendationLogAdmin(admin.ModelAdmin):
 from .admin_tools import register_tools  # noqa: E402  (the tuning UI's pages; see recsys/admin_tools.py)
 
 register_tools(admin.site)
+
+
+# Readable interests (interests branch): topics, visitor topic shares, keyphrases.
+from .models import CatalogueTopic, Keyphrase, VisitorTopics  # noqa: E402
+
+
+@admin.register(CatalogueTopic)
+class CatalogueTopicAdmin(admin.ModelAdmin):
+    list_display = ("number", "label", "size", "embedding_model", "created_at")
+    search_fields = ("label",)
+    exclude = ("centroid",)
+
+
+@admin.register(VisitorTopics)
+class VisitorTopicsAdmin(admin.ModelAdmin):
+    list_display = ("visitor_id", "top_topics", "updated_at")
+    search_fields = ("visitor_id",)
+
+    @admin.display(description="Topics")
+    def top_topics(self, obj):
+        labels = dict(CatalogueTopic.objects.values_list("number", "label"))
+        parts = sorted(obj.distribution.items(), key=lambda kv: -kv[1])[:3]
+        return "; ".join(f"{labels.get(int(n), n)} {share:.0%}" for n, share in parts)
+
+
+@admin.register(Keyphrase)
+class KeyphraseAdmin(admin.ModelAdmin):
+    list_display = ("phrase", "doc_freq", "embedding_model")
+    search_fields = ("phrase",)
+    list_filter = ("embedding_model",)
+    exclude = ("embedding",)

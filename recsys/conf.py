@@ -63,6 +63,16 @@ DEFAULTS = {
     # Admin dashboard and reports: a group (slot, strategy, arm, minute) with fewer distinct
     # visitors than this shows "suppressed" instead of its counts (k-anonymity).
     "ADMIN_MIN_GROUP_VISITORS": 5,
+    # A quick bounce: an item event whose properties carry ``dwell_ms`` below this counts
+    # with BOUNCE_WEIGHT instead of its own weight (a glance and leave is a mild no).
+    "BOUNCE_MAX_DWELL_MS": 3000,
+    "BOUNCE_WEIGHT": -0.5,
+    # Written interest summary per visitor (batch worker, debounced). BACKEND: see
+    # recsys.summaries (SmolLM2 in process, OpenAI-compatible HTTP, or disabled).
+    "SUMMARY": {"BACKEND": "recsys.summaries.SmolLM2Summarizer", "OPTIONS": {"threads": 1}},
+    "SUMMARY_MAX_TOKENS": 60,
+    # One summary per visitor per this window, however many events arrive in it.
+    "SUMMARY_DEBOUNCE_SECONDS": 60,
 }
 
 settings = AppSettings("LIVEREC", DEFAULTS, import_strings=("ITEM_ADAPTERS", "STRATEGIES"))

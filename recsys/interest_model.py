@@ -20,6 +20,9 @@ JOIN_THRESHOLD = 0.45
 MAX_INTERESTS = 4
 # Horizon of the activity-rate estimate (hours).
 RATE_HORIZON_HOURS = 24.0
+# A search replaces most of the session context at once: the short-term vector keeps
+# this share of its previous size, and the query gets the size of the whole session.
+SEARCH_KEEP = 0.25
 
 
 def decay_factor(dt_hours: float, half_life_hours: float) -> float:
@@ -50,8 +53,16 @@ class InterestState:
 
 
 def apply(state: InterestState, vec: np.ndarray | None, weight: float, at: datetime, *,
-          long_half_life: float, short_half_life: float, max_interests: int = MAX_INTERESTS) -> InterestState:
-    """Fold one engagement (embedding ``vec`` with signed ``weight``) into the state, in place."""
+          long_half_life: float, short_half_life: float, max_interests: int = MAX_INTERESTS,
+          search: bool = False) -> InterestState:
+    """Fold one engagement (embedding ``vec`` with signed ``weight``) into the state, in place.
+
+    ``search=True``: ``vec`` is a query embedding; it moves the short-term vector at once
+    (the visitor just said what they want now) and the long-term one like any engagement,
+    but forms no interest centroid (a query is intent, not taste shown on an item).
+    Negative weights (not interested, a quick bounce) push every vector away.
+    Cost: O(K * dim) NumPy work, no history read (microseconds).
+    """
     dt = 0.0
     if state.last_event_at is not None:
         dt = max(0.0, (at - state.last_event_at).total_seconds() / 3600.0)
@@ -78,11 +89,18 @@ def apply(state: InterestState, vec: np.ndarray | None, weight: float, at: datet
         state.short_term = np.zeros_like(vec)
         state.interests = []
     state.long_term = state.long_term * d_long + weight * vec
-    state.short_term = state.short_term * d_short + weight * vec
+    if search and weight > 0:
+        # The query weighs as much as the whole decayed session so far; the old context
+        # keeps SEARCH_KEEP of its size (cosine to the query ~0.97 right after).
+        previous = state.short_term * d_short
+        state.short_term = previous * SEARCH_KEEP + max(weight, float(np.linalg.norm(previous))) * vec
+    else:
+        state.short_term = state.short_term * d_short + weight * vec
     for it in state.interests:
         it.vector = it.vector * d_long
         it.weight *= d_long
-    _assign(state, vec, weight, max_interests)
+    if not search:
+        _assign(state, vec, weight, max_interests)
     return state
 
 
@@ -94,21 +112,62 @@ def _assign(state: InterestState, vec: np.ndarray, weight: float, k: int) -> Non
     sims = [float(it.direction() @ vec) for it in state.interests]
     best = int(np.argmax(sims))
     if weight < 0:
-        # A negative signal pushes the nearest interest away from this item.
+        # A negative signal pushes the nearest interest away from this item and takes
+        # evidence off it; an interest left with no positive weight is forgotten.
         if sims[best] > 0:
-            state.interests[best].vector = state.interests[best].vector + weight * vec
+            it = state.interests[best]
+            it.vector = it.vector + weight * vec
+            it.weight = it.weight + weight * sims[best]
+            if it.weight <= 1e-6:
+                del state.interests[best]
         return
-    if sims[best] >= JOIN_THRESHOLD or len(state.interests) >= k:
-        if len(state.interests) >= k and sims[best] < JOIN_THRESHOLD:
-            # Full: replace the weakest interest when it weighs less than this engagement.
-            weakest = int(np.argmin([it.weight for it in state.interests]))
-            if state.interests[weakest].weight < weight:
-                state.interests[weakest] = Interest(vec * weight, weight)
-                return
+    if sims[best] >= JOIN_THRESHOLD:
         state.interests[best].vector = state.interests[best].vector + weight * vec
         state.interests[best].weight += weight
-    else:
-        state.interests.append(Interest(vec * weight, weight))
+        return
+    if len(state.interests) >= k:
+        # Full (MIND/ComiRec keep K capsules): if two existing interests are closer to
+        # each other than this engagement is to any of them, merge that pair and give
+        # the new taste its own centroid; otherwise it joins its nearest interest.
+        i, j, pair_sim = _closest_pair(state.interests)
+        if pair_sim <= sims[best]:
+            state.interests[best].vector = state.interests[best].vector + weight * vec
+            state.interests[best].weight += weight
+            return
+        a, b = state.interests[i], state.interests[j]
+        merged = Interest(a.vector + b.vector, a.weight + b.weight, a.label if a.weight >= b.weight else b.label)
+        state.interests = [it for n, it in enumerate(state.interests) if n not in (i, j)] + [merged]
+    state.interests.append(Interest(vec * weight, weight))
+
+
+def _closest_pair(interests: list[Interest]) -> tuple[int, int, float]:
+    dirs = np.stack([it.direction() for it in interests])
+    sims = dirs @ dirs.T
+    np.fill_diagonal(sims, -np.inf)
+    i, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
+    return int(min(i, j)), int(max(i, j)), float(sims[i, j])
+
+
+def refresh_hint(rate_per_hour: float, last_event_at: datetime | None, now: datetime, *,
+                 base_debounce_ms: int = 50, window_minutes: float = 5.0) -> dict:
+    """How eagerly to refresh this visitor's recommendations, from the Poisson rate.
+
+    ``priority`` is the probability of another event within ``window_minutes``:
+    1 - exp(-lambda t) with lambda the rate decayed to ``now``, discounted by the time
+    since the last event beyond that window (a visitor idle for an hour has left the
+    page whatever their history). The push layer can refresh high-priority visitors at
+    once (``debounce_ms`` = the base window) and let low-priority ones coalesce longer.
+    """
+    if last_event_at is None or rate_per_hour <= 0:
+        return {"priority": 0.0, "debounce_ms": base_debounce_ms * 20, "rate_per_hour": 0.0}
+    idle_h = max(0.0, (now - last_event_at).total_seconds() / 3600.0)
+    window_h = window_minutes / 60.0
+    rate = rate_per_hour * math.exp(-idle_h / RATE_HORIZON_HOURS)
+    priority = 1.0 - math.exp(-rate * window_h)
+    if idle_h > window_h:
+        priority *= math.exp(-(idle_h - window_h) / window_h)
+    debounce = int(base_debounce_ms * (1 + 19 * (1.0 - priority)))
+    return {"priority": round(priority, 4), "debounce_ms": debounce, "rate_per_hour": round(rate, 3)}
 
 
 def query_vectors(state: InterestState, short_mix: float = 0.5) -> list[tuple[np.ndarray, float, int | None]]:

@@ -270,3 +270,47 @@ class Dashboard(AuditEntry):
     class Meta:
         proxy = True
         verbose_name = verbose_name_plural = "dashboard"
+
+
+class Keyphrase(models.Model):
+    """A phrase mined from the catalogue text, embedded once, to label interests and topics."""
+
+    phrase = models.CharField(max_length=128)
+    embedding = VectorField()
+    embedding_model = models.CharField(max_length=128)
+    doc_freq = models.PositiveIntegerField(default=0, help_text="Items whose text contains the phrase.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["embedding_model", "phrase"], name="recsys_keyphrase_unique")]
+
+    def __str__(self) -> str:
+        return self.phrase
+
+
+class CatalogueTopic(models.Model):
+    """A cluster of item vectors (k-means), labelled with keyphrases: the catalogue's topics."""
+
+    number = models.PositiveIntegerField(unique=True)
+    label = models.CharField(max_length=255, blank=True, default="")
+    keyphrases = models.JSONField(default=list, blank=True)
+    centroid = VectorField()
+    size = models.PositiveIntegerField(default=0)
+    embedding_model = models.CharField(max_length=128)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"{self.number}: {self.label}"
+
+
+class VisitorTopics(models.Model):
+    """A visitor's distribution over the catalogue topics (shares summing to 1), for the admin."""
+
+    visitor_id = models.CharField(max_length=64, unique=True)
+    distribution = models.JSONField(default=dict, help_text="{topic number: share}")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.visitor_id

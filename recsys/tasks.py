@@ -31,6 +31,7 @@ def process_events() -> int:
     # Associations after the pushes: they are latency-critical, and the pairs a visitor's own
     # events just formed join items that are already that visitor's seeds.
     cooccurrence.catch_up()
+    _request_summaries(touched)
     return len(touched)
 
 
@@ -46,9 +47,26 @@ def probe_push(visitor_id: str, nonce: str) -> None:
     push.probe(visitor_id, nonce)
 
 
+def _request_summaries(visitor_ids) -> None:
+    from .services import summaries
+
+    for visitor_id in visitor_ids:
+        try:
+            summaries.request_summary(visitor_id)
+        except Exception:  # a cache or broker hiccup must not fail the projection
+            logger.exception("recsys: could not schedule the summary of %s", visitor_id)
+
+
 @shared_task(queue=BATCH, ignore_result=True, acks_late=True)
-def embed_items(item_pks: Sequence[int]) -> int:
-    return items.embed_items(list(item_pks))
+def embed_items(item_pks: Sequence[int], index: bool = True) -> int:
+    return items.embed_items(list(item_pks), index=index)
+
+
+@shared_task(bind=True, queue=BATCH, ignore_result=True, acks_late=True, max_retries=3600)
+def finish_bulk_embedding(self) -> None:
+    """Builds the HNSW index after a bulk embedding; waits (retries) while chunks remain."""
+    if not items.finish_bulk_embedding():
+        raise self.retry(countdown=1.0)
 
 
 @shared_task(queue=REALTIME)
@@ -85,3 +103,25 @@ def rebuild_associations() -> int:
     """After retention deleted events, replay the item association projection from the log
     (its pairs came partly from the deleted events; see recsys.services.privacy)."""
     return cooccurrence.rebuild()
+
+
+@shared_task(queue=BATCH, ignore_result=True, acks_late=True)
+def refresh_topics(k: int | None = None) -> int:
+    """Keyphrases, catalogue topics and visitor topic shares (nightly from beat, or after an import)."""
+    from .services import labels, topics
+
+    labels.mine_keyphrases()
+    topics.recompute_topics(k)
+    return topics.recompute_visitor_topics()
+
+
+@shared_task(queue=BATCH, ignore_result=True, acks_late=True)
+def summarize_visitor(visitor_id: str) -> None:
+    """The LLM summary, on the batch queue (seconds of CPU: never on the realtime one)."""
+    from django.core.cache import cache
+
+    from .services import summaries
+
+    # Cleared first: events arriving during generation schedule the next summary.
+    cache.delete(summaries._debounce_key(visitor_id))
+    summaries.summarize(visitor_id)

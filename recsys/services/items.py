@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from ..encoders import get_encoder
 from ..models import Item
-from .vectors import ensure_hnsw_index
+from .vectors import drop_hnsw_index, ensure_hnsw_index
 
 # Measured: all-MiniLM-L6-v2 on one thread encodes ~300-400 short titles/s; 64 per
 # batch amortises tokenizer and Python overhead without holding a task for long.
@@ -36,15 +36,34 @@ def upsert_item(data: dict[str, Any], *, embed: bool = True) -> Item:
     return item
 
 
-def ensure_items_from_events(rows: Iterable[tuple[str, dict]]) -> None:
-    """Items seen only in events are created from the event's properties (title, category)."""
+def ensure_items_from_events(rows: Iterable[tuple[str, dict]]) -> list[int]:
+    """Items seen only in events are created from the event's properties (title, category).
+
+    One query for the ids already known and one bulk insert for the rest (a projection
+    batch can name hundreds of items). Returns the pks of the created items that have
+    text to embed; the caller embeds them before folding so the events count at once.
+    """
+    props_by_id: dict[str, dict] = {}
     for item_id, props in rows:
-        if not item_id or Item.objects.filter(item_id=item_id).exists():
+        if item_id and item_id not in props_by_id:
+            props_by_id[item_id] = props or {}
+    if not props_by_id:
+        return []
+    known = set(Item.objects.filter(item_id__in=list(props_by_id)).values_list("item_id", flat=True))
+    new = []
+    for item_id, props in props_by_id.items():
+        if item_id in known:
             continue
         title = str(props.get("title") or props.get("item_title") or "")[:512]
-        cat = props.get("category")
-        upsert_item({"item_id": item_id, "title": title, "categories": [str(cat)[:64]] if cat else [],
-                     "source": "events"}, embed=bool(title))
+        cat = props.get("category") or props.get("categories") or []
+        cats = [cat] if isinstance(cat, str) else list(cat) if isinstance(cat, (list, tuple)) else []
+        new.append(Item(item_id=item_id, title=title, categories=[str(c)[:64] for c in cats if c],
+                        url=str(props.get("url") or "")[:512], source="events"))
+    if not new:
+        return []
+    Item.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
+    return list(Item.objects.filter(item_id__in=[i.item_id for i in new], source="events", embedding__isnull=True)
+                .exclude(title="").values_list("pk", flat=True))
 
 
 def on_host_saved(sender, instance, **kwargs) -> None:
@@ -63,19 +82,37 @@ def on_host_deleted(sender, instance, **kwargs) -> None:
         Item.objects.filter(item_id=str(adapter.to_item(instance)["item_id"])).update(available=False)
 
 
-def embed_items(item_pks: Sequence[int]) -> int:
-    """Embed these items with the configured encoder; returns how many were written."""
+def embed_items(item_pks: Sequence[int], *, index: bool = True) -> int:
+    """Embed these items with the configured encoder; returns how many were written.
+
+    ``index=False`` during a bulk (re-)embedding: the HNSW index of that dimension is
+    dropped beforehand and built once at the end (``finish_bulk_embedding``).
+    """
     encoder = get_encoder()
     items = list(Item.objects.filter(pk__in=item_pks).only("pk", "title", "text", "categories"))
     if not items:
         return 0
-    vectors = encoder.encode([it.embedding_text() for it in items])
-    for it, vec in zip(items, vectors):
-        it.embedding = vec
-        it.embedding_model = encoder.name
-    Item.objects.bulk_update(items, ["embedding", "embedding_model"], batch_size=500)
-    ensure_hnsw_index(encoder.dim)
+    vectors = encoder.encode([it.embedding_text() for it in items], batch_size=EMBED_BATCH)
+    write_vectors([it.pk for it in items], vectors, encoder.name)
+    if index:
+        ensure_hnsw_index(encoder.dim)
     return len(items)
+
+
+def write_vectors(pks: Sequence[int], vectors, model_name: str) -> None:
+    """One UPDATE ... FROM unnest() for the whole batch.
+
+    Measured on 64 rows (384-d): Django's bulk_update (a CASE per row) 230 ms, this
+    158 ms; with the HNSW index present both cost ~900 ms (index inserts dominate,
+    hence the bulk mode that builds the index once at the end).
+    """
+    literals = ["[" + ",".join(map(repr, vec.tolist())) + "]" for vec in vectors]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Item._meta.db_table} AS i SET embedding = u.e::vector, embedding_model = %s, "
+            "updated_at = now() FROM unnest(%s::bigint[], %s::text[]) AS u(id, e) WHERE i.id = u.id",
+            [model_name, list(pks), literals],
+        )
 
 
 def stale_item_pks() -> list[int]:
@@ -98,15 +135,45 @@ def sync_from_adapters() -> int:
     return total
 
 
+# Above this many items an embedding run drops the HNSW index and builds it once at the
+# end. Measured: each HNSW insert costs ~10 ms (64 rows: 900 ms with the index, 160 ms
+# without) while building the index over 1,682 rows takes ~2 s.
+BULK_INDEX_THRESHOLD = 200
+
+
 def enqueue_embedding(item_pks: Sequence[int]) -> int:
-    """Send the items to the batch worker in EMBED_BATCH chunks; returns tasks sent."""
+    """Send the items to the batch worker in EMBED_BATCH chunks; returns tasks sent.
+
+    Big runs (a backend switch, ``recsys_embed --all``) go in bulk mode: no index
+    maintenance per row, one index build when every item carries the new vector.
+    """
     from ..tasks import embed_items as task
+    from ..tasks import finish_bulk_embedding
 
     pks = list(item_pks)
+    bulk = len(pks) > BULK_INDEX_THRESHOLD
+    if bulk:
+        drop_hnsw_index(get_encoder().dim)
     for start in range(0, len(pks), EMBED_BATCH):
-        task.delay(pks[start:start + EMBED_BATCH])
+        task.delay(pks[start:start + EMBED_BATCH], index=not bulk)
+    if bulk:
+        finish_bulk_embedding.delay()
     return (len(pks) + EMBED_BATCH - 1) // EMBED_BATCH
+
+
+def finish_bulk_embedding() -> bool:
+    """Build the HNSW index once no item awaits a vector; False while some still do."""
+    if Item.objects.exclude(embedding_model=get_encoder().name).exists():
+        return False
+    ensure_hnsw_index(get_encoder().dim)
+    return True
 
 
 def embedded_count() -> int:
     return Item.objects.filter(embedding_model=get_encoder().name).count()
+
+
+def index_ready() -> bool:
+    from .vectors import hnsw_index_exists
+
+    return hnsw_index_exists(get_encoder().dim)

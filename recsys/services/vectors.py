@@ -27,6 +27,17 @@ def ensure_hnsw_index(dim: int) -> None:
         )
 
 
+def drop_hnsw_index(dim: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP INDEX IF EXISTS {index_name(dim)}")
+
+
+def hnsw_index_exists(dim: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [index_name(dim)])
+        return cursor.fetchone() is not None
+
+
 def cast_expr(dim: int) -> str:
     return f"embedding::vector({dim})"
 

@@ -41,4 +41,9 @@ class Command(BaseCommand):
                 now = items.embedded_count()
                 bar.update(now - done)
                 done = now
+        # Bulk runs build the HNSW index once at the end (finish_bulk_embedding).
+        while not items.index_ready():
+            if time.monotonic() > deadline:
+                raise CommandError("the vectors are written but the batch worker did not build the HNSW index")
+            time.sleep(0.2)
         self.stdout.write(self.style.SUCCESS(f"{total} items embedded."))

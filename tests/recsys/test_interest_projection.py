@@ -1,0 +1,156 @@
+"""The interest projection on real MiniLM embeddings and the real database."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from recsys.models import Item, VisitorProfile
+from recsys.services import interests
+from tracking.services import record_event
+
+ANIMATED = ["1", "2", "3", "4", "5"]   # Toy Story, Aladdin, The Lion King, Pinocchio, Cinderella
+SCIFI = ["6", "7", "8", "9", "10"]     # Alien, Aliens, The Terminator, Star Wars, Blade Runner
+
+
+@pytest.fixture(autouse=True)
+def projection_driven_by_the_test(monkeypatch):
+    """These tests drive the projection themselves (apply_new_events/catch_up): the
+    session's live workers, if started, must not fold the same events concurrently
+    (nor hold locks while the test database is flushed)."""
+    from tracking import hooks
+
+    monkeypatch.setattr(hooks, "_subscribers", [])
+
+
+def vec(item_id: str) -> np.ndarray:
+    return np.asarray(Item.objects.get(item_id=item_id).embedding, dtype=np.float32)
+
+
+def unit(v) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def snapshot() -> dict:
+    out = {}
+    for p in VisitorProfile.objects.order_by("visitor_id"):
+        out[p.visitor_id] = {
+            "long": np.asarray(p.long_term), "short": np.asarray(p.short_term),
+            "interests": [(np.asarray(i["vector"]), i["weight"]) for i in p.interests],
+            "rate": p.rate_per_hour, "count": p.event_count, "last": p.last_event_at,
+        }
+    return out
+
+
+def test_replay_equals_the_incremental_state(embedded_catalogue):
+    start = timezone.now() - timedelta(hours=30)
+    script = [
+        ("vis-replay-a", "item_viewed", "1", {}), ("vis-replay-a", "item_viewed", "6", {}),
+        ("vis-replay-b", "searched", "", {"query": "space battles with robots"}),
+        ("vis-replay-a", "added_to_cart", "2", {}), ("vis-replay-b", "item_viewed", "9", {}),
+        ("vis-replay-a", "not_interested", "8", {}), ("vis-replay-b", "rated", "10", {"value": 4}),
+        ("vis-replay-a", "item_viewed", "7", {"dwell_ms": 800}), ("vis-replay-b", "purchased", "11", {}),
+        ("vis-replay-a", "item_viewed", "3", {}), ("vis-replay-b", "item_viewed", "12", {}),
+        ("vis-replay-a", "searched", "", {"query": "cartoon princess"}), ("vis-replay-a", "item_viewed", "5", {}),
+    ]
+    for n, (visitor, name, item, props) in enumerate(script):
+        record_event(name, visitor_id=visitor, item_id=item, properties=props,
+                     occurred_at=start + timedelta(minutes=37 * n))
+    # Incremental: the real projection path, a few events per transaction.
+    more = True
+    while more:
+        _, more = interests.apply_new_events(limit=3)
+    incremental = snapshot()
+    assert incremental["vis-replay-a"]["count"] == 8 and incremental["vis-replay-b"]["count"] == 5
+
+    assert interests.rebuild() == len(script)
+    rebuilt = snapshot()
+    assert rebuilt.keys() == incremental.keys()
+    for vid, inc in incremental.items():
+        reb = rebuilt[vid]
+        np.testing.assert_allclose(reb["long"], inc["long"], atol=1e-5)
+        np.testing.assert_allclose(reb["short"], inc["short"], atol=1e-5)
+        assert len(reb["interests"]) == len(inc["interests"])
+        for (rv, rw), (iv, iw) in zip(reb["interests"], inc["interests"]):
+            np.testing.assert_allclose(rv, iv, atol=1e-5)
+            assert rw == pytest.approx(iw, abs=1e-5)
+        assert reb["rate"] == pytest.approx(inc["rate"], rel=1e-9)
+        assert (reb["count"], reb["last"]) == (inc["count"], inc["last"])
+
+
+def test_two_clearly_different_tastes_become_two_interests(embedded_catalogue):
+    start = timezone.now() - timedelta(hours=3)
+    for n, item in enumerate(x for pair in zip(ANIMATED, SCIFI) for x in pair):
+        record_event("item_viewed", visitor_id="vis-two-tastes", item_id=item, occurred_at=start + timedelta(minutes=5 * n))
+    interests.catch_up()
+    state = interests.visitor_state("vis-two-tastes")
+    assert 2 <= len(state.interests) <= 4
+    anim, scifi = unit(sum(vec(i) for i in ANIMATED)), unit(sum(vec(i) for i in SCIFI))
+    # One centroid per taste, each far closer to its own films than to the other's:
+    # not one average of the two.
+    best_anim = max(state.interests, key=lambda it: it.direction() @ anim)
+    best_scifi = max(state.interests, key=lambda it: it.direction() @ scifi)
+    assert best_anim is not best_scifi
+    assert best_anim.direction() @ anim > 0.9 and best_anim.direction() @ scifi < 0.75
+    assert best_scifi.direction() @ scifi > 0.9 and best_scifi.direction() @ anim < 0.75
+    average = unit(anim + scifi)
+    assert best_anim.direction() @ anim > average @ anim
+
+
+def test_a_search_moves_the_short_term_vector_at_once(embedded_catalogue):
+    start = timezone.now() - timedelta(minutes=30)
+    for n, item in enumerate(SCIFI):
+        record_event("item_viewed", visitor_id="vis-search", item_id=item, occurred_at=start + timedelta(minutes=n))
+    interests.catch_up()
+    before = interests.visitor_state("vis-search")
+    anim = unit(sum(vec(i) for i in ANIMATED))
+    record_event("searched", visitor_id="vis-search", properties={"query": "animated children's cartoons"},
+                 occurred_at=start + timedelta(minutes=6))
+    interests.catch_up()
+    after = interests.visitor_state("vis-search")
+    assert unit(before.short_term) @ anim < 0.6
+    # One query flips the session towards animation; the long-term memory still leans sci-fi.
+    assert unit(after.short_term) @ anim > unit(after.short_term) @ unit(sum(vec(i) for i in SCIFI))
+    assert unit(after.short_term) @ anim - unit(before.short_term) @ anim > 0.15
+    assert unit(after.long_term) @ anim < unit(after.long_term) @ unit(sum(vec(i) for i in SCIFI))
+    assert len(after.interests) == len(before.interests)
+
+
+def test_not_interested_and_a_quick_bounce_push_away(embedded_catalogue):
+    start = timezone.now() - timedelta(minutes=30)
+    record_event("item_viewed", visitor_id="vis-neg", item_id="6", occurred_at=start)
+    record_event("item_viewed", visitor_id="vis-neg", item_id="1", occurred_at=start + timedelta(minutes=1))
+    interests.catch_up()
+    before = interests.visitor_state("vis-neg")
+    record_event("item_viewed", visitor_id="vis-neg", item_id="7", properties={"dwell_ms": 900},
+                 occurred_at=start + timedelta(minutes=2))
+    record_event("not_interested", visitor_id="vis-neg", item_id="8", occurred_at=start + timedelta(minutes=3))
+    interests.catch_up()
+    after = interests.visitor_state("vis-neg")
+    scifi = unit(vec("7") + vec("8"))
+    assert unit(after.long_term) @ scifi < unit(before.long_term) @ scifi
+    assert unit(after.short_term) @ scifi < unit(before.short_term) @ scifi
+
+
+def test_items_seen_only_in_events_are_created_embedded_and_counted(embedded_catalogue):
+    record_event("item_viewed", visitor_id="vis-new-item", item_id="sku-9001",
+                 properties={"title": "Robot dinosaur space adventure", "category": "Sci-Fi"})
+    interests.catch_up()
+    item = Item.objects.get(item_id="sku-9001")
+    assert item.source == "events" and item.categories == ["Sci-Fi"] and item.embedding is not None
+    state = interests.visitor_state("vis-new-item")
+    assert unit(state.long_term) @ unit(item.embedding) > 0.99
+
+
+def test_refresh_hint_follows_the_activity_rate(embedded_catalogue):
+    now = timezone.now()
+    for n in range(12):
+        record_event("item_viewed", visitor_id="vis-busy", item_id=ANIMATED[n % 5], occurred_at=now - timedelta(seconds=60 - 5 * n))
+    record_event("item_viewed", visitor_id="vis-calm", item_id="1", occurred_at=now - timedelta(hours=2))
+    interests.catch_up()
+    busy, calm = interests.refresh_hint("vis-busy", now), interests.refresh_hint("vis-calm", now)
+    assert busy["priority"] > calm["priority"]
+    assert busy["debounce_ms"] < calm["debounce_ms"]
