@@ -129,6 +129,10 @@ LIVEREC_TRACKING = {
 }
 LIVEREC = {
     "ITEM_ADAPTERS": ["demo.catalogue.adapters.FilmAdapter"],
+    # The written interest summary (SmolLM2 on one thread in the batch worker by default);
+    # LIVEREC_SUMMARY_BACKEND=recsys.summaries.DisabledSummarizer turns it off.
+    "SUMMARY": {"BACKEND": os.environ.get("LIVEREC_SUMMARY_BACKEND", "recsys.summaries.SmolLM2Summarizer"),
+                "OPTIONS": {"threads": 1}},
 }
 
 # Under ASGI each request's sync code runs in its own thread, so persistent connections

@@ -51,6 +51,9 @@ def start_stack(db_settings: dict, *, web: bool = True, timeout: float = 120.0) 
     env["DATABASE_URL"] = database_url(db_settings)
     env["PYTHONPATH"] = str(ROOT)
     env["DJANGO_SETTINGS_MODULE"] = "demo.settings"
+    # The shared test workers write no LLM summaries (8 s of CPU per visitor here, for every
+    # visitor of every test); tests/recsys/test_summaries.py runs the real model itself.
+    env.setdefault("LIVEREC_SUMMARY_BACKEND", "recsys.summaries.DisabledSummarizer")
     sup = Supervisor(env)
     for name, cmd in worker_commands(sys.executable):
         sup.start(name, cmd)
