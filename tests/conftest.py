@@ -9,6 +9,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+_STACK_STARTED = False
+
+
 @pytest.fixture(scope="session")
 def stack(django_db_setup, django_db_blocker):
     """Real Celery workers (realtime + batch) and a real uvicorn on the test database."""
@@ -19,6 +22,8 @@ def stack(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         settings_dict = dict(connection.settings_dict)
     s = start_stack(settings_dict)
+    global _STACK_STARTED
+    _STACK_STARTED = True
     yield s
     s.stop()
     # A killed worker's backend can outlive it for a moment; the test database must be droppable.
@@ -92,10 +97,21 @@ def _quiesce_test_database(settings_dict: dict, timeout: float = 10.0) -> None:
             conn.execute(f"SELECT pg_cancel_backend(pid) FROM ({busy_sql}) busy")
 
 
+def _flushes_database(item) -> bool:
+    """A transactional test: pytest-django empties the database with TRUNCATE afterwards."""
+    names = getattr(item, "fixturenames", ())
+    if "transactional_db" in names or "live_server" in names:
+        return True
+    marker = item.get_closest_marker("django_db")
+    return bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item, nextitem):
-    # Runs before the fixtures' finalizers, so before pytest-django's flush.
-    if "stack" in getattr(item, "fixturenames", ()):
+    # Runs before the fixtures' finalizers, so before pytest-django's flush. Once the shared
+    # workers run, any transactional test may have handed them work (a saved film enqueues its
+    # embedding, an event its fold), so every such test waits for them before the TRUNCATE.
+    if _STACK_STARTED and _flushes_database(item):
         from django.db import connection
 
         _quiesce_test_database(dict(connection.settings_dict))
