@@ -57,7 +57,7 @@ DEFAULTS = {
     "PUSH_DEBOUNCE_MS": 250,
     # Live push (recsys.services.push): the first change after a quiet spell is pushed at once;
     # changes less than PUSH_DEBOUNCE_MS apart wait for one trailing push, held at most this long.
-    "PUSH_MAX_DELAY_MS": 1000,
+    "PUSH_MAX_DELAY_MS": 2000,
     # The widget polls the JSON endpoint this often when its socket cannot connect.
     "WIDGET_POLL_SECONDS": 15,
     # Admin dashboard and reports: a group (slot, strategy, arm, minute) with fewer distinct

@@ -48,9 +48,10 @@ class RecommendationsConsumer(AsyncJsonWebsocketConsumer):
         self.group = visitor_group(self.visitor_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        await database_sync_to_async(push.socket_opened)(self.visitor_id, self.keys)
         self.online = True
-        await self._resync(self.keys, _int((query.get("seq") or ["0"])[0]))
+        seen = _int((query.get("seq") or ["0"])[0])
+        for msg in await database_sync_to_async(push.connected)(self.visitor_id, self.keys, seen):
+            await self.send_json(msg)
 
     async def disconnect(self, code):
         if getattr(self, "group", None):

@@ -37,7 +37,12 @@ def process_events() -> int:
 
 @shared_task(queue=REALTIME, ignore_result=True)
 def refresh_visitor(visitor_id: str, deferred_at: float) -> str:
-    """The trailing push of a burst of one visitor's events (see ``services.push``)."""
+    """The trailing push of a burst of one visitor's events (see ``services.push``).
+
+    Folds what is pending first: events still queued behind this timer belong to the burst
+    and hold the push, rather than being pushed half-applied.
+    """
+    process_events()
     return push.trailing_refresh(visitor_id, deferred_at)
 
 

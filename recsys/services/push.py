@@ -150,32 +150,81 @@ def seen_seq(visitor_id: str, seq: int) -> None:
 # --- recompute and push --------------------------------------------------------------------------
 
 def current_lists(visitor_id: str, keys: list[str]):
-    """(key, RecommendationList) for each valid slot key; unknown slots are skipped and named."""
+    """(key, seq, RecommendationList) for each valid slot key, and the unknown keys.
+
+    The sequence number is taken before ranking: a list numbered higher started later, so it
+    read a state at least as new (a client keeps the highest number it saw).
+    """
     out, unknown = [], []
     for key in keys:
         slot, context = parse_slot_key(key)
+        seq = next_seq(visitor_id)
         try:
-            out.append((key, recommend(visitor_id, slot, None, context or None)))
+            out.append((key, seq, recommend(visitor_id, slot, None, context or None)))
         except ImproperlyConfigured:
             unknown.append(key)
     return out, unknown
 
 
 def message(key: str, recs, seq: int, *, resync: bool = False) -> dict[str, Any]:
-    msg = {"type": "recs", "key": key, "slot": recs.slot, "seq": seq, "recs": recs.as_dict()}
+    data = recs if isinstance(recs, dict) else recs.as_dict()
+    msg = {"type": "recs", "key": key, "slot": data["slot"], "seq": seq, "recs": data}
     if resync:
         msg["resync"] = True
     return msg
 
 
 def remember(visitor_id: str, key: str, recs) -> bool:
-    """Store the list's signature; True when it differs from the last one sent."""
+    """Store the signature of the list pushed to every tab; True when it differs from the last.
+
+    Only pushes set it: a list sent to one socket (resync) must not stop another tab, still
+    showing an older list, from getting the change.
+    """
     sig_key = f"{_key('sig', visitor_id)}:{key}"
     signature = json.dumps(recs.signature())
     if cache.get(sig_key) == signature:
         return False
     cache.set(sig_key, signature, PRESENCE_TTL)
     return True
+
+
+# --- the last lists computed, reused by (re)connecting sockets -----------------------------------
+# A page view renders the list, then its socket connects and asks for it again; a second tab
+# asks for the same list. The last computed lists are kept for a minute and reused while no
+# event of the visitor was folded since they were numbered (the "epoch"), halving the ranking
+# work of a page view. Trending drift within that minute is corrected by the next push.
+LIST_CACHE_TTL = 60
+
+
+def lists_invalidated(visitor_id: str) -> None:
+    """The visitor's profile changed: lists numbered before now are stale."""
+    cache.set(_key("epoch", visitor_id), next_seq(visitor_id), LIST_CACHE_TTL)
+
+
+def cached_lists(visitor_id: str) -> dict[str, dict[str, Any]]:
+    """{slot key: {"seq", "recs"}} of lists still fresh."""
+    got = cache.get_many([_key("lists", visitor_id), _key("epoch", visitor_id)])
+    epoch = got.get(_key("epoch", visitor_id)) or 0
+    return {k: v for k, v in (got.get(_key("lists", visitor_id)) or {}).items() if v["seq"] > epoch}
+
+
+def store_lists(visitor_id: str, computed) -> None:
+    """Keep ``[(key, seq, RecommendationList)]`` for reuse (a lost race only costs a cache miss)."""
+    if not computed:
+        return
+    lists = cached_lists(visitor_id)
+    for key, seq, recs in computed:
+        if key not in lists or lists[key]["seq"] < seq:
+            lists[key] = {"seq": seq, "recs": recs.as_dict()}
+    cache.set(_key("lists", visitor_id), dict(list(lists.items())[-MAX_SLOT_KEYS:]), LIST_CACHE_TTL)
+
+
+def served_on_page(recs, key: str) -> None:
+    """A page rendered this list (template tag): log it and keep it for the page's socket."""
+    seq = next_seq(recs.visitor_id)
+    serving.record_served(recs, "page", seq)
+    if recs.visitor_id:
+        store_lists(recs.visitor_id, [(key, seq, recs)])
 
 
 def refresh(visitor_id: str, *, force: bool = False) -> list[str]:
@@ -185,14 +234,14 @@ def refresh(visitor_id: str, *, force: bool = False) -> list[str]:
     if unknown:
         logger.warning("recsys: visitor sockets name unknown slots %s", unknown)
     pushed, logs = [], []
-    for key, recs in lists:
+    for key, seq, recs in lists:
         if not remember(visitor_id, key, recs) and not force:
             continue
-        seq = next_seq(visitor_id)
         layer.group_send(group, {**message(key, recs, seq), "type": "recs.updated"})
         pushed.append(key)
         logs.append(serving.log_entry(recs, "push", seq))
-    serving.record(logs)  # after the sends: the log never delays a push
+    store_lists(visitor_id, lists)  # after the sends: neither cache nor log delays a push
+    serving.record(logs)
     return pushed
 
 
@@ -201,6 +250,7 @@ def profile_changed(visitor_id: str) -> str:
 
     Returns what happened: "offline", "pushed", "unchanged" or "deferred".
     """
+    lists_invalidated(visitor_id)
     if not is_online(visitor_id):
         return "offline"
     now = time.time()
@@ -209,7 +259,11 @@ def profile_changed(visitor_id: str) -> str:
     last = cache.get(last_key)
     cache.set(last_key, now, BURST_STATE_TTL)
     if last is None or now - last >= window:
-        return "pushed" if refresh(visitor_id) else "unchanged"
+        pushed = refresh(visitor_id)
+        # The window runs from the end of the push: on a busy machine a ranking can outlast
+        # the window, and the events that arrived meanwhile still belong to the same burst.
+        cache.set(last_key, time.time(), BURST_STATE_TTL)
+        return "pushed" if pushed else "unchanged"
     if cache.add(_key("trail", visitor_id), now, BURST_STATE_TTL):
         from ..tasks import refresh_visitor
 
@@ -233,23 +287,25 @@ def trailing_refresh(visitor_id: str, deferred_at: float) -> str:
 
 
 def resync(visitor_id: str, keys: list[str], seen: int = 0) -> list[dict[str, Any]]:
-    """The current lists for a (re)connecting socket, numbered after everything it has ``seen``.
-
-    Each is remembered as sent, so the next refresh pushes only a real change.
-    """
+    """The current lists for a (re)connecting socket (see ``cached_lists``), each numbered no
+    lower than anything it has ``seen``."""
     if seen:
         seen_seq(visitor_id, seen)
-    lists, unknown = current_lists(visitor_id, keys)
-    out, logs = [], []
-    for key, recs in lists:
-        remember(visitor_id, key, recs)
-        seq = next_seq(visitor_id)
-        out.append(message(key, recs, seq, resync=True))
-        logs.append(serving.log_entry(recs, "resync", seq))
+    cached = cached_lists(visitor_id)
+    out = [message(k, cached[k]["recs"], cached[k]["seq"], resync=True) for k in keys if k in cached]
+    lists, unknown = current_lists(visitor_id, [k for k in keys if k not in cached])
+    out.extend(message(key, recs, seq, resync=True) for key, seq, recs in lists)
     out.extend({"type": "error", "key": key, "slot": parse_slot_key(key)[0], "error": "unknown slot"}
                for key in unknown)
-    serving.record(logs)
+    store_lists(visitor_id, lists)
+    serving.record(serving.log_entry(recs, "resync", seq) for _, seq, recs in lists)
     return out
+
+
+def connected(visitor_id: str, keys: list[str], seen: int = 0) -> list[dict[str, Any]]:
+    """A socket opened: count it online, register its slots, return its current lists."""
+    socket_opened(visitor_id, keys)
+    return resync(visitor_id, keys, seen)
 
 
 def probe(visitor_id: str, nonce: str) -> None:

@@ -8,8 +8,7 @@ from django.utils.html import format_html
 
 from ..conf import settings
 from ..engine import clean_context, recommend
-from ..services import serving
-from ..services.push import slot_key
+from ..services.push import served_on_page, slot_key
 from ..tokens import make_token
 
 register = template.Library()
@@ -23,7 +22,7 @@ def liverec_widget(context, slot: str = "for-you", limit: int = 8, item_id: str 
     visitor_id = getattr(request, "liverec_visitor_id", "")
     recs = recommend(visitor_id, slot, int(limit), clean_context({"item_id": item_id, "query": query,
                                                                    "category": category}))
-    serving.record_served(recs, "page")
+    served_on_page(recs, slot_key(slot, str(item_id)))
     return render_to_string("liverec/widget.html", {
         "slot": slot, "limit": limit, "recs": recs, "token": make_token(visitor_id), "title": title,
         "item_id": item_id, "key": slot_key(slot, str(item_id)),

@@ -14,9 +14,23 @@ from django.core import signing
 
 from recsys import attribution
 from recsys.models import RecommendationLog, VisitorProfile
+from recsys.services import push
 from recsys.tokens import make_token
+from tracking import services
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def realtime_worker_idle_after(stack):
+    """Let the realtime worker finish (trailing pushes are timers) before the test's tables are
+    flushed: a TRUNCATE racing a fold deadlocks."""
+    yield
+    from recsys.conf import settings as liverec
+    from recsys.tasks import health_probe
+
+    time.sleep(2 * liverec.PUSH_DEBOUNCE_MS / 1000)
+    health_probe.apply_async().get(timeout=60)  # the solo worker runs it after what it is doing
 
 
 def post(stack, visitor, name, item_id, **props):
@@ -25,6 +39,12 @@ def post(stack, visitor, name, item_id, **props):
     resp = httpx.post(f"{stack.url}/liverec/events/", json={"site_key": "demo-site-key", "visitor_id": visitor,
                                                             "events": [event]}, timeout=10)
     assert resp.status_code == 200 and resp.json()["accepted"] == 1, resp.text
+
+
+def append(visitor, item_id):
+    (outcome,) = services.append_events([{"id": str(uuid.uuid4()), "name": "item_viewed", "item_id": str(item_id),
+                                          "ts": int(time.time() * 1000)}], visitor_id=visitor)
+    assert outcome.status == "accepted", outcome
 
 
 def ws_uri(stack, visitor, slots="for-you", seq=0, token=None):
@@ -72,13 +92,17 @@ def test_a_burst_of_ten_events_is_pushed_once_or_twice_and_ends_current(stack, e
         async with connect(stack, visitor) as ws:
             first = await recv(ws)
             assert first["resync"] and first["key"] == "for-you"
+            # Ten quick clicks, appended through the tracking service one by one (the HTTP layer
+            # of this shared machine alone can spread ten requests over seconds).
+            t0 = time.perf_counter()
             for item in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10):
-                await asyncio.to_thread(post, stack, visitor, "item_viewed", item)
+                await asyncio.to_thread(append, visitor, item)
+            span = time.perf_counter() - t0
             await wait_profile(visitor, 10)
-            return first, await drain(ws)
+            return first, await drain(ws), span
 
-    first, pushes = asyncio.run(scenario())
-    assert 1 <= len(pushes) <= 2, [m["seq"] for m in pushes]
+    first, pushes, span = asyncio.run(scenario())
+    assert 1 <= len(pushes) <= 2, ([m["seq"] for m in pushes], f"ten events appended in {span:.2f} s")
     assert all(m["type"] == "recs" and m["seq"] > first["seq"] for m in pushes)
     assert [m["seq"] for m in pushes] == sorted(m["seq"] for m in pushes)
     # The last push shows the state after all ten events: the list the endpoint computes now.
@@ -113,6 +137,10 @@ def test_a_reconnecting_client_resyncs_to_the_current_lists(stack, embedded_cata
         # Offline meanwhile: the event is folded but nothing is pushed to anyone.
         await asyncio.to_thread(post, stack, visitor, "item_viewed", 1)  # Toy Story
         await wait_profile(visitor, 1)
+        for _ in range(100):  # the worker marks the cached lists stale just after the fold commits
+            if not await asyncio.to_thread(push.cached_lists, visitor):
+                break
+            await asyncio.sleep(0.05)
         last_seen = max(m["seq"] for m in before.values())
         async with connect(stack, visitor, slots="for-you,similar:1", seq=last_seen) as ws:
             after = {m["key"]: m for m in [await recv(ws), await recv(ws)]}
