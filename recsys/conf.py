@@ -18,7 +18,10 @@ DEFAULTS = {
     "SHORT_TERM_HALF_LIFE_HOURS": 0.5,
     # Slots: which strategies with which weights, and the rules applied to the fused list.
     "SLOTS": {
-        "for-you": {"strategies": {"content/interests": 1.0, "popular/trending": 0.2},
+        # sequential/next-item leads (recsys_evaluate on MovieLens-100K, loo and stream); content
+        # and trending keep small weights: they answer visitors the sequence model cannot
+        # (no history yet) and break its near-ties.
+        "for-you": {"strategies": {"sequential/next-item": 1.0, "content/interests": 0.05, "popular/trending": 0.02},
                     "exclude_events": {"purchased": None, "item_viewed": 3600}, "limit": 8},
         "similar": {"strategies": {"similar/items": 1.0}, "exclude_events": {"purchased": None}, "limit": 6},
         "trending": {"strategies": {"popular/trending": 1.0}, "exclude_events": {}, "limit": 8},
@@ -27,6 +30,7 @@ DEFAULTS = {
         "recsys.strategies.content.InterestVectors",
         "recsys.strategies.content.SimilarItems",
         "recsys.strategies.trending.Trending",
+        "recsys.strategies.sequential.NextItem",
     ],
     # Signed visitor tokens for sockets and the recommendations endpoint.
     "TOKEN_MAX_AGE_SECONDS": 24 * 3600,

@@ -49,3 +49,18 @@ def health_probe() -> dict:
 @shared_task(queue=BATCH)
 def health_probe_batch() -> bool:
     return True
+
+
+@shared_task(queue=BATCH, ignore_result=True, acks_late=True)
+def train_sequential() -> int:
+    """Retrain the sequential/next-item model on the whole log; returns the new version (0: none).
+
+    Measured on MovieLens-100K (100k events, 1,682 items): ~3-7 s per epoch on one thread,
+    so a periodic run (beat) fits the batch queue; requests keep the previous version until
+    the new row commits.
+    """
+    from .engine import build_strategy
+    from .services import sequential
+
+    row = sequential.train_and_store(build_strategy(sequential.MODEL_NAME).config)
+    return row.version if row else 0
