@@ -114,3 +114,9 @@ LIVEREC_TRACKING = {
 LIVEREC = {
     "ITEM_ADAPTERS": ["demo.catalogue.adapters.FilmAdapter"],
 }
+
+# Periodic batch training of the sequential/next-item model (Celery beat, batch queue).
+# Requests keep using the newest stored version while a new one trains.
+CELERY_BEAT_SCHEDULE = {
+    "liverec-train-sequential": {"task": "recsys.tasks.train_sequential", "schedule": 6 * 3600.0},
+}
