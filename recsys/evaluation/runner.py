@@ -20,7 +20,6 @@ tasks on the live broker) are detached for the run.
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 import uuid
@@ -30,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
-import numpy as np
 from django.db import connections
 
 from . import baselines, metrics
