@@ -18,9 +18,9 @@ DEFAULTS = {
     "SHORT_TERM_HALF_LIFE_HOURS": 0.5,
     # Slots: which strategies with which weights, and the rules applied to the fused list.
     "SLOTS": {
-        # sequential/next-item leads (recsys_evaluate on MovieLens-100K, loo and stream); content
-        # and trending keep small weights: they answer visitors the sequence model cannot
-        # (no history yet) and break its near-ties.
+        # sequential/next-item leads (recsys_evaluate --protocol loo on MovieLens-100K: it is the
+        # strongest single strategy by far); content and trending keep small weights: they answer
+        # visitors the sequence model cannot (no history yet) and break its near-ties.
         "for-you": {"strategies": {"sequential/next-item": 1.0, "content/interests": 0.05, "popular/trending": 0.02},
                     "exclude_events": {"purchased": None, "item_viewed": 3600}, "limit": 8},
         "similar": {"strategies": {"similar/items": 1.0}, "exclude_events": {"purchased": None}, "limit": 6},
