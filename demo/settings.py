@@ -158,4 +158,9 @@ CELERY_BEAT_SCHEDULE = {
     # Item pairs whose decayed weight is negligible are dropped once a day.
     "liverec-prune-associations": {"task": "recsys.tasks.prune_associations", "schedule": 24 * 3600.0,
                                    "options": {"queue": "liverec.batch", "expires": 3600}},
+    # The sequential/next-item model retrains on the whole log; requests keep the newest stored
+    # version while a new one trains.
+    "liverec-train-sequential": {"task": "recsys.tasks.train_sequential", "schedule": 6 * 3600.0,
+                                 "options": {"queue": "liverec.batch"}},
 }
+

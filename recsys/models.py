@@ -314,3 +314,24 @@ class VisitorTopics(models.Model):
 
     def __str__(self) -> str:
         return self.visitor_id
+
+
+class TrainedModel(models.Model):
+    """A versioned blob of trained weights (e.g. the sequential model), written by a batch task.
+
+    Rows are never edited: each training run adds a version; workers load the newest one.
+    Keeping weights in PostgreSQL means every worker sees the same model with no shared disk.
+    """
+
+    name = models.CharField(max_length=64)
+    version = models.PositiveIntegerField()
+    blob = models.BinaryField()
+    metrics = models.JSONField(default=dict, blank=True, help_text="Training data size, loss, timings.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="recsys_trained_model_version")]
+        ordering = ["name", "-version"]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"

@@ -130,3 +130,21 @@ def summarize_visitor(visitor_id: str) -> None:
     # Cleared first: events arriving during generation schedule the next summary.
     cache.delete(summaries._debounce_key(visitor_id))
     summaries.summarize(visitor_id)
+
+
+# Not acks_late: a training run can outlast the broker's visibility timeout (600 s in the
+# demo), and a redelivered copy would train twice at once; a lost run costs nothing, the
+# next beat retrains.
+@shared_task(queue=BATCH, ignore_result=True, acks_late=False)
+def train_sequential() -> int:
+    """Retrain the sequential/next-item model on the whole log; returns the new version (0: none).
+
+    Measured on MovieLens-100K (100k events, 1,682 items, 40 epochs): 7 s per epoch on
+    2 threads on a quiet machine, 60-130 s when 7 processes share the 2 cores; requests keep
+    the previous version until the new row commits.
+    """
+    from .engine import build_strategy
+    from .services import sequential
+
+    row = sequential.train_and_store(build_strategy(sequential.MODEL_NAME).config)
+    return row.version if row else 0

@@ -1,0 +1,53 @@
+"""sequential/next-item: what visitors tend to engage with next, given their recent sequence.
+
+A SASRec-style causal transformer (``recsys.seqmodel``) trained periodically on the event log
+by the batch task ``recsys.tasks.train_sequential``. Per request: one indexed query for the
+visitor's last ``max_len`` items and one forward pass over them (a few ms on one CPU thread),
+scores over the whole catalogue.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..models import Item
+from ..services import sequential as service
+from .base import Candidate, Reason, RequestContext, Strategy
+
+
+class NextItem(Strategy):
+    id = "sequential/next-item"
+    DEFAULT_CONFIG = {
+        # Training (read by the batch task; see recsys.seqmodel.SeqConfig). SASRec's published
+        # shape (2 layers, 64-d, length 50); lr 2e-3 for 40 epochs keeps a run short. Not yet
+        # swept on the validation split (recsys_evaluate --validation does it).
+        "d": 64, "layers": 2, "heads": 2, "dropout": 0.3, "max_len": 50, "epochs": 40,
+        "batch_size": 128, "lr": 2e-3,
+        "reason": "Often watched after {title}",
+    }
+
+    def candidates(self, ctx: RequestContext, n: int) -> list[Candidate]:
+        model = service.current_model()
+        if model is None:
+            return []
+        history = service.visitor_sequence(ctx.visitor_id, model.config.max_len)
+        if ctx.item_id:
+            # The item on the page is the freshest signal even before its view is logged.
+            history = history + [ctx.item_id]
+        scores = model.score(history)
+        if scores is None:
+            return []
+        # Softmax over the catalogue: positive scores, comparable with the other strategies
+        # after the engine's max-normalisation.
+        probs = np.exp(scores - scores.max())
+        probs /= probs.sum()
+        for item_id in ctx.exclude:
+            idx = model.index.get(item_id)
+            if idx is not None:
+                probs[idx - 1] = -1.0
+        top = np.argpartition(-probs, min(n, len(probs) - 1))[:n]
+        top = top[np.argsort(-probs[top])]
+        last = next((i for i in reversed(history) if i in model.index), None)
+        title = Item.objects.filter(item_id=last).values_list("title", flat=True).first() or last
+        text = str(self.config["reason"]).format(title=title)
+        return [Candidate(model.item_ids[i], float(probs[i]), [Reason(self.id, text, item_id=last)])
+                for i in top if probs[i] > 0]
