@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("recsys", "0002_tuning"),
+        ("recsys", "0003_interests_understanding"),
     ]
 
     operations = [
