@@ -75,7 +75,9 @@ def test_widget_reconnects_and_resyncs_after_the_asgi_server_restarts(stack, emb
         first, resynced, asked, pushed = asyncio.run(scenario())
     finally:
         sup.stop()
-    assert first["seq"] < resynced["seq"] < asked["seq"] < pushed["seq"]
+    # A resync of unchanged state repeats its sequence number (the lists are reused until the
+    # visitor's next folded event); the push after new events is strictly newer.
+    assert first["seq"] <= resynced["seq"] <= asked["seq"] < pushed["seq"]
     assert resynced["slot"] == "for-you" and pushed["recs"]["items"]  # a cold visitor may start empty
 
 
