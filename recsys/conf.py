@@ -23,8 +23,12 @@ DEFAULTS = {
         # content and trending keep small weights to answer visitors the sequence model cannot
         # (no history yet) and to break its near-ties; content/query and similar/items add
         # nothing without a search or a page item, and lead when there is one (cold visitors).
-        # Diversity (MMR lambda) and freshness are per-slot tunables, off here: not yet measured.
-        "for-you": {"strategies": {"sequential/next-item": 1.0, "content/interests": 0.05, "popular/trending": 0.02,
+        # collaborative/co-occurrence is updated on every event while the sequence model retrains
+        # periodically: it carries fresh sessions and a site whose model is not trained yet, and
+        # only breaks ties once it is. Diversity (MMR lambda) and freshness are per-slot tunables,
+        # off here: not yet measured.
+        "for-you": {"strategies": {"sequential/next-item": 1.0, "collaborative/co-occurrence": 0.1,
+                                   "content/interests": 0.05, "popular/trending": 0.02,
                                    "content/query": 0.8, "similar/items": 0.5},
                     "exclude_events": {"purchased": None, "item_viewed": 3600}, "limit": 8},
         "similar": {"strategies": {"similar/items": 1.0, "collaborative/co-occurrence": 0.7},

@@ -102,6 +102,12 @@ def isolated_database(alias: str = "default") -> Iterator[str]:
     saved_subscribers = list(hooks._subscribers)
     cache = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": name}}
     try:
+        # create_test_db closes the connection but not a connection pool (OPTIONS["pool"]), whose
+        # connections would still open the site's database: drop it first so the migrations and
+        # everything after them run in the new one.
+        conn.close()
+        if hasattr(conn, "close_pool"):
+            conn.close_pool()
         conn.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False, keepdb=False)
         hooks._subscribers.clear()
         with override_settings(CACHES=cache, LIVEREC_TRACKING=_tracking_settings()):

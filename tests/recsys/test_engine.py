@@ -92,8 +92,8 @@ def test_category_context_filters_and_drives_per_category_trending(shop):
 
 
 def test_an_unregistered_optional_strategy_is_skipped_and_for_you_serves_a_cold_visitor(shop):
-    assert "sequential/next-item" in DEFAULTS["SLOTS"]["for-you"]["if_registered"]
-    recs = recommend("brand-new-visitor", "for-you", 4)
+    conf = {**DEFAULTS["SLOTS"]["for-you"], "if_registered": {"plugin/not-installed": 1.0}}
+    recs = recommend("brand-new-visitor", "for-you", 4, config=conf)
     assert ids(recs) == ["c0", "c1", "d0", "c2"]
     assert all(r.reasons[0].text == "Popular right now" for r in recs.items)
 
