@@ -6,7 +6,7 @@ from typing import Sequence
 
 from celery import shared_task
 
-from .services import cooccurrence, interests, items, push
+from .services import cooccurrence, interests, items, metrics, push
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,8 @@ def process_events() -> int:
     touched = interests.catch_up()
     for visitor_id in sorted(touched):
         try:
-            push.profile_changed(visitor_id)
+            if push.profile_changed(visitor_id) == "pushed":
+                metrics.record_push_latency(visitor_id)
         except Exception:
             logger.exception("recsys: push for visitor %s failed", visitor_id)
     # Associations after the pushes: they are latency-critical, and the pairs a visitor's own

@@ -57,8 +57,17 @@ def test_an_event_moves_the_interest_vector_in_pgvector(stack, embedded_catalogu
     assert Event.objects.filter(visitor_id="visitor-pipeline1").count() == 1
 
 
+def _broker_client():
+    from celery import current_app
+
+    return current_app.connection_for_write().default_channel.client
+
+
 def test_the_websocket_receives_a_refreshed_list_after_an_event(stack, embedded_catalogue):
+    from recsys import stats
+
     visitor = "visitor-ws-0001"
+    _broker_client().delete(stats.PUSH_LATENCY_KEY)
 
     async def scenario():
         uri = f"ws://127.0.0.1:{stack.port}/liverec/ws/?token={make_token(visitor)}"
@@ -77,6 +86,9 @@ def test_the_websocket_receives_a_refreshed_list_after_an_event(stack, embedded_
     # Sci-fi follows sci-fi: the top picks are the other sci-fi films, each with a reason.
     assert set(titles[:2]) <= {"The Terminator (1995)", "Star Wars (1995)", "Blade Runner (1995)"}, titles
     assert all(r["reasons"] for r in msg["recs"]["items"])
+    # The push was timed from the event's arrival, for the admin dashboard's latency chart.
+    latency = wait_for(lambda: stats.push_latency()["count"] and stats.push_latency())
+    assert 0 <= latency["p50"] < 60_000
 
 
 def test_a_forged_token_cannot_join(stack):
