@@ -33,6 +33,20 @@ def stack(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
+def realtime_worker_idle_after(stack):
+    """Let the realtime worker finish (trailing pushes are timers, which the database check in
+    ``pytest_runtest_teardown`` cannot see) before the test's tables are flushed."""
+    yield
+    import time
+
+    from recsys.conf import settings as liverec
+    from recsys.tasks import health_probe
+
+    time.sleep(2 * liverec.PUSH_DEBOUNCE_MS / 1000)
+    health_probe.apply_async().get(timeout=60)  # the solo worker runs it after what it is doing
+
+
+@pytest.fixture
 def film_factory(db):
     """Creates demo films; their items are upserted through the adapter (post_save)."""
     from demo.catalogue.models import Film

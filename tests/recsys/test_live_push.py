@@ -22,15 +22,8 @@ pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
-def realtime_worker_idle_after(stack):
-    """Let the realtime worker finish (trailing pushes are timers) before the test's tables are
-    flushed: a TRUNCATE racing a fold deadlocks."""
+def _idle_after(realtime_worker_idle_after):
     yield
-    from recsys.conf import settings as liverec
-    from recsys.tasks import health_probe
-
-    time.sleep(2 * liverec.PUSH_DEBOUNCE_MS / 1000)
-    health_probe.apply_async().get(timeout=60)  # the solo worker runs it after what it is doing
 
 
 def post(stack, visitor, name, item_id, **props):
