@@ -27,6 +27,15 @@ class Command(BaseCommand):
             User.objects.create_superuser("admin", "admin@example.com", "admin")
             self.stdout.write("Created superuser admin / admin (demo only).")
         self.import_ratings()
+        self.first_training()
+
+    def first_training(self) -> None:
+        """The for-you slot leads with the sequence model, which beat retrains every 6 hours:
+        a new demo asks the batch worker for its first version now (a few minutes of CPU)."""
+        from recsys.models import TrainedModel
+
+        if not TrainedModel.objects.exists():
+            call_command("recsys_train", enqueue=True, stdout=self.stdout)
 
     def import_ratings(self) -> None:
         """MovieLens' 100,000 ratings as the history of past visitors "ml-<user>" (first run only)."""
