@@ -3,11 +3,12 @@ autocapture lands in the log, an outage loses nothing and stores each event exac
 once, and without consent nothing leaves the browser."""
 from __future__ import annotations
 
-import time
 import uuid
 from collections import Counter
 
 import pytest
+
+from tests.stack import wait_for
 
 from tracking.models import Event
 
@@ -17,14 +18,7 @@ EVENTS = "**/liverec/events/"
 
 
 def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
+    return wait_for(predicate, timeout, 0.2, what)
 
 
 @pytest.fixture

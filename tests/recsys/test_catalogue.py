@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 import pytest
+
+from tests.stack import wait_for
 from django.core.management import call_command
 from django.test import override_settings
 
@@ -17,14 +18,6 @@ from recsys.services import items
 from recsys.services.vectors import hnsw_index_exists, index_name
 
 
-def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def cos(a, b) -> float:

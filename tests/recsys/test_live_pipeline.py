@@ -9,6 +9,8 @@ import uuid
 import httpx
 import numpy as np
 import pytest
+
+from tests.stack import wait_for
 import websockets
 
 from recsys.models import VisitorProfile
@@ -27,14 +29,6 @@ def post_events(stack, visitor, *items):
     assert resp.json()["accepted"] == len(items)
 
 
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_health_is_200_with_every_component_up(stack):

@@ -72,15 +72,7 @@ def kill(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
     proc.wait(30)
 
 
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what} not met within {timeout:.0f} s")
-
+from tests.stack import wait_for  # noqa: E402  (re-exported for the fault tests)
 
 __all__ = ["env", "celery", "start_worker", "start_beat", "start_web", "wait_port", "kill", "wait_for",
            "free_port", "Supervisor"]
