@@ -9,23 +9,9 @@ from ..services.vectors import cast_expr, to_literal
 from .base import Candidate, Reason, RequestContext, Strategy
 
 
-def nearest_items(vec, n: int, exclude: set[str]) -> list[tuple[str, str, float]]:
-    """(item_id, title, cosine similarity) of the ``n`` nearest items by HNSW."""
-    encoder = get_encoder()
-    dim = encoder.dim
-    expr = cast_expr(dim)
-    # Over-fetch: excluded items are filtered after the index scan.
-    fetch = n + len(exclude)
-    with connection.cursor() as cursor:
-        _ensure_ef_search(cursor, fetch)
-        cursor.execute(
-            f"SELECT item_id, title, 1 - ({expr} <=> %s::vector({dim})) AS sim FROM {Item._meta.db_table} "
-            f"WHERE vector_dims(embedding) = {dim} AND available "
-            f"ORDER BY {expr} <=> %s::vector({dim}) LIMIT %s",
-            [to_literal(vec), to_literal(vec), fetch],
-        )
-        rows = cursor.fetchall()
-    return [r for r in rows if r[0] not in exclude][:n]
+def nearest_items(vec, n: int, exclude: set[str]) -> list[tuple[str, float]]:
+    """(item_id, cosine similarity) of the ``n`` nearest available items by HNSW."""
+    return nearest_items_many([vec], n, exclude)[0]
 
 
 _ef_search: dict[int, tuple[object, int]] = {}
@@ -121,4 +107,4 @@ class SimilarItems(Strategy):
             return []
         exclude = ctx.exclude | {ctx.item_id}
         return [Candidate(item_id, max(sim, 0.0), [Reason(self.id, f"Similar to {row[1]}", item_id=ctx.item_id)])
-                for item_id, _title, sim in nearest_items(row[0], n, exclude)]
+                for item_id, sim in nearest_items(row[0], n, exclude)]

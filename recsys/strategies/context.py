@@ -32,4 +32,4 @@ class QueryMatch(Strategy):
         floor = float(self.config["min_similarity"])
         text = f"Matches your search \u201c{query[:60]}\u201d"
         return [Candidate(item_id, sim, [Reason(self.id, text)])
-                for item_id, _title, sim in nearest_items(query_vector(query), n, ctx.exclude) if sim > floor]
+                for item_id, sim in nearest_items(query_vector(query), n, ctx.exclude) if sim > floor]
