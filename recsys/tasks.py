@@ -22,7 +22,7 @@ def process_events() -> int:
     enqueued tasks coalesces (the first does the work, the rest find nothing) and a
     lost task is made good by the next one.
     """
-    touched = interests.catch_up()
+    touched = interests.catch_up(settle=0)
     for visitor_id in sorted(touched):
         try:
             if push.profile_changed(visitor_id) == "pushed":
@@ -31,7 +31,7 @@ def process_events() -> int:
             logger.exception("recsys: push for visitor %s failed", visitor_id)
     # Associations after the pushes: they are latency-critical, and the pairs a visitor's own
     # events just formed join items that are already that visitor's seeds.
-    cooccurrence.catch_up()
+    cooccurrence.catch_up(settle=0)
     _request_summaries(touched)
     return len(touched)
 

@@ -18,6 +18,7 @@ from tracking.models import Event
 
 from .. import association_model as am
 from ..conf import settings
+from . import projection
 from ..models import ItemAssociation, ProjectionCursor
 
 CURSOR = "cooccurrence"
@@ -120,8 +121,8 @@ def _write(merged: dict[tuple[str, str], tuple[float, object]], half_life: float
 def _apply_batch(limit: int) -> int:
     conf = settings.COOCCURRENCE
     with transaction.atomic():
-        horizon = log.stable_horizon()
         cursor, _ = ProjectionCursor.objects.select_for_update().get_or_create(name=CURSOR)
+        horizon = log.stable_horizon()  # after the lock: see tracking.selectors.stable_horizon
         events = log.events_after(cursor.txid, cursor.position, horizon=horizon, limit=limit)
         if not events:
             return 0
@@ -132,14 +133,9 @@ def _apply_batch(limit: int) -> int:
     return len(events)
 
 
-def catch_up() -> int:
-    """Apply every pending event; returns how many were read."""
-    total = 0
-    while True:
-        count = _apply_batch(APPLY_BATCH)
-        total += count
-        if count < APPLY_BATCH:
-            return total
+def catch_up(settle: float = projection.SETTLE_SECONDS) -> int:
+    """Apply every pending event; returns how many were read (see ``projection.catch_up``)."""
+    return sum(projection.catch_up(lambda limit: (_apply_batch(limit),) * 2, CURSOR, APPLY_BATCH, settle))
 
 
 def rebuild(progress=None) -> int:

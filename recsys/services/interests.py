@@ -11,6 +11,7 @@ from tracking.models import Event
 
 from .. import interest_model as im
 from .. import selectors
+from . import projection
 from ..conf import settings
 from ..encoders import get_encoder
 from ..models import Item, ProjectionCursor, VisitorProfile
@@ -176,8 +177,8 @@ def _apply_batch(limit: int) -> tuple[set[str], int]:
     and each event is applied exactly once; a crash rolls back profiles and cursor together.
     """
     with transaction.atomic():
-        horizon = log.stable_horizon()
         cursor, _ = ProjectionCursor.objects.select_for_update().get_or_create(name=CURSOR)
+        horizon = log.stable_horizon()  # after the lock: see tracking.selectors.stable_horizon
         events = log.events_after(cursor.txid, cursor.position, horizon=horizon, limit=limit)
         if not events:
             return set(), 0
@@ -197,13 +198,9 @@ def apply_new_events(limit: int = APPLY_BATCH) -> tuple[set[str], bool]:
     return touched, count == limit
 
 
-def catch_up() -> set[str]:
-    touched: set[str] = set()
-    more = True
-    while more:
-        batch, more = apply_new_events()
-        touched |= batch
-    return touched
+def catch_up(settle: float = projection.SETTLE_SECONDS) -> set[str]:
+    """Fold every pending event; returns the visitors touched (see ``projection.catch_up``)."""
+    return set().union(*projection.catch_up(_apply_batch, CURSOR, APPLY_BATCH, settle))
 
 
 # Replay reads bigger batches: nobody waits on a push during a rebuild.

@@ -1,0 +1,80 @@
+"""The projections' stable horizon against real concurrent PostgreSQL transactions.
+
+A fold reads only events below the oldest running transaction, so it never skips an
+event that commits later with a smaller id. These tests pin the two consequences that
+once made CI flaky: a fold waiting on another projector's cursor lock must not be held
+back by that projector, and ``catch_up()`` keeps its promise ("everything committed
+before the call") while an unrelated transaction is briefly in flight.
+"""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, transaction
+
+from recsys.models import ProjectionCursor, VisitorProfile
+from recsys.services import interests
+from tracking.services import record_event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def projection_driven_by_the_test(monkeypatch):
+    from tracking import hooks
+
+    monkeypatch.setattr(hooks, "_subscribers", [])  # the live workers must not fold these events
+
+
+def in_other_transaction(body, hold: threading.Event) -> threading.Event:
+    """Run ``body`` in a transaction on its own connection and keep it open until ``hold`` is set."""
+    started = threading.Event()
+
+    def run():
+        try:
+            with transaction.atomic():
+                body()
+                started.set()
+                hold.wait(10)
+        finally:
+            connection.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    assert started.wait(10)
+    return started
+
+
+def visitors() -> set[str]:
+    return set(VisitorProfile.objects.values_list("visitor_id", flat=True))
+
+
+def test_a_fold_waiting_on_another_projector_is_not_held_back_by_it(embedded_catalogue):
+    record_event("item_viewed", visitor_id="visitor-hz-first", item_id="1")
+    interests.catch_up()
+    release = threading.Event()
+    # Another worker mid-fold: it holds the cursor row lock (and so a transaction id).
+    in_other_transaction(
+        lambda: ProjectionCursor.objects.select_for_update().get(name=interests.CURSOR), release)
+    record_event("item_viewed", visitor_id="visitor-hz-during", item_id="6")  # a newer transaction id
+    threading.Timer(0.3, release.set).start()
+
+    interests.catch_up(settle=0)  # blocks on the lock; no settling: the lock order alone must do it
+
+    assert visitors() == {"visitor-hz-first", "visitor-hz-during"}
+
+
+def test_catch_up_waits_out_a_short_unrelated_transaction(embedded_catalogue):
+    release = threading.Event()
+
+    def take_a_transaction_id():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_xact_id()")
+
+    in_other_transaction(take_a_transaction_id, release)
+    record_event("item_viewed", visitor_id="visitor-hz-later", item_id="2")  # committed, above the horizon
+
+    assert interests.catch_up(settle=0) == set()  # the realtime path: the horizon holds it back
+    threading.Timer(0.3, release.set).start()
+    assert interests.catch_up() == {"visitor-hz-later"}  # the promise: committed before the call
+    assert visitors() == {"visitor-hz-later"}
