@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django, WebSockets through LiveRec's routes."""
+"""ASGI entry point: HTTP through Django (ingest on its lean route), WebSockets through LiveRec's routes."""
 from __future__ import annotations
 
 import os
@@ -13,8 +13,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from recsys.routing import websocket_urlpatterns  # noqa: E402
+from tracking.asgi import with_fast_ingest  # noqa: E402
 
 application = ProtocolTypeRouter({
-    "http": django_asgi_app,
+    # The tracker's endpoint on a lean path (see tracking.asgi); every other URL through Django.
+    "http": with_fast_ingest(django_asgi_app),
     "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
 })

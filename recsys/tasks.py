@@ -6,7 +6,7 @@ from typing import Sequence
 
 from celery import shared_task
 
-from .services import cooccurrence, interests, items, metrics, push
+from .services import cooccurrence, events, interests, items, metrics, push
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +22,7 @@ def process_events() -> int:
     enqueued tasks coalesces (the first does the work, the rest find nothing) and a
     lost task is made good by the next one.
     """
+    events.task_started()  # before reading the log: appends from now on enqueue a new task
     touched = interests.catch_up(settle=0)
     for visitor_id in sorted(touched):
         try:

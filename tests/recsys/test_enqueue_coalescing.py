@@ -1,0 +1,47 @@
+"""Coalesced enqueues of the projection task (recsys.services.events), on the real cache."""
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+
+from recsys import tasks
+from recsys.services import events
+
+
+@pytest.fixture
+def published(monkeypatch):
+    calls = []
+    monkeypatch.setattr(tasks.process_events, "apply_async", lambda **kw: calls.append(kw))
+    monkeypatch.setattr(events, "_skip_until", 0.0)
+    return calls
+
+
+def test_appends_while_a_task_waits_enqueue_nothing_more(published):
+    for n in range(5):
+        events.on_events_appended([n])
+    assert len(published) == 1
+
+    events.task_started()  # the queued task begins: what commits from now on needs a new one
+    events.on_events_appended([6])
+    events.on_events_appended([7])
+    assert len(published) == 2
+
+
+def test_a_failed_enqueue_releases_the_flag_and_backs_off(monkeypatch):
+    def broker_down(**kw):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.process_events, "apply_async", broker_down)
+    monkeypatch.setattr(events, "_skip_until", 0.0)
+    events.on_events_appended([1])
+    assert cache.get(events.QUEUED_FLAG) is None  # nothing is queued: the next append may enqueue
+    assert events._skip_until > 0  # but not before the back-off (the beat catch-up covers the gap)
+
+
+def test_the_flag_expires_so_a_lost_task_cannot_stall_the_projection(published):
+    events.on_events_appended([1])
+    redis = cache._cache.get_client(None)  # the suite's cache is the real Redis/Valkey
+    assert 0 < redis.ttl(cache.make_and_validate_key(events.QUEUED_FLAG)) <= events.QUEUED_FLAG_TTL_SECONDS
+    cache.delete(events.QUEUED_FLAG)  # what the TTL does after QUEUED_FLAG_TTL_SECONDS
+    events.on_events_appended([2])
+    assert len(published) == 2
