@@ -32,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+import bench.prodenv  # noqa: E402,F401  (DEBUG off, as in production)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -215,13 +216,16 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=150)
     parser.add_argument("--bg-rate", type=int, default=200, help="background events per second")
     parser.add_argument("--bg-visitors", type=int, default=50)
+    parser.add_argument("--rt-workers", type=int, default=None,
+                        help="realtime Celery workers (default: the devstack's, LIVEREC_RT_WORKERS or 2)")
     args = parser.parse_args()
     catalogue = ensure_catalogue()
     from tests.stack import start_stack
 
-    stack = start_stack(dict(settings.DATABASES["default"]))
+    stack = start_stack(dict(settings.DATABASES["default"]), realtime=args.rt_workers)
     try:
-        print(f"stack up on port {stack.port}; PUSH_DEBOUNCE_MS={liverec.PUSH_DEBOUNCE_MS}; "
+        print(f"stack up on port {stack.port}; realtime workers: {args.rt_workers or os.environ.get('LIVEREC_RT_WORKERS', 2)}; "
+              f"PUSH_DEBOUNCE_MS={liverec.PUSH_DEBOUNCE_MS}; "
               f"{len(catalogue)} embedded items; {os.cpu_count()} CPUs", flush=True)
         asyncio.run(run(args, stack.port, catalogue))
     finally:

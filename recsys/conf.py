@@ -58,6 +58,10 @@ DEFAULTS = {
         "WINDOW_HOURS": 24,  # ...engaged within this many hours of it
         "BACKWARD": 0.1,  # weight of b -> a relative to a -> b when b followed a
     },
+    # The trending projection (recsys.models.ItemPopularity), folded with the associations.
+    # popular/trending reads it when its half_life_hours equals this one (the default), and
+    # otherwise falls back to a cached aggregate over the log. Changing it needs a replay.
+    "TRENDING": {"HALF_LIFE_HOURS": 72.0},
     # Bursts of events for one visitor are coalesced into one refresh within this window.
     # 250 ms: quick human clicks land 100-250 ms apart; a lone event is still pushed at once.
     "PUSH_DEBOUNCE_MS": 250,

@@ -126,6 +126,25 @@ class ItemAssociation(models.Model):
         return f"{self.item_a} -> {self.item_b} ({self.weight:.3g})"
 
 
+class ItemPopularity(models.Model):
+    """Time-decayed engagement per item (popular/trending), folded with the associations.
+
+    ``log_key`` is a forward-decay key (``recsys.association_model``) at the half-life of
+    ``LIVEREC["TRENDING"]``: ordering by it orders items by decayed popularity at any time,
+    so the trending list is an index scan instead of an aggregate over the log window.
+    """
+
+    item_id = models.CharField(max_length=128, primary_key=True)
+    log_key = models.FloatField()
+    updated = models.DateTimeField(help_text="Event time of the latest engagement.")
+
+    class Meta:
+        indexes = [models.Index(models.F("log_key").desc(), name="recsys_popularity_top")]
+
+    def __str__(self) -> str:
+        return f"{self.item_id} ({self.log_key:.3g})"
+
+
 class RecommendationLog(models.Model):
     """One served list: which items, in which order, from which strategies.
 

@@ -44,7 +44,8 @@ class Stack:
         self.supervisor.stop()
 
 
-def start_stack(db_settings: dict, *, web: bool = True, timeout: float = 120.0) -> Stack:
+def start_stack(db_settings: dict, *, web: bool = True, timeout: float = 120.0, realtime: int | None = 1) -> Stack:
+    """``realtime``: realtime workers (None: the devstack default, as benchmarks use)."""
     env = dict(os.environ)
     env.update(THREAD_ENV)
     env["DATABASE_URL"] = database_url(db_settings)
@@ -54,7 +55,9 @@ def start_stack(db_settings: dict, *, web: bool = True, timeout: float = 120.0) 
     # visitor of every test); tests/recsys/test_summaries.py runs the real model itself.
     env.setdefault("LIVEREC_SUMMARY_BACKEND", "recsys.summaries.DisabledSummarizer")
     sup = Supervisor(env)
-    for name, cmd in worker_commands(sys.executable):
+    # Tests use one realtime worker: they wait for "the" realtime worker to go idle (one probe
+    # task behind its work); the projection's concurrency has its own tests.
+    for name, cmd in worker_commands(sys.executable, realtime=realtime):
         sup.start(name, cmd)
     port = free_port()
     if web:

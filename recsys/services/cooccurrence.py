@@ -19,7 +19,7 @@ from tracking.models import Event
 from .. import association_model as am
 from ..conf import settings
 from . import projection
-from ..models import ItemAssociation, ProjectionCursor
+from ..models import ItemAssociation, ItemPopularity, ProjectionCursor
 
 CURSOR = "cooccurrence"
 # Events per projection transaction. Measured on the demo log: 500 events fold and upsert
@@ -118,9 +118,46 @@ def _write(merged: dict[tuple[str, str], tuple[float, object]], half_life: float
         cursor.execute(_UPSERT.format(table=table), params)
 
 
+def popularity_fold(events: Iterable[Event], half_life: float) -> dict[str, tuple[float, object]]:
+    """Per item, the forward-decay key of its engagements in these events (and the latest time).
+
+    What counts is what the trending aggregate over the log (``strategies.trending._scan``)
+    counts: each non-bot event on an item, weighted by its event type.
+    """
+    weights = settings.EVENT_WEIGHTS
+    merged: dict[str, tuple[float, object]] = {}
+    for ev in events:
+        if not ev.item_id or ev.is_bot:
+            continue
+        w = float(weights.get(ev.name, 0.0))
+        if w <= 0:
+            continue
+        key = am.log_key(w, ev.occurred_at, half_life)
+        prev = merged.get(ev.item_id)
+        merged[ev.item_id] = (key, ev.occurred_at) if prev is None else (am.log_add(prev[0], key), max(prev[1], ev.occurred_at))
+    return merged
+
+
+_POPULARITY_UPSERT = f"""
+INSERT INTO {{table}} AS t (item_id, log_key, updated)
+SELECT i, k, u FROM unnest(%(i)s::text[], %(k)s::float8[], %(u)s::timestamptz[]) AS x(i, k, u)
+ON CONFLICT (item_id) DO UPDATE SET log_key = {_MERGED_KEY}, updated = greatest(t.updated, EXCLUDED.updated)
+"""
+
+
+def _write_popularity(merged: dict[str, tuple[float, object]]) -> None:
+    if not merged:
+        return
+    items = sorted(merged)  # a fixed order, as for the pairs
+    params = {"i": items, "k": [merged[i][0] for i in items], "u": [merged[i][1] for i in items]}
+    with connection.cursor() as cursor:
+        cursor.execute(_POPULARITY_UPSERT.format(table=ItemPopularity._meta.db_table), params)
+
+
 def _apply_batch(limit: int) -> int:
     conf = settings.COOCCURRENCE
     with transaction.atomic():
+        projection.derived_write()
         cursor, _ = ProjectionCursor.objects.select_for_update().get_or_create(name=CURSOR)
         horizon = log.stable_horizon()  # after the lock: see tracking.selectors.stable_horizon
         events = log.events_after(cursor.txid, cursor.position, horizon=horizon, limit=limit)
@@ -128,6 +165,7 @@ def _apply_batch(limit: int) -> int:
             return 0
         windows = _windows_before([e for e in events if _engages(e)] or events, cursor, conf)
         _write(fold(events, windows, conf), float(conf["HALF_LIFE_HOURS"]))
+        _write_popularity(popularity_fold(events, float(settings.TRENDING["HALF_LIFE_HOURS"])))
         cursor.txid, cursor.position = events[-1].txid, events[-1].id
         cursor.save(update_fields=["txid", "position", "updated_at"])
     return len(events)
@@ -139,9 +177,10 @@ def catch_up(settle: float = projection.SETTLE_SECONDS) -> int:
 
 
 def rebuild(progress=None) -> int:
-    """Drop the association projection and replay the whole log; returns events read."""
+    """Drop the association and popularity projections and replay the whole log; returns events read."""
     with transaction.atomic():
         ItemAssociation.objects.all().delete()
+        ItemPopularity.objects.all().delete()
         ProjectionCursor.objects.filter(name=CURSOR).delete()
     total = 0
     while True:

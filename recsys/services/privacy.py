@@ -6,10 +6,10 @@ the caller's transaction (``tracking.privacy``), so events and their projections
 What is keyed by visitor is erased here: the interest profile (vectors, interests, summary),
 the served-list log (which lists they were shown) and the push state in the cache (presence,
 open slots, sequence, burst state). Aggregates over many visitors (item co-occurrence counts,
-trending) hold no visitor id: they are recomputed from the log by ``manage.py recsys_replay``
-(trending reads the log directly, cached for 10 s), after which a forgotten visitor's
-contribution is gone too. After retention the association projection is rebuilt by a batch
-task, since its pairs came partly from the deleted events.
+item popularity for trending) hold no visitor id: they are recomputed from the log by
+``manage.py recsys_replay``, after which a forgotten visitor's contribution is gone too.
+After retention the association and popularity projections are rebuilt by a batch task,
+since they came partly from the deleted events.
 """
 from __future__ import annotations
 

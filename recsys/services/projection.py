@@ -17,6 +17,22 @@ T = TypeVar("T")
 SETTLE_SECONDS = 5.0
 
 
+def derived_write() -> None:
+    """Within a transaction that writes only derived state: commit without waiting for the WAL flush.
+
+    A projection (profiles, associations) moves its cursor in the same transaction as its
+    rows, and the serve log is analytics, so a crash that loses the last few such commits
+    loses nothing the log cannot rebuild: PostgreSQL drops whole transactions, in order, and
+    the fold resumes from the older cursor. The event log itself keeps synchronous commits.
+    Measured: a commit waited ~18 ms for the flush on this machine's disk, on every fold,
+    i.e. on the path of every live push.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
 def catch_up(apply_batch: Callable[[int], tuple[T, int]], cursor_name: str, batch: int,
              settle: float = SETTLE_SECONDS) -> list[T]:
     """Run ``apply_batch`` until the cursor has passed every event committed before the call.

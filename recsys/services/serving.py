@@ -4,7 +4,10 @@ from __future__ import annotations
 import logging
 from typing import Iterable
 
+from django.db import transaction
+
 from ..models import RecommendationLog
+from .projection import derived_write
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +31,9 @@ def record(entries: Iterable[RecommendationLog]) -> None:
     if not rows:
         return
     try:
-        RecommendationLog.objects.bulk_create(rows, ignore_conflicts=True)
+        with transaction.atomic():
+            derived_write()  # analytics: no wait for the WAL flush (see projection.derived_write)
+            RecommendationLog.objects.bulk_create(rows, ignore_conflicts=True)
     except Exception:
         logger.exception("recsys: could not write %d serve-log rows", len(rows))
 

@@ -203,13 +203,14 @@ def test_published_event_weights_change_what_the_projection_folds():
 
 @pytest.mark.django_db(transaction=True)
 def test_preview_shows_live_and_edited_lists_side_by_side(embedded_catalogue, superuser):
-    from recsys.services import interests
+    from recsys.services import cooccurrence, interests
 
     for item in ("6", "7", "8"):  # Alien, Aliens, The Terminator
         add_event("v-scifi", "item_viewed", item, minutes_ago=30)
     for n in range(3):  # Casablanca is what everyone else watches
         add_event(f"crowd{n}", "item_viewed", "11", minutes_ago=1)
     interests.catch_up()
+    cooccurrence.catch_up()  # associations and item popularity (trending), as the realtime task does
     c = Client()
     c.force_login(superuser)
     resp = c.post(reverse("admin:recsys_tune_preview", args=["for-you"]),

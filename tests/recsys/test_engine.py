@@ -136,6 +136,7 @@ def test_host_queryset_filters_through_the_adapter(film_factory, isolated_cache)
     for v in range(3):
         log.record(f"fan-{v}", "item_viewed", str(old.ml_id))
     log.record("fan-9", "item_viewed", str(new.ml_id))
+    run_projections()  # trending reads the popularity projection
     publish("trending", {"strategies": {"popular/trending": 1.0}, "exclude_events": {}, "limit": 5,
                          "filters": {"host": {"year__gte": 1990}}})
     assert ids(recommend("x", "trending")) == ["502"]
