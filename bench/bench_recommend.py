@@ -23,6 +23,8 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import bench.prodenv  # noqa: E402,F401  (DEBUG off, as in production)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
 
 import django  # noqa: E402
