@@ -37,6 +37,11 @@ class SeqConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     seed: int = 7
+    # Cut long histories at a fresh random phase every epoch (see _windows): each item is seen
+    # after varying amounts of context instead of always at the same window position.
+    random_windows: bool = True
+    # Networks trained with seeds seed, seed+1, ...; their softmax outputs are averaged.
+    ensemble: int = 1
     # Text embeddings give new items a position; the learned offset lets data correct it.
     use_text: bool = True
 
@@ -92,10 +97,13 @@ class _Net(nn.Module):
         return self.norm(self.blocks(x, mask=causal))
 
 
-def _windows(seqs: Sequence[Sequence[int]], max_len: int) -> np.ndarray:
+def _windows(seqs: Sequence[Sequence[int]], max_len: int, rng: random.Random | None = None) -> np.ndarray:
     """Training rows of max_len+1 indices (input = row[:-1], target = row[1:]), right-padded.
 
-    Long histories are cut into consecutive windows so every transition is a target once.
+    Long histories are cut into consecutive windows (overlapping by one item) so every
+    transition is a target once. With ``rng`` the oldest window is shortened by a random
+    amount, which moves every later boundary: an item that starts a window in one epoch (no
+    context) sits mid-window in the next.
     """
     rows = []
     for s in seqs:
@@ -103,6 +111,17 @@ def _windows(seqs: Sequence[Sequence[int]], max_len: int) -> np.ndarray:
         if len(s) < 2:
             continue
         end = len(s)
+        if rng is not None and len(s) > max_len + 1:
+            # Boundaries at phase, phase + max_len, ...: the newest window may end short.
+            phase = rng.randrange(max_len)
+            cuts = list(range(phase + 1 if phase else max_len + 1, len(s), max_len))
+            start = 0
+            for c in cuts + [len(s)]:
+                chunk = s[start:c]
+                if len(chunk) >= 2:
+                    rows.append(chunk + [0] * (max_len + 1 - len(chunk)))
+                start = c - 1
+            continue
         while end > 1:
             start = max(0, end - (max_len + 1))
             chunk = s[start:end]
@@ -115,24 +134,29 @@ def _windows(seqs: Sequence[Sequence[int]], max_len: int) -> np.ndarray:
 
 @dataclass
 class NextItemModel:
-    """A trained model and its item vocabulary (index i+1 <-> item_ids[i])."""
+    """A trained model and its item vocabulary (index i+1 <-> item_ids[i]).
+
+    ``nets`` holds one network per ensemble member (``SeqConfig.ensemble``); scores are the log
+    of their mean softmax, so a softmax of the scores is the ensemble's distribution.
+    """
 
     item_ids: list[str]
     config: SeqConfig
-    net: _Net
+    nets: list[_Net]
     trained_at: float = 0.0
     metrics: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.index = {item_id: i + 1 for i, item_id in enumerate(self.item_ids)}
-        self.net.eval()
-        self._table = None
+        for net in self.nets:
+            net.eval()
+        self._tables = None
 
-    def table(self) -> torch.Tensor:
-        if self._table is None:
+    def tables(self) -> list[torch.Tensor]:
+        if self._tables is None:
             with torch.no_grad():
-                self._table = self.net.item_table().detach()
-        return self._table
+                self._tables = [net.item_table().detach() for net in self.nets]
+        return self._tables
 
     def add_items(self, item_ids: Sequence[str], text: np.ndarray) -> int:
         """Make items the model never saw rankable from their text embedding alone.
@@ -141,12 +165,11 @@ class NextItemModel:
         so a new film lands next to the films its title and genres resemble.
         """
         new = [(i, r) for r, i in enumerate(item_ids) if i not in self.index]
-        if not new or self.net.proj is None:
+        if not new or self.nets[0].proj is None:
             return 0
         rows = torch.from_numpy(np.asarray([text[r] for _, r in new], dtype=np.float32))
         with torch.no_grad():
-            extra = self.net.proj(rows)
-        self._table = torch.cat([self.table(), extra])
+            self._tables = [torch.cat([table, net.proj(rows)]) for net, table in zip(self.nets, self.tables())]
         for item_id, _ in new:
             self.item_ids.append(item_id)
             self.index[item_id] = len(self.item_ids)
@@ -158,7 +181,7 @@ class NextItemModel:
         return idx[-self.config.max_len:]
 
     def score_batch(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
-        """Scores (B, n_items) for histories given as index lists (oldest first)."""
+        """Scores (B, n_items) for histories given as index lists (oldest first): log-probabilities."""
         L = self.config.max_len
         rows = np.zeros((len(histories), L), dtype=np.int64)
         last = np.zeros(len(histories), dtype=np.int64)
@@ -166,11 +189,13 @@ class NextItemModel:
             h = list(h)[-L:]
             rows[r, :len(h)] = h
             last[r] = max(0, len(h) - 1)
+        seqs, at, pick = torch.from_numpy(rows), torch.from_numpy(last), torch.arange(len(histories))
         with torch.no_grad():
-            table = self.table()
-            h = self.net.hidden(torch.from_numpy(rows), table)[torch.arange(len(histories)), torch.from_numpy(last)]
-            scores = h @ table[1:].T
-        return scores.numpy()
+            logp = [torch.log_softmax(net.hidden(seqs, table)[pick, at] @ table[1:].T, dim=1)
+                    for net, table in zip(self.nets, self.tables())]
+            if len(logp) == 1:
+                return logp[0].numpy()
+            return (torch.logsumexp(torch.stack(logp), dim=0) - math.log(len(logp))).numpy()
 
     def score(self, history: Sequence[str]) -> np.ndarray | None:
         """Scores over ``item_ids`` for a history of item ids (oldest first); None if unknown."""
@@ -180,29 +205,21 @@ class NextItemModel:
         return self.score_batch([idx])[0]
 
 
-def train(sequences: Sequence[Sequence[str]], item_ids: Sequence[str], text: np.ndarray | None = None,
-          config: SeqConfig | None = None, progress: Callable[[int, float, NextItemModel], None] | None = None,
-          threads: int | None = None) -> NextItemModel:
-    """Train on visitors' item sequences (each oldest first). ``text``: (n_items, dim) or None.
-
-    ``progress(epoch, mean loss, model)`` is called after each epoch (the model scores with
-    the current weights, e.g. for a validation curve).
-    """
-    cfg = config or SeqConfig()
-    if threads:
-        torch.set_num_threads(threads)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    item_ids = list(item_ids)
-    index = {item_id: i + 1 for i, item_id in enumerate(item_ids)}
-    seqs = [[index[i] for i in s if i in index] for s in sequences]
+def _train_one(seqs: list[list[int]], n_items: int, text: np.ndarray | None, cfg: SeqConfig, seed: int,
+               progress: Callable[[int, float, _Net], None] | None) -> _Net:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
     rows = torch.from_numpy(_windows(seqs, cfg.max_len))
-    net = _Net(len(item_ids), cfg, text)
+    rng = random.Random(seed) if cfg.random_windows else None
+    net = _Net(n_items, cfg, text)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = rows.shape[0]
     for epoch in range(cfg.epochs if n else 0):
         net.train()
+        if rng is not None and epoch:
+            rows = torch.from_numpy(_windows(seqs, cfg.max_len, rng))
+            n = rows.shape[0]
         perm = torch.randperm(n)
         total = 0.0
         for start in range(0, n, cfg.batch_size):
@@ -218,14 +235,41 @@ def train(sequences: Sequence[Sequence[str]], item_ids: Sequence[str], text: np.
             opt.step()
             total += float(loss.detach()) * int(mask.sum())
         if progress:
-            progress(epoch, total / max(1, int((rows[:, 1:] > 0).sum())), NextItemModel(item_ids, cfg, net))
-    return NextItemModel(item_ids, cfg, net, trained_at=time.time())
+            progress(epoch, total / max(1, int((rows[:, 1:] > 0).sum())), net)
+    return net
+
+
+def train(sequences: Sequence[Sequence[str]], item_ids: Sequence[str], text: np.ndarray | None = None,
+          config: SeqConfig | None = None, progress: Callable[[int, float, NextItemModel], None] | None = None,
+          threads: int | None = None) -> NextItemModel:
+    """Train on visitors' item sequences (each oldest first). ``text``: (n_items, dim) or None.
+
+    ``config.ensemble`` members are trained one after the other, seeds ``seed``, ``seed+1``...
+    ``progress(epoch, mean loss, model)`` is called after each epoch of each member (the model
+    scores with the members so far plus the current weights, e.g. for a validation curve).
+    """
+    cfg = config or SeqConfig()
+    if threads:
+        torch.set_num_threads(threads)
+    item_ids = list(item_ids)
+    index = {item_id: i + 1 for i, item_id in enumerate(item_ids)}
+    seqs = [[index[i] for i in s if i in index] for s in sequences]
+    nets: list[_Net] = []
+    for member in range(max(1, cfg.ensemble)):
+        report = None
+        if progress:
+            def report(epoch, loss, net, done=tuple(nets)):
+                progress(epoch, loss, NextItemModel(item_ids, cfg, [*done, net]))
+        nets.append(_train_one(seqs, len(item_ids), text, cfg, cfg.seed + member, report))
+    return NextItemModel(item_ids, cfg, nets, trained_at=time.time())
 
 
 def dumps(model: NextItemModel) -> bytes:
     buf = io.BytesIO()
-    torch.save({"item_ids": model.item_ids, "config": asdict(model.config), "state": model.net.state_dict(),
-                "text_dim": int(model.net.text.shape[1]) if model.net.text.ndim == 2 else 0,
+    text = model.nets[0].text
+    torch.save({"item_ids": model.item_ids, "config": asdict(model.config),
+                "states": [net.state_dict() for net in model.nets],
+                "text_dim": int(text.shape[1]) if text.ndim == 2 else 0,
                 "trained_at": model.trained_at, "metrics": model.metrics}, buf)
     return buf.getvalue()
 
@@ -234,6 +278,10 @@ def loads(blob: bytes) -> NextItemModel:
     data = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False)
     cfg = SeqConfig.from_dict(data["config"])
     text = np.zeros((len(data["item_ids"]), data["text_dim"]), dtype=np.float32) if data["text_dim"] else None
-    net = _Net(len(data["item_ids"]), cfg, text)
-    net.load_state_dict(data["state"])
-    return NextItemModel(data["item_ids"], cfg, net, trained_at=data["trained_at"], metrics=data.get("metrics", {}))
+    nets = []
+    # "state": versions stored before ensembles (one network).
+    for state in data.get("states") or [data["state"]]:
+        net = _Net(len(data["item_ids"]), cfg, text)
+        net.load_state_dict(state)
+        nets.append(net)
+    return NextItemModel(data["item_ids"], cfg, nets, trained_at=data["trained_at"], metrics=data.get("metrics", {}))

@@ -194,7 +194,8 @@ def train_batch_models(threads: int | None, bar=None) -> dict[str, float]:
             continue
         started = time.monotonic()
         config = build_strategy(strategy_id).config
-        step = bar(f"train {strategy_id}", int(config.get("epochs", 0)) or None) if bar else None
+        epochs = int(config.get("epochs", 0)) * max(1, int(config.get("ensemble", 1)))
+        step = bar(f"train {strategy_id}", epochs or None) if bar else None
         _call(path, config, threads=threads, progress=(lambda epoch, loss, model: step(1)) if step else None)
         timings[f"train {strategy_id}"] = round(time.monotonic() - started, 1)
     return timings
@@ -204,10 +205,10 @@ ABLATION_SEP = " without "
 
 
 def publish_eval_slots(slot: str, strategy_ids: list[str], event_names: list[str],
-                       ablations: bool = False) -> dict[str, dict]:
+                       ablations: bool | list[str] = False) -> dict[str, dict]:
     """One published slot per row: the site's slot, each strategy alone and (``ablations``)
-    the slot without each of its strategies, all with the protocol's exclusion (everything
-    the visitor interacted with before, forever)."""
+    the slot without each of its strategies (or without each of those listed), all with the
+    protocol's exclusion (everything the visitor interacted with before, forever)."""
     from recsys.engine import slot_config
     from recsys.models import SlotConfig
 
@@ -218,6 +219,8 @@ def publish_eval_slots(slot: str, strategy_ids: list[str], event_names: list[str
         rows[f"{EVAL_SLOT_PREFIX}{sid}"] = {**base, "strategies": {sid: 1.0}, "exclude_events": exclude}
     if ablations and len(base["strategies"]) > 1:
         for sid in base["strategies"]:
+            if isinstance(ablations, list) and sid not in ablations:
+                continue
             rest = {s: w for s, w in base["strategies"].items() if s != sid}
             rows[f"{slot}{ABLATION_SEP}{sid}"] = {**base, "strategies": rest, "exclude_events": exclude}
     for name, conf in rows.items():
@@ -237,7 +240,7 @@ def make_split(events: list[Interaction], protocol: str, validation: bool = Fals
 
 def evaluate(events: list[Interaction], items: list[ItemRow], protocol: str, k: int = 10, *,
              slot: str = DEFAULT_SLOT, strategies: list[str] | None = None, validation: bool = False,
-             threads: int | None = None, ablations: bool = False, progress=None) -> Report:
+             threads: int | None = None, ablations: bool | list[str] = False, progress=None) -> Report:
     """Run one protocol end to end. Call inside ``isolated_database()``.
 
     ``progress(label, total)`` returns a callable taking an increment (e.g. a tqdm bar's update).

@@ -114,8 +114,10 @@ def test_command_end_to_end(tiny_csv, tmp_path, capsys, protocol):
                                   config={"d": 16, "layers": 1, "heads": 1, "epochs": 60, "lr": 0.01, "dropout": 0.0})
     events, items = tiny_csv
     out = tmp_path / "out.json"
+    # loo: the slot without each of its strategies; stream: only without the ones named.
+    ablations = True if protocol == "loo" else "content/interests"
     call_command("recsys_evaluate", events=str(events), items=str(items), protocol=protocol, k=2,
-                 json_path=str(out), no_progress=True, ablations=True)
+                 json_path=str(out), no_progress=True, ablations=ablations)
     table = capsys.readouterr().out
     assert "for-you (default slot)" in table and "item-kNN" in table
     report = json.loads(out.read_text())
@@ -123,6 +125,7 @@ def test_command_end_to_end(tiny_csv, tmp_path, capsys, protocol):
     assert report["protocol"] == protocol and report["k"] == 2
     assert {"popularity", "item-kNN (cosine, k=10)", "for-you (default slot)", "sequential/next-item",
             "content/interests", "for-you without content/interests"} <= set(rows)
+    assert ("for-you without popular/trending" in rows) == (protocol == "loo")
     # loo: one target per visitor; stream: the last 4 of 38 events (u8's last, u9's three).
     assert report["targets"] == (12 if protocol == "loo" else 4)
     # The chains are deterministic: the sequence model finds every learnable next item

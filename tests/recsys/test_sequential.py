@@ -35,10 +35,15 @@ def test_order_matters_not_just_co_occurrence():
     assert top(model, ["B", "A"], exclude={"A", "B"}) == "Y"
 
 
-def test_round_trip_and_new_items_from_text():
+@pytest.mark.parametrize("ensemble", [1, 3])
+def test_round_trip_and_new_items_from_text(ensemble):
     rng = np.random.default_rng(0)
     text = rng.normal(size=(4, 12)).astype(np.float32)
-    model = seqmodel.train([["A", "B", "C"]] * 10, ["A", "B", "C", "D"], text, seqmodel.SeqConfig.from_dict(TINY))
+    model = seqmodel.train([["A", "B", "C"]] * 10, ["A", "B", "C", "D"], text,
+                           seqmodel.SeqConfig.from_dict({**TINY, "ensemble": ensemble}))
+    assert len(model.nets) == ensemble
+    # Scores are the members' mean distribution, as log-probabilities.
+    assert np.isclose(np.exp(model.score(["A"])).sum(), 1.0, atol=1e-4)
     again = seqmodel.loads(seqmodel.dumps(model))
     assert np.allclose(again.score(["A"]), model.score(["A"]), atol=1e-5)
     # A new item never seen in training, with C's text: it ranks close to where C does.
@@ -75,3 +80,15 @@ def test_strategy_recommends_the_next_item_with_a_reason(embedded_catalogue):
     assert recs.items[0].item_id == chain[1]
     assert recs.items[0].reasons[0].text == "Often watched after Alien (1995)"
     assert recs.items[0].reasons[0].item_id == chain[0]
+
+
+def test_random_windows_keep_every_transition_once():
+    import random
+
+    seqs = [list(range(1, 13)), [1, 2, 3], list(range(1, 7))]
+    fixed = seqmodel._windows(seqs, 4)
+    rng = random.Random(0)
+    for _ in range(5):
+        rows = seqmodel._windows(seqs, 4, rng)
+        pairs = sorted((int(a), int(b)) for r in rows for a, b in zip(r[:-1], r[1:]) if b)
+        assert pairs == sorted((int(a), int(b)) for r in fixed for a, b in zip(r[:-1], r[1:]) if b)

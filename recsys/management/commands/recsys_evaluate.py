@@ -25,8 +25,9 @@ class Command(BaseCommand):
                             help="predict the validation targets instead (for tuning; the test targets are dropped)")
         parser.add_argument("--threads", type=int, default=1, help="torch threads for batch model training")
         parser.add_argument("--json", dest="json_path", help="also write the report as JSON here")
-        parser.add_argument("--ablations", action="store_true",
-                            help="add a row for the slot without each of its strategies (e.g. without content)")
+        parser.add_argument("--ablations", nargs="?", const=True, default=False,
+                            help="add a row for the slot without each of its strategies (e.g. without content); "
+                                 "a comma-separated list of strategy ids limits it to those")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts):
@@ -49,6 +50,13 @@ class Command(BaseCommand):
 
             for sid in strategies:
                 registry.get(sid)  # names the valid ids if unknown
+        ablations = opts["ablations"]
+        if isinstance(ablations, str):
+            ablations = [s.strip() for s in ablations.split(",") if s.strip()]
+            from recsys.strategies import registry
+
+            for sid in ablations:
+                registry.get(sid)
         bars: list[tqdm] = []
 
         def progress(label: str, total: int | None):
@@ -63,7 +71,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"isolated database: {name}")
             report = runner.evaluate(events, items, opts["protocol"], opts["k"], slot=opts["slot"],
                                      strategies=strategies, validation=opts["validation"],
-                                     threads=opts["threads"], ablations=opts["ablations"], progress=progress)
+                                     threads=opts["threads"], ablations=ablations, progress=progress)
         for bar in bars:
             bar.close()
         self.stdout.write(report.table())
