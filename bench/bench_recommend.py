@@ -106,8 +106,13 @@ def make_visitors(n: int, labels: np.ndarray) -> list[str]:
 
     from django.db import transaction
 
-    with transaction.atomic():  # a fresh bench log and projections (the demo's own rows stay)
-        Event.objects.filter(visitor_id__startswith="bench-").delete()
+    from tracking import privacy
+
+    # A fresh bench log and projections (the demo's own rows stay). Events leave the
+    # append-only log only through the privacy service, with what was derived from them.
+    for old in Event.objects.filter(visitor_id__startswith="bench-").values_list("visitor_id", flat=True).distinct():
+        privacy.forget_visitor(old)
+    with transaction.atomic():
         VisitorProfile.objects.filter(visitor_id__startswith="bench-").delete()
         ItemAssociation.objects.filter(item_a__startswith="bench-").delete()
         ProjectionCursor.objects.filter(name__in=["interests", "cooccurrence"]).delete()

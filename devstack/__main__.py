@@ -47,7 +47,14 @@ def worker_commands(python: str, realtime: int | None = None) -> list[tuple[str,
     rt = [(f"rt{i}" if count > 1 else "rt",
            celery + ["worker", "-Q", "liverec.realtime", "-P", "solo", "-n", f"rt{i if count > 1 else ''}@%h",
                      "-l", "warning"]) for i in range(1, count + 1)]
-    return rt + [("batch", celery + ["worker", "-Q", "liverec.batch", "-P", "solo", "-n", "batch@%h", "-l", "warning"])]
+    # The batch worker runs its tasks in one pool child that Celery replaces after a task once
+    # the child's resident memory passes LIVEREC_BATCH_MAX_MEMORY_MB: the LLM (xllamacpp) and
+    # torch keep allocator arenas that never shrink, and bench_soak saw the solo batch worker
+    # grow 568 -> 847 MB in 10 minutes of summaries. A replacement reloads the models lazily.
+    limit_kb = int(float(os.environ.get("LIVEREC_BATCH_MAX_MEMORY_MB", "700")) * 1024)
+    batch = celery + ["worker", "-Q", "liverec.batch", "-P", "prefork", "-c", "1",
+                      f"--max-memory-per-child={limit_kb}", "-n", "batch@%h", "-l", "warning"]
+    return rt + [("batch", batch)]
 
 
 def cmd_run(argv: list[str]) -> int:
