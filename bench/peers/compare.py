@@ -62,8 +62,9 @@ def table(loo: dict | None, stream: dict | None, peers: dict | None = None, anch
                 row[f"{proto} {m}"] = test["metrics"].get(m)
             chosen = test["chosen"]
             params = ", ".join(f"{p}={v}" for p, v in chosen["params"].items())
-            notes.append(f"  {proto:<6} {section.get('label', name)}: {params}, {chosen['epochs']} "
-                         f"{'iterations' if name == 'als' else 'epochs'}; validation NDCG@{k} "
+            # ALS's iterations are a grid parameter; the others' epochs come from early stopping.
+            epochs = "" if name in ("als", "popularity") else f", {chosen['epochs']} epochs"
+            notes.append(f"  {proto:<6} {section.get('label', name)}: {params or 'no parameters'}{epochs}; validation NDCG@{k} "
                          f"{chosen['validation'][f'NDCG@{k}']:.4f}; grid of {len(section['grid'])}; "
                          f"test run {test['seconds']:.0f} s")
     for proto, report in reports.items():
