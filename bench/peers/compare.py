@@ -57,7 +57,8 @@ def table(loo: dict | None, stream: dict | None, peers: dict | None = None, anch
             test = section.get("test")
             if not test:
                 continue
-            row = rows.setdefault(section.get("label", name), {"source": "measured", "peer": True})
+            # "popularity" is LiveRec's own baseline run through the harness (a check), not a peer.
+            row = rows.setdefault(section.get("label", name), {"source": "measured", "peer": name != "popularity"})
             for m in metric_names:
                 row[f"{proto} {m}"] = test["metrics"].get(m)
             chosen = test["chosen"]

@@ -68,7 +68,7 @@ PEERS: dict[str, Spec] = {
                     [{"lr": lr, "dropout": 0.3} for lr in (5e-3, 2e-3)],
                     fixed={"arch": "gru4rec"}, max_epochs=50, every=5, patience=2),
     "sasrec": Spec("SASRec (RecBole 1.2.1 model, 2x64, CE all positions)", "Sequential",
-                   [{"lr": lr, "dropout": 0.5} for lr in (2e-3, 5e-3)],
+                   [{"lr": lr, "dropout": 0.5} for lr in (5e-3, 2e-3)],
                    fixed={"arch": "sasrec"}, max_epochs=50, every=5, patience=2),
 }
 

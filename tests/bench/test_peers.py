@@ -104,9 +104,18 @@ def test_runner_caches_results_and_compare_prints_them_beside_liverec(csvs, tmp_
     liverec = {"protocol": "loo", "k": 10, "rows": [
         {"name": "for-you (default slot)", "kind": "slot", "HR@10": 0.5, "NDCG@10": 0.5, "MRR@10": 0.4}]}
     printed = compare.table(liverec, None, section, anchors=True)
-    peer_ndcg = section["loo"]["popularity"]["test"]["metrics"]["NDCG@10"]
-    assert "measured" in printed and "LiveRec run" in printed and "[ANCHORS]" in printed
-    assert f"= {0.5 / peer_ndcg:.3f} x best peer" in printed
+    assert "popularity (LiveRec built-in, via this harness)" in printed and "measured" in printed
+    assert "LiveRec run" in printed and "[ANCHORS]" in printed
+    # Popularity is a check, not a peer: with no measured peer the target falls back to ANCHORS.
+    assert f"= {0.5 / 0.1068:.3f} x best peer" in printed and "no measured peer" in printed
+
+    # With a measured peer, the target line uses it.
+    peer = json.loads(json.dumps(section["loo"]["popularity"]))
+    peer["label"] = "SASRec (measured)"
+    peer["test"]["metrics"]["NDCG@10"] = 0.25
+    section["loo"]["sasrec"] = peer
+    printed = compare.table(liverec, None, section)
+    assert "for-you (default slot) loo NDCG@10: 0.5000 = 2.000 x best peer (SASRec (measured), 0.2500, measured)" in printed
 
 
 def _peers_missing() -> str | None:
