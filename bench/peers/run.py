@@ -96,8 +96,13 @@ class Cache:
     def _read(self) -> dict:
         return json.loads(self.path.read_text()) if self.path.exists() else {}
 
+    def stored(self, proto: str, model: str) -> dict:
+        """What the file holds now for one model (other runs' points included)."""
+        return self._read().get(self.data_key, {}).get(proto, {}).get(model, {"grid": {}})
+
     def section(self, proto: str, model: str) -> dict:
-        current = self._read().get(self.data_key, {}).get(proto, {}).get(model, {"grid": {}})
+        """One model's results, which ``save`` will write back (merged)."""
+        current = self.stored(proto, model)
         self.touched[(proto, model)] = current
         return current
 
@@ -112,7 +117,12 @@ class Cache:
             if self.meta:
                 data["meta"] = {**self.meta, "updated": round(time.time())}
             for (proto, model), section in self.touched.items():
-                data.setdefault(proto, {})[model] = section
+                # Merge: another run may have added grid points or tests to the same model.
+                stored = data.setdefault(proto, {}).get(model, {})
+                merged = {**stored, **section}
+                for part in ("grid", "tests"):
+                    merged[part] = {**stored.get(part, {}), **section.get(part, {})}
+                data[proto][model] = merged
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text(json.dumps(everything, indent=1, sort_keys=True))
             tmp.replace(self.path)
@@ -160,33 +170,58 @@ def train_and_score(spec: Spec, params: dict, split, catalogue, threads: int, *,
 
 
 def run_model(name: str, proto: str, events, catalogue, cache: Cache, threads: int, grid_limit: int | None,
-              log: Callable[[str], None], max_epochs: int | None = None) -> dict:
+              log: Callable[[str], None], max_epochs: int | None = None, points: list[int] | None = None) -> dict:
+    """Tune ``name`` on ``proto``'s validation split, then score the chosen setting on test.
+
+    ``points`` (1-based grid indices) splits a grid over several runs: such a run tunes only
+    those points and scores each of them on test, so that whichever wins, its test result is
+    there; the choice is made over every cached point of the grid (``grid_limit`` first ones).
+    """
     spec = PEERS[name]
     if max_epochs and spec.max_epochs:
         spec = replace(spec, max_epochs=min(spec.max_epochs, max_epochs), every=min(spec.every, max_epochs))
     section = cache.section(proto, name)
     section["label"] = spec.label
+    section.setdefault("tests", {})
     grid = spec.grid[:grid_limit] if grid_limit else spec.grid
+    todo = [(i, p) for i, p in enumerate(grid, 1) if points is None or i in points]
     val = protocol.make_split(events, proto, validation=True)
-    for i, params in enumerate(grid, 1):
-        key = _key(params)
-        if key in section["grid"]:
-            continue
-        log(f"  [{proto} {name}] validation {i}/{len(grid)} {key}")
-        section["grid"][key] = train_and_score(spec, params, val, catalogue, threads, epochs=None, log=log)
+    test_split = None
+
+    def test_run(key: str) -> dict:
+        nonlocal test_split
+        test_split = test_split or protocol.make_split(events, proto, validation=False)
+        epochs = section["grid"][key]["epochs"]
+        log(f"  [{proto} {name}] test with {key}" + (f", {epochs} epochs" if spec.max_epochs else ""))
+        result = train_and_score(spec, json.loads(key), test_split, catalogue, threads,
+                                 epochs=epochs if spec.max_epochs else None, log=log)
+        result["epochs_trained"] = epochs
+        section["tests"][key] = result
         cache.save()
+        return result
+
+    for i, params in todo:
+        key = _key(params)
+        if key not in section["grid"]:
+            log(f"  [{proto} {name}] validation {i}/{len(grid)} {key}")
+            section["grid"][key] = train_and_score(spec, params, val, catalogue, threads, epochs=None, log=log)
+            cache.save()
+        if points is not None and key not in section["tests"]:
+            test_run(key)
+    stored = cache.stored(proto, name)
+    for part in ("grid", "tests"):
+        section[part] = {**stored.get(part, {}), **section[part]}
     tried = {k: v for k, v in section["grid"].items() if k in {_key(p) for p in grid}}
     best_key = max(tried, key=lambda k: tried[k]["metrics"][METRIC])
     chosen = {"params": json.loads(best_key), "epochs": tried[best_key]["epochs"],
               "validation": tried[best_key]["metrics"]}
-    test = section.get("test")
-    if not test or test.get("chosen") != chosen:
-        log(f"  [{proto} {name}] test with {best_key}, {chosen['epochs']} epochs")
-        test = train_and_score(spec, chosen["params"], protocol.make_split(events, proto, validation=False),
-                               catalogue, threads, epochs=chosen["epochs"] if spec.max_epochs else None, log=log)
-        test["chosen"] = chosen
-        section["test"] = test
-        cache.save()
+    test = section["tests"].get(best_key)
+    if test is None and (section.get("test") or {}).get("chosen") == chosen:
+        test = section["test"]  # written before results were kept per grid point
+    if test is None or test.get("epochs_trained", chosen["epochs"]) != chosen["epochs"]:
+        test = test_run(best_key)
+    section["test"] = {**test, "chosen": chosen}
+    cache.save()
     log(f"  [{proto} {name}] test {METRIC} {test['metrics'][METRIC]:.4f} HR@{K} {test['metrics'][f'HR@{K}']:.4f}")
     return section
 
@@ -201,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--grid-limit", type=int, default=None, help="use only the first N grid points of each model")
     ap.add_argument("--max-epochs", type=int, default=None, help="cap the iterative models' epochs (quick runs)")
+    ap.add_argument("--points", type=int, nargs="+", default=None,
+                    help="tune (and test) only these 1-based grid points: one grid split over parallel runs")
     args = ap.parse_args(argv)
 
     import torch
@@ -220,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     for proto in args.protocol:
         for name in args.models:
             run_model(name, proto, events, catalogue, cache, args.threads, args.grid_limit, log,
-                      max_epochs=args.max_epochs)
+                      max_epochs=args.max_epochs, points=args.points)
     return 0
 
 
