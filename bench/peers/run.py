@@ -59,7 +59,7 @@ PEERS: dict[str, Spec] = {
     "popularity": Spec("popularity (LiveRec built-in, via this harness)", "Popularity", [{}]),
     "als": Spec("ALS (implicit 0.7.3)", "ALS",
                 [{"factors": f, "regularization": r, "alpha": a, "iterations": i}
-                 for f in (64, 128, 256) for r in (0.01, 0.1, 1.0, 10.0) for a in (1.0, 10.0) for i in (15, 30)]),
+                 for f in (64, 128, 256) for r in (0.01, 0.1, 1.0, 10.0, 100.0) for a in (1.0, 10.0) for i in (15, 30)]),
     "bpr": Spec("BPR (RecBole 1.2.1 model)", "BPR",
                 [{"embedding_size": 64, "lr": lr} for lr in (1e-3, 5e-3)]
                 + [{"embedding_size": 64, "lr": 5e-3, "weight_decay": 1e-6}],
