@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 
-.PHONY: demo test install browser bench clean-stack
+.PHONY: demo test install browser bench clean-stack peers peers-install peers-test
 
 install: $(STAMP)
 
@@ -34,3 +34,35 @@ bench: $(STAMP)
 
 clean-stack:
 	rm -rf .stack
+
+# Peers (bench/peers): RecBole 1.2.1's SASRec/GRU4Rec/BPR and implicit's ALS on LiveRec's split,
+# each tuned on the validation split, in their own venv (RecBole's and implicit's dependencies
+# stay out of the product's). One thread at nice 19; results cached in PEERS_OUT, so a rerun
+# only prints. LIVEREC_REPORTS: recsys_evaluate --json reports to print beside them (README).
+PEERS_VENV  ?= .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
+PEERS_DATA  ?= /tmp/ml100k
+PEERS_OUT   ?= bench/out/peers.json
+PEERS_ARGS  ?=
+LIVEREC_REPORTS ?=
+
+peers-install: $(PEERS_STAMP)
+
+$(PEERS_STAMP): bench/peers/requirements.txt bench/peers/requirements-nodeps.txt
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install -q --upgrade pip
+	$(PEERS_VENV)/bin/pip install -q torch==2.13.0
+	$(PEERS_VENV)/bin/pip install -q -r bench/peers/requirements.txt
+	$(PEERS_VENV)/bin/pip install -q --no-deps -r bench/peers/requirements-nodeps.txt
+	touch $(PEERS_STAMP)
+
+peers: $(STAMP) $(PEERS_STAMP)
+	$(BIN)/python -m bench.peers.movielens_csv $(PEERS_DATA)
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 nice -n 19 $(PEERS_VENV)/bin/python -m bench.peers.run \
+		--events $(PEERS_DATA)/EVENTS.csv --items $(PEERS_DATA)/ITEMS.csv --out $(PEERS_OUT) $(PEERS_ARGS)
+	$(BIN)/python -m bench.peers.compare $(LIVEREC_REPORTS) --peers $(PEERS_OUT) --anchors
+
+# The peers' end-to-end test (tiny synthetic data) in their venv; `make test` runs the rest of
+# tests/bench/test_peers.py in the product's venv, where this one skips.
+peers-test: $(PEERS_STAMP)
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 nice -n 19 $(PEERS_VENV)/bin/python -m pytest -q --noconftest tests/bench/test_peers.py
