@@ -124,7 +124,8 @@ def trending_scores(half_life_hours: float, window_days: int, limit: int,
         return local[1][:limit]
     if float(half_life_hours) == float(settings.TRENDING["HALF_LIFE_HOURS"]):
         rows = _from_projection(window_days, fetch, category)
-        _local[key] = (time.monotonic() + LOCAL_SECONDS, rows)
+        if rows:  # an empty projection (a new site, a replay under way) is asked again next time
+            _local[key] = (time.monotonic() + LOCAL_SECONDS, rows)
         return rows[:limit]
     args = (half_life_hours, window_days, fetch, category)
     cached = cache.get(key)

@@ -33,7 +33,7 @@ def shots(tmp_path) -> Path:
 
 @pytest.fixture
 def clean_cache():
-    """Committed events feed the trending list every process caches for 10 s: drop it afterwards
+    """Committed events feed the trending lists the fallback path caches: drop them afterwards
     so the next test does not see these events' items. (Not cache.clear(): the cache shares its
     Redis database with the Celery broker.)"""
     from django.core.cache import cache
@@ -58,13 +58,14 @@ def staff_page(stack, browser_context, clean_cache):
 
 
 def test_tune_preview_and_publish_then_inspect_the_visitor(stack, embedded_catalogue, staff_page, shots):
-    from recsys.services import interests
+    from recsys.services import cooccurrence, interests
 
     for item in ("6", "7", "8"):  # Alien, Aliens, The Terminator
         add_event("v-browser", "item_viewed", item, minutes_ago=30)
     for n in range(3):
         add_event(f"crowd{n}", "item_viewed", "11", minutes_ago=1)  # Casablanca trends
     interests.catch_up()
+    cooccurrence.catch_up()  # and item popularity (trending): what the realtime task does
     page = staff_page
     assert page.locator("text=Dashboard").first.is_visible()  # the tools sit in the recsys section
 
