@@ -34,6 +34,19 @@ def client_ip(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "")[:64]
 
 
+def _pseudonym(ident: str) -> str:
+    """The counter key names a keyed hash of the IP or visitor id, never the raw value: the
+    client's address is not kept anywhere beyond what IP_STORAGE allows, not even for the
+    61 s a counter lives in Redis. Keyed with SECRET_KEY so a key cannot be reversed by
+    hashing the IPv4 space."""
+    import hashlib
+    import hmac
+
+    from django.conf import settings as django_settings
+
+    return hmac.new(django_settings.SECRET_KEY.encode(), ident.encode(), hashlib.sha256).hexdigest()[:24]
+
+
 def check(visitor_id: str, ip: str, n_events: int, now: float | None = None) -> Verdict:
     """Count ``n_events`` against each configured limit; the first one exceeded refuses the batch."""
     now = time.time() if now is None else now
@@ -44,7 +57,7 @@ def check(visitor_id: str, ip: str, n_events: int, now: float | None = None) -> 
             seconds = int(conf["SECONDS"])
             window = int(now // seconds)
             limits.append((scope, int(conf["EVENTS"]), seconds, window,
-                           (f"lr:rl:{scope}:{ident}:{window}", n_events, seconds + 1)))
+                           (f"lr:rl:{scope}:{_pseudonym(ident)}:{window}", n_events, seconds + 1)))
     totals = counters.incr_many(settings.RATE_LIMIT_CACHE, [entry[-1] for entry in limits])
     if totals is None:
         return Verdict(True)

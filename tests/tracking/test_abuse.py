@@ -157,3 +157,20 @@ def test_inhuman_counts_across_batches():
     t = datetime.fromtimestamp((int(time.time()) // 10) * 10 + 1, tz=timezone.utc)  # 1 s into a bucket
     assert not any(bots.inhuman(visitor, [t + timedelta(milliseconds=i) for i in range(60)]))  # at the limit
     assert all(bots.inhuman(visitor, [t + timedelta(milliseconds=100 + i) for i in range(5)]))  # over it
+
+
+def test_rate_limit_counters_never_name_the_raw_ip_or_visitor(settings):
+    from django.core.cache import caches
+
+    from tracking.conf import settings as tracking_conf
+
+    tracking_settings(settings, RATE_LIMIT_VISITOR={"EVENTS": 100, "SECONDS": 60},
+                      RATE_LIMIT_IP={"EVENTS": 100, "SECONDS": 60})
+    visitor, ip = fresh("rawid"), "203.0.113.77"
+    assert ratelimit.check(visitor, ip, 3).allowed
+    assert ratelimit.check(visitor, ip, 3).allowed  # the same counters: the pseudonym is stable
+
+    redis = caches[tracking_conf.RATE_LIMIT_CACHE]._cache.get_client(None)  # the real Valkey
+    keys = [k.decode() for k in redis.scan_iter("*lr:rl:*")]
+    assert any(":lr:rl:ip:" in k for k in keys) and any(":lr:rl:visitor:" in k for k in keys)
+    assert not [k for k in keys if ip in k or visitor in k]
