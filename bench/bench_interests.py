@@ -27,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+import bench.prodenv  # noqa: E402,F401  (DEBUG off, as in production)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
 for k, v in {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
              "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}.items():
@@ -71,7 +73,8 @@ def load_ratings() -> int:
     have = Event.objects.filter(source=Event.Source.IMPORT, visitor_id__startswith="ml-").count()
     if have >= 100_000:
         return have
-    Event.objects.filter(source=Event.Source.IMPORT, visitor_id__startswith="ml-").delete()
+    # A partial earlier load is completed, not deleted (the log is append-only): the event
+    # ids are deterministic and conflicts are ignored.
     rows = sorted(enumerate(movielens.ratings()), key=lambda r: (r[1][3], r[0]))  # time order, ties by file order
     now = datetime.now(tz.utc)
     t = time.perf_counter()
@@ -145,8 +148,8 @@ def main() -> None:
         touched, more = interests.apply_new_events(limit=1)
         if touched:
             path_ms.append(1000 * (time.perf_counter() - t))
-    # Leave the dev log as loaded: the extra events are bench-only.
-    Event.objects.filter(source=Event.Source.IMPORT, occurred_at__gt=last).delete()
+    # These events stay: the log is append-only (only tracking.privacy deletes, whole
+    # visitors). Run the bench on its own LIVEREC_STACK_DIR, as the docstring says.
 
     print(f"incremental update per event, excluding the encoder (n={args.incremental}):")
     print(f"  interest_model.apply      p50 {statistics.median(model_ms):.3f} ms  p99 {pct(model_ms, 99):.3f} ms")
