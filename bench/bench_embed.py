@@ -12,19 +12,13 @@ both sides compete for the same 2 shared cores.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-import bench.prodenv  # noqa: E402,F401  (DEBUG off, as in production)
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
-for k, v in {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
-             "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}.items():
-    os.environ.setdefault(k, v)
+import bench.prodenv  # noqa: E402,F401  (DEBUG off, one thread, offline models)
 
 import django  # noqa: E402
 

@@ -32,11 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-import bench.prodenv  # noqa: E402,F401  (DEBUG off, as in production)
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+import bench.prodenv  # noqa: E402,F401  (DEBUG off, one thread, offline models)
 
 import django  # noqa: E402
 

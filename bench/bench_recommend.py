@@ -23,9 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import bench.prodenv  # noqa: E402,F401  (DEBUG off, as in production)
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
+import bench.prodenv  # noqa: E402,F401  (DEBUG off, one thread, offline models)
 
 import django  # noqa: E402
 
@@ -196,17 +194,7 @@ def bench_size(n: int) -> None:
     rng = np.random.default_rng(5)
     queries = centres[rng.integers(0, len(centres), RUNS + WARMUP)] + 0.3 / np.sqrt(DIM) * rng.standard_normal(
         (RUNS + WARMUP, DIM)).astype(np.float32)
-    sql = (f"SELECT item_id FROM recsys_item WHERE vector_dims(embedding) = {DIM} "
-           f"ORDER BY embedding::vector({DIM}) <=> %s::vector({DIM}) LIMIT 10")
-
-    def bare(vec):
-        with connection.cursor() as cur:
-            cur.execute(sql, ["[" + ",".join(f"{x:.6g}" for x in vec) + "]"])
-            cur.fetchall()
-
-    for q in queries[:WARMUP]:
-        bare(q)
-    base = time_calls(bare, [(q,) for q in queries[WARMUP:]])
+    base = time_bare_top10("vector", queries)
     base_cpu = list(CPU)
 
     picks = [random.Random(9).choice(visitors) for _ in range(WARMUP)] + \
@@ -230,6 +218,23 @@ def bench_size(n: int) -> None:
         bench_halfvec(queries)
 
 
+def time_bare_top10(kind: str, queries) -> list[float]:
+    """Milliseconds per bare top-10 query on the ``kind`` ("vector" or "halfvec") HNSW index."""
+    from recsys.services.vectors import to_literal
+
+    sql = (f"SELECT item_id FROM recsys_item WHERE vector_dims(embedding) = {DIM} "
+           f"ORDER BY embedding::{kind}({DIM}) <=> %s::{kind}({DIM}) LIMIT 10")
+
+    def bare(vec):
+        with connection.cursor() as cur:
+            cur.execute(sql, [to_literal(vec)])
+            cur.fetchall()
+
+    for q in queries[:WARMUP]:
+        bare(q)
+    return time_calls(bare, [(q,) for q in queries[WARMUP:]])
+
+
 def bench_halfvec(queries) -> None:
     """The same bare query on a halfvec HNSW index (built here, dropped after): size and speed."""
     from recsys.services.vectors import index_name
@@ -244,17 +249,7 @@ def bench_halfvec(queries) -> None:
         build_s = time.perf_counter() - t0
         cur.execute("SELECT pg_relation_size(%s), pg_relation_size(%s)", [index_name(DIM), name])
         full, half = cur.fetchone()
-    sql = (f"SELECT item_id FROM recsys_item WHERE vector_dims(embedding) = {DIM} "
-           f"ORDER BY embedding::halfvec({DIM}) <=> %s::halfvec({DIM}) LIMIT 10")
-
-    def bare(vec):
-        with connection.cursor() as cur:
-            cur.execute(sql, ["[" + ",".join(f"{x:.6g}" for x in vec) + "]"])
-            cur.fetchall()
-
-    for q in queries[:WARMUP]:
-        bare(q)
-    half_ms = time_calls(bare, [(q,) for q in queries[WARMUP:]])
+    half_ms = time_bare_top10("halfvec", queries)
     print(f"  halfvec index: build {build_s:.1f} s, {half / 2**20:.0f} MiB vs vector {full / 2**20:.0f} MiB; "
           f"bare top-10 p50 {pct(half_ms, 50):.2f} ms p99 {pct(half_ms, 99):.2f} ms")
     with connection.cursor() as cur:

@@ -24,8 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-import bench.prodenv  # noqa: E402,F401  (DEBUG off, as in production)
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
+import bench.prodenv  # noqa: E402,F401  (DEBUG off, one thread, offline models)
 
 import django  # noqa: E402
 

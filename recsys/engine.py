@@ -113,21 +113,6 @@ class _Row:
     meta: ranking.ItemMeta
 
 
-_vector_types: dict[int, tuple[object, object]] = {}
-
-
-def _vector_type(raw):
-    """pgvector's type info for this DB session (one catalogue query per connection)."""
-    from psycopg.types import TypeInfo
-
-    cached = _vector_types.get(id(raw))
-    if cached is None or cached[0] is not raw:
-        if len(_vector_types) > 64:  # connections come and go; forget the closed ones
-            _vector_types.clear()
-        cached = _vector_types[id(raw)] = (raw, TypeInfo.fetch(raw, "vector"))
-    return cached[1]
-
-
 def _meta(item_ids: list[str], with_vectors: bool) -> dict[str, _Row]:
     """Catalogue rows of the candidates, with unit embeddings when MMR needs them.
 
@@ -140,13 +125,9 @@ def _meta(item_ids: list[str], with_vectors: bool) -> dict[str, _Row]:
            f"{'embedding' if with_vectors else 'NULL::vector'} FROM {Item._meta.db_table} WHERE item_id = ANY(%s)")
     ids = list(dict.fromkeys(item_ids))
     if with_vectors:
-        import psycopg
-        from pgvector.psycopg.vector import register_vector_info
+        from .services.vectors import binary_vector_cursor
 
-        connection.ensure_connection()
-        raw = connection.connection
-        with psycopg.Cursor(raw) as cursor:
-            register_vector_info(cursor, _vector_type(raw))
+        with binary_vector_cursor() as cursor:
             cursor.execute(sql, [ids], binary=True)
             rows = cursor.fetchall()
     else:

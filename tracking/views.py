@@ -1,7 +1,6 @@
 """The ingest endpoint: thin; validation and storage live in services."""
 from __future__ import annotations
 
-import json
 import time
 from urllib.parse import urlsplit
 

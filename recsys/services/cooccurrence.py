@@ -13,7 +13,6 @@ from typing import Iterable
 
 from django.db import connection, transaction
 
-from tracking import selectors as log
 from tracking.models import Event
 
 from .. import association_model as am
@@ -157,10 +156,7 @@ def _write_popularity(merged: dict[str, tuple[float, object]]) -> None:
 def _apply_batch(limit: int) -> int:
     conf = settings.COOCCURRENCE
     with transaction.atomic():
-        projection.derived_write()
-        cursor, _ = ProjectionCursor.objects.select_for_update().get_or_create(name=CURSOR)
-        horizon = log.stable_horizon()  # after the lock: see tracking.selectors.stable_horizon
-        events = log.events_after(cursor.txid, cursor.position, horizon=horizon, limit=limit)
+        cursor, events = projection.next_batch(CURSOR, limit)
         if not events:
             return 0
         windows = _windows_before([e for e in events if _engages(e)] or events, cursor, conf)

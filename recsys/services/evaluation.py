@@ -52,9 +52,8 @@ class _ProgressStream(io.StringIO):
         self.last = 0.0
 
     def write(self, s: str) -> int:
-        m = None
-        for m in _PERCENT.finditer(s):
-            pass
+        matches = list(_PERCENT.finditer(s))
+        m = matches[-1] if matches else None  # the newest progress figure in this write
         now = time.monotonic()
         if m is not None and now - self.last >= PROGRESS_EVERY_S:
             value = float(m.group(1)) / 100 if m.group(1) else float(m.group(2))

@@ -6,7 +6,6 @@ from typing import Iterable
 import numpy as np
 from django.db import transaction
 
-from tracking import selectors as log
 from tracking.models import Event
 
 from .. import interest_model as im
@@ -177,10 +176,7 @@ def _apply_batch(limit: int) -> tuple[set[str], int]:
     and each event is applied exactly once; a crash rolls back profiles and cursor together.
     """
     with transaction.atomic():
-        projection.derived_write()
-        cursor, _ = ProjectionCursor.objects.select_for_update().get_or_create(name=CURSOR)
-        horizon = log.stable_horizon()  # after the lock: see tracking.selectors.stable_horizon
-        events = log.events_after(cursor.txid, cursor.position, horizon=horizon, limit=limit)
+        cursor, events = projection.next_batch(CURSOR, limit)
         if not events:
             return set(), 0
         _ensure_items(events)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from ..encoders import get_encoder
 from ..models import Item
@@ -111,18 +111,14 @@ def write_vectors(pks: Sequence[int], vectors, model_name: str) -> None:
     mode that builds the index once at the end).
     """
     import numpy as np
-    import psycopg
     from pgvector import Vector
-    from pgvector.psycopg.vector import register_vector_info
 
-    from ..engine import _vector_type
     from .projection import derived_write
+    from .vectors import binary_vector_cursor
 
     with transaction.atomic():
         derived_write()
-        raw = connection.connection
-        with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
-            register_vector_info(cursor, _vector_type(raw))
+        with binary_vector_cursor() as cursor:
             cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS liverec_new_vectors "
                            "(id bigint PRIMARY KEY, e vector) ON COMMIT DELETE ROWS")
             with cursor.copy("COPY liverec_new_vectors (id, e) FROM STDIN WITH (FORMAT BINARY)") as copy:

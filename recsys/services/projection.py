@@ -33,6 +33,18 @@ def derived_write() -> None:
         cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
+def next_batch(cursor_name: str, limit: int) -> tuple[ProjectionCursor, list]:
+    """Inside the caller's transaction: lock the projection's cursor and read up to ``limit``
+    events after it, below the stable horizon. The lock serialises concurrent projectors, so
+    each event is applied exactly once; the horizon is read after it (see
+    ``tracking.selectors.stable_horizon``). The writes that follow are derived ones.
+    """
+    derived_write()
+    cursor, _ = ProjectionCursor.objects.select_for_update().get_or_create(name=cursor_name)
+    horizon = log.stable_horizon()
+    return cursor, log.events_after(cursor.txid, cursor.position, horizon=horizon, limit=limit)
+
+
 def catch_up(apply_batch: Callable[[int], tuple[T, int]], cursor_name: str, batch: int,
              settle: float = SETTLE_SECONDS) -> list[T]:
     """Run ``apply_batch`` until the cursor has passed every event committed before the call.

@@ -1,10 +1,45 @@
-"""pgvector helpers: literal encoding and per-dimension HNSW indexes."""
+"""pgvector helpers: literal encoding, binary-format cursors and per-dimension HNSW indexes."""
 from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 from django.db import connection
 
 from ..models import Item
+
+_vector_types: dict[int, tuple[object, object]] = {}
+
+
+def _vector_type(raw):
+    """pgvector's type info for this DB session (one catalogue query per connection)."""
+    from psycopg.types import TypeInfo
+
+    cached = _vector_types.get(id(raw))
+    if cached is None or cached[0] is not raw:
+        if len(_vector_types) > 64:  # connections come and go; forget the closed ones
+            _vector_types.clear()
+        cached = _vector_types[id(raw)] = (raw, TypeInfo.fetch(raw, "vector"))
+    return cached[1]
+
+
+@contextmanager
+def binary_vector_cursor() -> Iterator:
+    """A plain psycopg cursor on Django's connection that moves pgvector values in binary.
+
+    Vectors travel as their float32 bytes, read into NumPy and written by binary COPY: the
+    text form cost 0.3 ms per 384-d vector to parse under load, and repr() of the floats
+    ~50 ms per 64 vectors to write. It runs in the caller's transaction like any query.
+    """
+    import psycopg
+    from pgvector.psycopg.vector import register_vector_info
+
+    connection.ensure_connection()
+    raw = connection.connection
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+        register_vector_info(cursor, _vector_type(raw))
+        yield cursor
 
 
 def index_name(dim: int) -> str:
