@@ -3,12 +3,15 @@
     LIVEREC_STACK_DIR=/tmp/st-bench python -m devstack run -- python bench/bench_recommend.py 100000 300000
     ... bench_recommend.py --reuse 100000     # keep the catalogue and index an earlier run built
     ... bench_recommend.py --halfvec 100000   # also time a halfvec HNSW index (built, then dropped)
+    ... bench_recommend.py --no-sequential 100000   # without the sequence model
 
 For each size: replaces the catalogue's ``bench-*`` items with N synthetic 384-d items
 (random cluster centres + Gaussian noise, unit length) loaded with binary COPY, rebuilds the
 engine's HNSW index (maintenance_work_mem 1GB) and times the build, gives 200 synthetic
 visitors 20 engagements each inside two or three clusters (run through the real interest and
-co-occurrence projections), then times ``recommend(visitor, "for-you")`` and, in the same
+co-occurrence projections), trains the sequential/next-item model on them (its default shape,
+an ensemble of two, but one epoch, none past 200,000 items: the bench times inference over
+the whole catalogue, not quality; ``--no-sequential`` leaves it out), then times ``recommend(visitor, "for-you")`` and, in the same
 process as baseline, a bare pgvector HNSW top-10 query. Prints figures; asserts nothing.
 """
 from __future__ import annotations
@@ -149,6 +152,26 @@ def make_visitors(n: int, labels: np.ndarray) -> list[str]:
     return visitors
 
 
+def train_sequence_model(n: int) -> None:
+    """The for-you slot's strongest strategy, trained as the batch task trains it but for one
+    epoch (inference cost does not depend on how long it trained)."""
+    from recsys.engine import build_strategy
+    from recsys.models import TrainedModel
+    from recsys.services import sequential
+
+    TrainedModel.objects.filter(name=sequential.MODEL_NAME).delete()
+    # Past 200,000 items even one epoch is long (the text projection of every item per batch):
+    # the weights stay as initialised, which costs the same per request.
+    epochs = 1 if n <= 200_000 else 0
+    config = {**build_strategy(sequential.MODEL_NAME).config, "epochs": epochs, "batch_size": 32}
+    t0 = time.perf_counter()
+    sequential.train_and_store(config, threads=1)
+    t1 = time.perf_counter()
+    sequential.current_model()
+    print(f"  sequence model over {n:,} items (ensemble {config['ensemble']}, {epochs} epoch(s)): trained {t1 - t0:.1f} s, "
+          f"loaded {time.perf_counter() - t1:.1f} s")
+
+
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
@@ -190,6 +213,8 @@ def bench_size(n: int) -> None:
         print(f"  COPY load: {load_s:.1f} s ({n / load_s:,.0f} rows/s); HNSW build (m=16, ef_construction=64, "
               f"maintenance_work_mem 1GB): {build_s:.1f} s")
     visitors = make_visitors(n, labels)
+    if SEQUENTIAL:
+        train_sequence_model(n)
 
     rng = np.random.default_rng(5)
     queries = centres[rng.integers(0, len(centres), RUNS + WARMUP)] + 0.3 / np.sqrt(DIM) * rng.standard_normal(
@@ -209,7 +234,7 @@ def bench_size(n: int) -> None:
     sample = recommend(picks[-1], "for-you")
     print(f"  bare HNSW top-10 (same process):   p50 {pct(base, 50):6.2f} ms   p99 {pct(base, 99):6.2f} ms")
     print(f"  recommend(for-you), warm visitor:  p50 {pct(engine, 50):6.2f} ms   p99 {pct(engine, 99):6.2f} ms   "
-          f"mean {statistics.mean(engine):.2f} ms   ({len(ctx.captured_queries)} SQL queries per call)")
+          f"mean {statistics.mean(engine):.2f} ms   ({len(ctx.captured_queries)} ORM-cursor queries in the calling thread)")
     print(f"  client CPU per call (p50):         bare {pct(base_cpu, 50):.2f} ms, recommend {pct(engine_cpu, 50):.2f} ms")
     print(f"  machine load average (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"  recommend(for-you), cold visitor:  p50 {pct(cold, 50):6.2f} ms   p99 {pct(cold, 99):6.2f} ms")
@@ -258,12 +283,14 @@ def bench_halfvec(queries) -> None:
 
 REUSE = False
 HALFVEC = False
+SEQUENTIAL = True
 
 
 def main(argv: list[str]) -> None:
-    global REUSE, HALFVEC
+    global REUSE, HALFVEC, SEQUENTIAL
     REUSE = "--reuse" in argv
     HALFVEC = "--halfvec" in argv
+    SEQUENTIAL = "--no-sequential" not in argv
     sizes = [int(a) for a in argv if not a.startswith("--")] or [100_000]
     call_command("migrate", verbosity=0)
     for n in sizes:

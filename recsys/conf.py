@@ -68,6 +68,10 @@ DEFAULTS = {
     # Live push (recsys.services.push): the first change after a quiet spell is pushed at once;
     # changes less than PUSH_DEBOUNCE_MS apart wait for one trailing push, held at most this long.
     "PUSH_MAX_DELAY_MS": 2000,
+    # Threads per process that run a request's database-bound strategies while the calling
+    # thread computes the CPU-bound ones (recsys.overlap; used only with Django's connection
+    # pool, outside transactions). 0: everything inline.
+    "STRATEGY_THREADS": 3,
     # The widget polls the JSON endpoint this often when its socket cannot connect.
     "WIDGET_POLL_SECONDS": 15,
     # Admin dashboard and reports: a group (slot, strategy, arm, minute) with fewer distinct

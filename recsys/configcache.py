@@ -1,9 +1,12 @@
-"""Slot configurations and strategy tuning, read once per change instead of on every request.
+"""Slot configurations, strategy tuning and running experiments, read once per change instead
+of on every request.
 
-Every process keeps the published slot configs and the strategy tuning rows in memory, tagged
-with a generation token kept in the Django cache (Redis). A request costs one cache GET; saving
-or deleting a SlotConfig or StrategyConfig (admin, services, shell) sets a new token after the
-commit, and every process reloads both tables (two queries) on its next request.
+Every process keeps the published slot configs, the strategy tuning rows and the running
+experiments in memory, tagged with a generation token kept in the Django cache (Redis). A
+request costs at most one cache GET; saving or deleting a SlotConfig, StrategyConfig or
+Experiment (admin, services, shell) sets a new token after the commit, and every process
+reloads the three tables on its next check. (The experiment lookup was one query per
+recommendation, 12% of a for-you request's time at 100k items.)
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ GENERATION_KEY = "liverec:config-generation"
 CHECK_SECONDS = 1.0
 
 _lock = threading.Lock()
-_snapshot: dict[str, Any] = {"generation": None, "slots": {}, "tuning": {}, "checked": 0.0}
+_snapshot: dict[str, Any] = {"generation": None, "slots": {}, "tuning": {}, "experiments": {}, "checked": 0.0}
 
 
 def _generation() -> str | None:
@@ -37,18 +40,34 @@ def _generation() -> str | None:
 
 
 def _load() -> dict[str, Any]:
-    from .models import SlotConfig, StrategyConfig
+    from .models import Experiment, SlotConfig, StrategyConfig
 
     slots: dict[str, dict] = {}
     for slot, config in (SlotConfig.objects.filter(active=True).order_by("slot", "-version")
                          .values_list("slot", "config")):
         slots.setdefault(slot, config)  # newest active version per slot
     tuning = dict(StrategyConfig.objects.values_list("strategy_id", "config"))
-    return {"slots": slots, "tuning": tuning}
+    # At most one running experiment per slot (a database constraint). An arm naming a
+    # published version carries that version's config here, so serving it reads nothing.
+    experiments = {}
+    for pk, slot, arms in Experiment.objects.filter(status=Experiment.Status.RUNNING).values_list("id", "slot", "arms"):
+        if arms:
+            experiments[slot] = {"id": pk, "arms": [_resolved_arm(slot, arm) for arm in arms]}
+    return {"slots": slots, "tuning": tuning, "experiments": experiments}
+
+
+def _resolved_arm(slot: str, arm: dict[str, Any]) -> dict[str, Any]:
+    from .models import SlotConfig
+
+    if arm.get("config") or arm.get("version") is None:
+        return arm
+    config = SlotConfig.objects.filter(slot=slot, version=int(arm["version"])).values_list("config", flat=True).first()
+    return {**arm, "config": config} if config else arm
 
 
 def snapshot() -> dict[str, Any]:
-    """{"slots": {slot: published config}, "tuning": {strategy id: config}}, current."""
+    """{"slots": {slot: published config}, "tuning": {strategy id: config},
+    "experiments": {slot: {"id", "arms"} of its running experiment}}, current."""
     now = time.monotonic()
     with _lock:
         if _snapshot["generation"] is not None and now - _snapshot["checked"] < CHECK_SECONDS:
@@ -65,7 +84,8 @@ def snapshot() -> dict[str, Any]:
 
 
 def invalidate(**kwargs: Any) -> None:
-    """Signal receiver: a SlotConfig/StrategyConfig changed; every process reloads after commit."""
+    """Signal receiver: a SlotConfig/StrategyConfig/Experiment changed; every process reloads
+    after commit."""
     def bump() -> None:
         with _lock:
             _snapshot["generation"] = None
@@ -83,8 +103,8 @@ def connect() -> None:
     """Called from RecsysConfig.ready()."""
     from django.db.models.signals import post_delete, post_save
 
-    from .models import SlotConfig, StrategyConfig
+    from .models import Experiment, SlotConfig, StrategyConfig
 
-    for model in (SlotConfig, StrategyConfig):
+    for model in (SlotConfig, StrategyConfig, Experiment):
         post_save.connect(invalidate, sender=model, dispatch_uid=f"liverec-config-{model.__name__}-save")
         post_delete.connect(invalidate, sender=model, dispatch_uid=f"liverec-config-{model.__name__}-delete")

@@ -26,6 +26,8 @@ from django.utils import timezone
 from . import configcache, ranking, selectors
 from .conf import settings
 from .models import Item
+from .overlap import enabled as overlap_enabled
+from .overlap import submit
 from .services.interests import visitor_state
 from .strategies import registry
 from .strategies.base import Candidate, Reason, RequestContext
@@ -71,7 +73,7 @@ def slot_config(slot: str, visitor_id: str | None = None, *, snapshot: dict[str,
     """The live configuration of a slot: the visitor's arm of a running experiment on the slot,
     else its newest active published version, else settings."""
     if visitor_id:
-        arm = selectors.experiment_slot_config(slot, visitor_id)
+        arm = selectors.experiment_slot_config(slot, visitor_id, snapshot=snapshot)
         if arm is not None:
             return arm
     published = (snapshot or configcache.snapshot())["slots"].get(slot)
@@ -175,6 +177,8 @@ def recommend(visitor_id: str, slot: str = "for-you", k: int | None = None,
     conf = config if config is not None else slot_config(slot, visitor_id, snapshot=snap)
     k = int(k or conf.get("limit", 8))
     context = clean_context(context)
+    overlap = len(slot_strategies(conf)) > 1 and overlap_enabled()
+    state = submit(visitor_state, visitor_id, overlap=overlap) if visitor_id else None
     engagements, exclude = selectors.visitor_activity(visitor_id, conf.get("exclude_events", {}))
     recent: list[str] = []
     for e in engagements:
@@ -184,7 +188,7 @@ def recommend(visitor_id: str, slot: str = "for-you", k: int | None = None,
     if page_item:
         exclude.add(page_item)
     category = str(context.get("category") or "")
-    ctx = RequestContext(visitor_id=visitor_id, state=visitor_state(visitor_id) if visitor_id else None,
+    ctx = RequestContext(visitor_id=visitor_id, state=state.result() if state is not None else None,
                          item_id=page_item, query=str(context.get("query") or ""), exclude=exclude,
                          recent_items=recent[:20], engagements=engagements, category=category)
     filters = dict(conf.get("filters") or {})
@@ -194,8 +198,15 @@ def recommend(visitor_id: str, slot: str = "for-you", k: int | None = None,
     if filters.get("categories") or filters.get("host"):
         pool *= 3  # filters apply after fusion: read deeper so a filtered list still fills
     overrides = conf.get("strategy_config") or {}
-    per_strategy = {sid: (w, build_strategy(sid, overrides.get(sid), snapshot=snap).candidates(ctx, pool))
-                    for sid, w in slot_strategies(conf).items()}
+    strategies = {sid: (w, build_strategy(sid, overrides.get(sid), snapshot=snap))
+                  for sid, w in slot_strategies(conf).items()}
+    # Database-bound strategies start first (on the pool when overlapping), then the CPU-bound
+    # ones run here while they wait; the fused order does not depend on which finishes first.
+    running = {sid: submit(s.candidates, ctx, pool, overlap=overlap)
+               for sid, (_, s) in strategies.items() if not s.cpu_bound}
+    running.update({sid: submit(s.candidates, ctx, pool, overlap=False)
+                    for sid, (_, s) in strategies.items() if s.cpu_bound})
+    per_strategy = {sid: (w, running[sid].result()) for sid, (w, _) in strategies.items()}
     # Rules, freshness and diversity work on the head of the fused list: the pool.
     fused = ranking.fuse(per_strategy)[:pool]
 

@@ -136,13 +136,14 @@ def association_neighbours(item_ids: list[str], per_item: int) -> tuple[dict[str
 # --- Admin tuning UI: experiments and the interest settings the projection reads ------------------
 
 
-def experiment_slot_config(slot: str, visitor_id: str) -> dict | None:
-    """The slot config of a running experiment's arm this visitor is assigned to, if any."""
+def experiment_slot_config(slot: str, visitor_id: str, *, snapshot: dict | None = None) -> dict | None:
+    """The slot config of a running experiment's arm this visitor is assigned to, if any
+    (the running experiments come from the config snapshot: no query per request)."""
+    from . import configcache
     from .abtest import assign
-    from .models import Experiment
 
-    exp = Experiment.objects.filter(slot=slot, status=Experiment.Status.RUNNING).values("id", "arms").first()
-    if exp is None or not exp["arms"]:
+    exp = (snapshot or configcache.snapshot())["experiments"].get(slot)
+    if exp is None:
         return None
     return arm_config(slot, assign(exp["id"], visitor_id, exp["arms"]))
 

@@ -141,10 +141,12 @@ def _fresh_cache():
     from django.core.cache import cache
 
     from recsys import configcache
+    from recsys.services import sequential
     from recsys.strategies import trending
 
     cache.clear()
     trending._local.clear()
+    sequential.forget_checks()
     with configcache._lock:
         configcache._snapshot["generation"] = None
     yield

@@ -231,5 +231,24 @@ def refresh_hint(visitor_id: str, now=None) -> dict:
 
 
 def visitor_state(visitor_id: str) -> im.InterestState | None:
-    profile = VisitorProfile.objects.filter(visitor_id=visitor_id).first()
-    return load_state(profile) if profile else None
+    """The visitor's interest state as the engine reads it, per request.
+
+    Read in pgvector's binary format straight into NumPy: the ORM's text parsing of the two
+    384-d vectors was 16% of a for-you request's time at 100k items.
+    """
+    from .vectors import binary_vector_cursor
+
+    with binary_vector_cursor() as cursor:
+        cursor.execute(f"SELECT long_term, short_term, interests, rate_per_hour, last_event_at, event_count "
+                       f"FROM {VisitorProfile._meta.db_table} WHERE visitor_id = %s", [visitor_id], binary=True)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    long_term, short_term, interests, rate, last_event_at, count = row
+    return im.InterestState(
+        long_term=None if long_term is None else long_term.to_numpy().astype(np.float32, copy=False),
+        short_term=None if short_term is None else short_term.to_numpy().astype(np.float32, copy=False),
+        interests=[im.Interest(np.asarray(i["vector"], dtype=np.float32), float(i["weight"]), i.get("label", ""))
+                   for i in interests or ()],
+        rate_per_hour=rate, last_event_at=last_event_at, event_count=count,
+    )

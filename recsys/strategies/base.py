@@ -47,6 +47,10 @@ class Strategy:
 
     id: ClassVar[str] = ""
     DEFAULT_CONFIG: ClassVar[dict[str, Any]] = {}
+    # Most strategies wait on the database and run on the engine's thread pool
+    # (recsys.overlap); a strategy that mostly computes in this process says so here and runs
+    # in the calling thread meanwhile.
+    cpu_bound: ClassVar[bool] = False
 
     def __init__(self, config: dict[str, Any] | None = None):
         self.config = {**self.DEFAULT_CONFIG, **(config or {})}

@@ -7,8 +7,6 @@ scores over the whole catalogue.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..models import Item
 from ..services import sequential as service
 from .base import Candidate, Reason, RequestContext, Strategy
@@ -16,6 +14,7 @@ from .base import Candidate, Reason, RequestContext, Strategy
 
 class NextItem(Strategy):
     id = "sequential/next-item"
+    cpu_bound = True  # a forward pass and a product with the whole item table per request
     DEFAULT_CONFIG = {
         # Training (read by the batch task; see recsys.seqmodel.SeqConfig). SASRec's published
         # shape (2 layers, 64-d, length 50). Tuned on MovieLens-100K loo *validation* targets
@@ -35,25 +34,17 @@ class NextItem(Strategy):
         model = service.current_model()
         if model is None:
             return []
-        history = service.visitor_sequence(ctx.visitor_id, model.config.max_len)
+        history, titles = service.visitor_sequence_titled(ctx.visitor_id, model.config.max_len)
         if ctx.item_id:
             # The item on the page is the freshest signal even before its view is logged.
             history = history + [ctx.item_id]
-        scores = model.score(history)
-        if scores is None:
+        # Probabilities under the ensemble's softmax over the catalogue: positive scores,
+        # comparable with the other strategies after the engine's max-normalisation.
+        top = model.top(history, n, ctx.exclude)
+        if not top:
             return []
-        # Softmax over the catalogue: positive scores, comparable with the other strategies
-        # after the engine's max-normalisation.
-        probs = np.exp(scores - scores.max())
-        probs /= probs.sum()
-        for item_id in ctx.exclude:
-            idx = model.index.get(item_id)
-            if idx is not None:
-                probs[idx - 1] = -1.0
-        top = np.argpartition(-probs, min(n, len(probs) - 1))[:n]
-        top = top[np.argsort(-probs[top])]
         last = next((i for i in reversed(history) if i in model.index), None)
-        title = Item.objects.filter(item_id=last).values_list("title", flat=True).first() or last
+        title = titles.get(last) or (Item.objects.filter(item_id=last).values_list("title", flat=True).first()
+                                     if last == ctx.item_id else None) or last
         text = str(self.config["reason"]).format(title=title)
-        return [Candidate(model.item_ids[i], float(probs[i]), [Reason(self.id, text, item_id=last)])
-                for i in top if probs[i] > 0]
+        return [Candidate(item_id, prob, [Reason(self.id, text, item_id=last)]) for item_id, prob in top]

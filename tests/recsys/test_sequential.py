@@ -46,12 +46,60 @@ def test_round_trip_and_new_items_from_text(ensemble):
     assert np.isclose(np.exp(model.score(["A"])).sum(), 1.0, atol=1e-4)
     again = seqmodel.loads(seqmodel.dumps(model))
     assert np.allclose(again.score(["A"]), model.score(["A"]), atol=1e-5)
+    # The request path's top-k: the same distribution, exclusions left out.
+    probs = np.exp(model.score(["A", "B"]))
+    best = [model.item_ids[i] for i in np.argsort(-probs) if model.item_ids[i] != "A"][:2]
+    top = model.top(["A", "B"], 2, exclude=["A"])
+    assert [i for i, _ in top] == best
+    assert np.allclose([p for _, p in top], [probs[model.index[i] - 1] for i in best], atol=1e-5)
+    assert model.top(["unknown"], 2) == []
     # A new item never seen in training, with C's text: it ranks close to where C does.
     added = again.add_items(["NEW"], text[2:3])
     assert added == 1 and "NEW" in again.index
     scores = again.score(["A", "B"])
     assert scores.shape == (5,)
     assert np.isfinite(scores[again.index["NEW"] - 1])
+
+
+def test_the_stored_blob_folds_the_text_into_the_item_tables():
+    """The text embeddings (n_items x 384 per member) are not stored: at 100,000 items they made
+    a blob larger than one PostgreSQL value holds. A blob of the earlier layout still loads."""
+    import io
+
+    import torch
+
+    rng = np.random.default_rng(1)
+    items = [f"i{n}" for n in range(300)]
+    text = rng.normal(size=(300, 384)).astype(np.float32)
+    model = seqmodel.train([items[:5]] * 4, items, text, seqmodel.SeqConfig.from_dict({**TINY, "epochs": 2,
+                                                                                        "ensemble": 2}))
+    blob = seqmodel.dumps(model)
+    assert len(blob) < text.nbytes / 2  # the text matrix alone is 460,800 bytes; two tables of 16-d, ~40,000
+    again = seqmodel.loads(blob)
+    assert np.allclose(again.score(["i0", "i1"]), model.score(["i0", "i1"]), atol=1e-5)
+    legacy = io.BytesIO()
+    torch.save({"item_ids": items, "config": model.config.__dict__, "states": [n.state_dict() for n in model.nets],
+                "text_dim": 384, "trained_at": 0.0, "metrics": {}}, legacy)
+    old = seqmodel.loads(legacy.getvalue())
+    assert np.allclose(old.score(["i0", "i1"]), model.score(["i0", "i1"]), atol=1e-5)
+
+
+def test_top_on_a_large_catalogue_takes_the_int8_shortlist_and_matches_float():
+    """From INT8_MIN_ITEMS items the full-table product runs in int8; the shortlist is then
+    scored in float, so the top items and their probabilities match the float path."""
+    rng = np.random.default_rng(2)
+    items = [f"i{n}" for n in range(3000)]
+    text = rng.normal(size=(3000, 32)).astype(np.float32)
+    seqs = [list(rng.choice(items, 8, replace=False)) for _ in range(60)]
+    model = seqmodel.train(seqs, items, text, seqmodel.SeqConfig.from_dict({**TINY, "epochs": 3, "ensemble": 2}))
+    history = seqs[0][:5]
+    probs = np.exp(model.score(history))
+    best = [model.item_ids[i] for i in np.argsort(-probs) if model.item_ids[i] not in history][:10]
+    model.INT8_MIN_ITEMS = 1000
+    assert all(q is not None for q in model._int8())  # the int8 path is taken
+    top = model.top(history, 10, exclude=history)
+    assert [i for i, _ in top] == best
+    assert np.allclose([p for _, p in top], [probs[model.index[i] - 1] for i in best], rtol=0.02)
 
 
 @pytest.mark.django_db(transaction=True)
