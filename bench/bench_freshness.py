@@ -3,7 +3,8 @@
     python -m devstack run -- python bench/bench_freshness.py [--samples 150] [--bg-rate 200]
 
 Starts the real stack on the devstack database (uvicorn, the realtime and batch Celery workers,
-Valkey channel layer; the MovieLens catalogue is imported and embedded on first run), opens a
+Valkey channel layer; as on the demo site, the MovieLens catalogue and its 100,000 ratings
+are imported on first run, and a sequence model is trained), opens a
 socket for one measured visitor and, per sample, posts a view of the top item of its "For you"
 list (the viewed item leaves the list, so every event changes it) and times until the push with
 a higher sequence number arrives. Samples are spaced beyond PUSH_DEBOUNCE_MS, as a person's
@@ -74,7 +75,25 @@ def ensure_catalogue() -> list[str]:
                                   for f in movielens.films()], ignore_conflicts=True)
         items.sync_from_adapters()
         items.embed_items(items.stale_item_pks())
+    ensure_demo_history()
     return list(Item.objects.exclude(embedding=None).values_list("item_id", flat=True))
+
+
+def ensure_demo_history() -> None:
+    """What the demo site serves from: MovieLens' ratings as past visitors' history, folded
+    into the projections, and a sequence model (for-you leads with it). The model is trained
+    for one epoch here, not the demo's fifty: ranking cost per push does not depend on it."""
+    from demo.catalogue.management.commands.demo_import import Command
+    from recsys.engine import build_strategy
+    from recsys.models import TrainedModel
+    from recsys.services import cooccurrence, interests, sequential
+
+    Command().import_ratings()
+    interests.catch_up()
+    cooccurrence.catch_up()
+    if not TrainedModel.objects.filter(name=sequential.MODEL_NAME).exists():
+        print("training a one-epoch sequence model (first run only) ...", flush=True)
+        sequential.train_and_store({**build_strategy(sequential.MODEL_NAME).config, "epochs": 1}, threads=1)
 
 
 def event(item_id: str) -> dict:

@@ -6,7 +6,7 @@ from typing import Sequence
 
 from celery import shared_task
 
-from .services import cooccurrence, events, interests, items, metrics, push
+from .services import cooccurrence, events, interests, items, metrics, push, serving
 
 logger = logging.getLogger(__name__)
 
@@ -22,14 +22,21 @@ def process_events() -> int:
     enqueued tasks coalesces (the first does the work, the rest find nothing) and a
     lost task is made good by the next one.
     """
+    from django.utils import timezone
+
     events.task_started()  # before reading the log: appends from now on enqueue a new task
-    touched = interests.catch_up(settle=0)
-    for visitor_id in sorted(touched):
+    touched = interests.catch_up_in_order(settle=0)
+    logs: list = []  # the serve log of every push, written once after them all
+    latencies = []
+    for visitor_id, received_at in touched:
         try:
-            if push.profile_changed(visitor_id) == "pushed":
-                metrics.record_push_latency(visitor_id)
+            if push.profile_changed(visitor_id, logs=logs) == "pushed":
+                latencies.append((timezone.now() - received_at).total_seconds() * 1000.0)
         except Exception:
             logger.exception("recsys: push for visitor %s failed", visitor_id)
+    serving.record(logs)
+    metrics.record_push_latencies(latencies)
+    touched = [visitor_id for visitor_id, _ in touched]
     # Associations after the pushes: they are latency-critical, and the pairs a visitor's own
     # events just formed join items that are already that visitor's seeds.
     cooccurrence.catch_up(settle=0)

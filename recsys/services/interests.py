@@ -1,6 +1,7 @@
 """The interest projection: folds new log events into visitor profiles, from a cursor."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Iterable
 
 import numpy as np
@@ -169,8 +170,10 @@ def _ensure_items(events: list[Event]) -> None:
         items.embed_items(new_pks, index=False)
 
 
-def _apply_batch(limit: int) -> tuple[set[str], int]:
-    """Fold the next ``limit`` events after the cursor in one transaction.
+def _apply_batch(limit: int) -> tuple[dict[str, tuple[int, datetime]], int]:
+    """Fold the next ``limit`` events after the cursor in one transaction. Returns the
+    visitors touched, each with the id of its first event folded (the one that waited longest)
+    and when the server received its newest one (push latency is measured from it).
 
     The transaction holds the cursor row lock, so concurrent workers serialise here
     and each event is applied exactly once; a crash rolls back profiles and cursor together.
@@ -178,7 +181,7 @@ def _apply_batch(limit: int) -> tuple[set[str], int]:
     with transaction.atomic():
         cursor, events = projection.next_batch(CURSOR, limit)
         if not events:
-            return set(), 0
+            return {}, 0
         _ensure_items(events)
         visitor_ids = {e.visitor_id for e in events}
         profiles = {p.visitor_id: p for p in VisitorProfile.objects.filter(visitor_id__in=visitor_ids)}
@@ -186,18 +189,34 @@ def _apply_batch(limit: int) -> tuple[set[str], int]:
         _save([profiles[v] for v in touched])
         cursor.txid, cursor.position = events[-1].txid, events[-1].id
         cursor.save(update_fields=["txid", "position", "updated_at"])
-    return touched, len(events)
+    first: dict[str, tuple[int, datetime]] = {}
+    for e in events:
+        if e.visitor_id in touched:
+            first[e.visitor_id] = (first[e.visitor_id][0] if e.visitor_id in first else e.id, e.received_at)
+    return first, len(events)
 
 
 def apply_new_events(limit: int = APPLY_BATCH) -> tuple[set[str], bool]:
     """Fold the next events after the cursor. Returns (visitors touched, more pending)."""
     touched, count = _apply_batch(limit)
-    return touched, count == limit
+    return set(touched), count == limit
 
 
 def catch_up(settle: float = projection.SETTLE_SECONDS) -> set[str]:
     """Fold every pending event; returns the visitors touched (see ``projection.catch_up``)."""
     return set().union(*projection.catch_up(_apply_batch, CURSOR, APPLY_BATCH, settle))
+
+
+def catch_up_in_order(settle: float = projection.SETTLE_SECONDS) -> list[tuple[str, datetime]]:
+    """``catch_up``; the visitors touched, each with when the server received its newest event,
+    in the order their first folded event arrived: the realtime worker refreshes them first
+    come, first served, so under load no visitor's push waits behind more than the visitors
+    who were waiting before it."""
+    first: dict[str, list] = {}
+    for touched in projection.catch_up(_apply_batch, CURSOR, APPLY_BATCH, settle):
+        for visitor_id, (event_id, received_at) in touched.items():
+            first.setdefault(visitor_id, [event_id, received_at])[1] = received_at
+    return [(v, first[v][1]) for v in sorted(first, key=lambda v: first[v][0])]
 
 
 # Replay reads bigger batches: nobody waits on a push during a rebuild.

@@ -3,10 +3,6 @@ from __future__ import annotations
 
 import logging
 
-from django.utils import timezone
-
-from tracking.models import Event
-
 from ..stats import PUSH_LATENCY_KEY
 
 logger = logging.getLogger(__name__)
@@ -32,22 +28,20 @@ def _client(url: str):
     return client
 
 
-def record_push_latency(visitor_id: str) -> float | None:
-    """Milliseconds from the server receiving the visitor's newest event to its list being
-    pushed now; appended to PUSH_LATENCY_KEY (newest first). Best effort: never raises."""
+def record_push_latencies(samples_ms) -> None:
+    """Append push latencies (milliseconds from the server receiving a visitor's newest event
+    to its list being pushed) to PUSH_LATENCY_KEY, newest first, in one round trip. The
+    realtime task measures them as it pushes and records its whole batch at the end. Best
+    effort: never raises."""
     from celery import current_app
 
+    samples = [round(float(ms), 1) for ms in samples_ms]
+    if not samples:
+        return
     try:
-        received = (Event.objects.filter(visitor_id=visitor_id).order_by("-id")
-                    .values_list("received_at", flat=True).first())
-        if received is None:
-            return None
-        ms = (timezone.now() - received).total_seconds() * 1000.0
         pipe = _client(current_app.conf.broker_url).pipeline(transaction=False)
-        pipe.lpush(PUSH_LATENCY_KEY, round(ms, 1))
+        pipe.lpush(PUSH_LATENCY_KEY, *samples)
         pipe.ltrim(PUSH_LATENCY_KEY, 0, MAX_SAMPLES - 1)
         pipe.execute()
-        return ms
     except Exception as exc:  # a metric must never fail a push
         logger.warning("recsys: could not record push latency: %s", exc)
-        return None

@@ -23,7 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from ..conf import settings
 from ..engine import recommend
 from ..groups import visitor_group
-from . import layer, serving
+from . import layer, pushstate, serving
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +98,6 @@ def socket_closed(visitor_id: str) -> None:
         cache.delete_many([online, _key("slots", visitor_id)])
 
 
-def is_online(visitor_id: str) -> bool:
-    return bool(cache.get(_key("online", visitor_id)))
-
-
 def open_slots(visitor_id: str, keys: list[str] | None = None) -> list[str]:
     """Register (when given) and return the slot keys on the visitor's open pages ([] when offline).
 
@@ -119,22 +115,18 @@ def open_slots(visitor_id: str, keys: list[str] | None = None) -> list[str]:
             if set(keys) <= set(cache.get(registry_key) or {}):
                 break
         return sorted(known)
-    if not is_online(visitor_id):
+    online_key = _key("online", visitor_id)
+    got = cache.get_many([online_key, registry_key])  # one round trip
+    if not got.get(online_key):
         return []
-    return sorted(cache.get(registry_key) or DEFAULT_SLOTS)
+    return sorted(got.get(registry_key) or DEFAULT_SLOTS)
 
 
 # --- sequence numbers ----------------------------------------------------------------------------
 
 def next_seq(visitor_id: str) -> int:
     """The next message number of this visitor (shared by all their tabs and slots)."""
-    key = _key("seq", visitor_id)
-    cache.add(key, 0, None)
-    try:
-        return cache.incr(key)
-    except ValueError:
-        cache.add(key, 0, None)
-        return cache.incr(key)
+    return pushstate.next_seq(_key("seq", visitor_id))
 
 
 def seen_seq(visitor_id: str, seq: int) -> None:
@@ -180,12 +172,7 @@ def remember(visitor_id: str, key: str, recs) -> bool:
     Only pushes set it: a list sent to one socket (resync) must not stop another tab, still
     showing an older list, from getting the change.
     """
-    sig_key = f"{_key('sig', visitor_id)}:{key}"
-    signature = json.dumps(recs.signature())
-    if cache.get(sig_key) == signature:
-        return False
-    cache.set(sig_key, signature, PRESENCE_TTL)
-    return True
+    return pushstate.swap_signature(f"{_key('sig', visitor_id)}:{key}", json.dumps(recs.signature()), PRESENCE_TTL)
 
 
 # --- the last lists computed, reused by (re)connecting sockets -----------------------------------
@@ -194,11 +181,6 @@ def remember(visitor_id: str, key: str, recs) -> bool:
 # event of the visitor was folded since they were numbered (the "epoch"), halving the ranking
 # work of a page view. Trending drift within that minute is corrected by the next push.
 LIST_CACHE_TTL = 60
-
-
-def lists_invalidated(visitor_id: str) -> None:
-    """The visitor's profile changed: lists numbered before now are stale."""
-    cache.set(_key("epoch", visitor_id), next_seq(visitor_id), LIST_CACHE_TTL)
 
 
 def cached_lists(visitor_id: str) -> dict[str, dict[str, Any]]:
@@ -227,13 +209,18 @@ def served_on_page(recs, key: str) -> None:
         store_lists(recs.visitor_id, [(key, seq, recs)])
 
 
-def refresh(visitor_id: str, *, force: bool = False) -> list[str]:
-    """Recompute each open slot; push the ones whose list changed. Returns slot keys pushed."""
+def refresh(visitor_id: str, *, force: bool = False, logs: list | None = None) -> list[str]:
+    """Recompute each open slot; push the ones whose list changed. Returns slot keys pushed.
+
+    The pushes' serve-log rows go to ``logs`` when given (the caller writes a batch at once),
+    else straight to the database.
+    """
     group = visitor_group(visitor_id)
     lists, unknown = current_lists(visitor_id, open_slots(visitor_id))
     if unknown:
         logger.warning("recsys: visitor sockets name unknown slots %s", unknown)
-    pushed, logs = [], []
+    sink, logs = logs, []
+    pushed = []
     for key, seq, recs in lists:
         if not remember(visitor_id, key, recs) and not force:
             continue
@@ -241,28 +228,33 @@ def refresh(visitor_id: str, *, force: bool = False) -> list[str]:
         pushed.append(key)
         logs.append(serving.log_entry(recs, "push", seq))
     store_lists(visitor_id, lists)  # after the sends: neither cache nor log delays a push
-    serving.record(logs)
+    if sink is None:
+        serving.record(logs)
+    else:
+        sink.extend(logs)
     return pushed
 
 
-def profile_changed(visitor_id: str) -> str:
+def profile_changed(visitor_id: str, *, logs: list | None = None) -> str:
     """The visitor's profile just changed: push now, or fold into a pending trailing push.
 
     Returns what happened: "offline", "pushed", "unchanged" or "deferred".
     """
-    lists_invalidated(visitor_id)
-    if not is_online(visitor_id):
-        return "offline"
     now = time.time()
     window = settings.PUSH_DEBOUNCE_MS / 1000.0
     last_key = _key("last", visitor_id)
-    last = cache.get(last_key)
-    cache.set(last_key, now, BURST_STATE_TTL)
-    if last is None or now - last >= window:
-        pushed = refresh(visitor_id)
+    # One round trip: invalidate the cached lists, check presence, read and move the burst timer.
+    online, leading = pushstate.on_change(
+        _key("seq", visitor_id), _key("epoch", visitor_id), _key("online", visitor_id), last_key,
+        now_ms=int(now * 1000), window_ms=int(settings.PUSH_DEBOUNCE_MS), epoch_ttl=LIST_CACHE_TTL,
+        burst_ttl=BURST_STATE_TTL)
+    if not online:
+        return "offline"
+    if leading:
+        pushed = refresh(visitor_id, logs=logs)
         # The window runs from the end of the push: on a busy machine a ranking can outlast
         # the window, and the events that arrived meanwhile still belong to the same burst.
-        cache.set(last_key, time.time(), BURST_STATE_TTL)
+        pushstate.set_last(last_key, int(time.time() * 1000), BURST_STATE_TTL)
         return "pushed" if pushed else "unchanged"
     if cache.add(_key("trail", visitor_id), now, BURST_STATE_TTL):
         from ..tasks import refresh_visitor
@@ -275,7 +267,7 @@ def trailing_refresh(visitor_id: str, deferred_at: float) -> str:
     """The end of a burst (see the module docstring). Returns "held", "pushed" or "unchanged"."""
     now = time.time()
     window = settings.PUSH_DEBOUNCE_MS / 1000.0
-    quiet_for = now - (cache.get(_key("last", visitor_id)) or 0.0)
+    quiet_for = now - (pushstate.last_ms(_key("last", visitor_id)) or 0) / 1000.0
     if quiet_for < window and now - deferred_at < settings.PUSH_MAX_DELAY_MS / 1000.0:
         from ..tasks import refresh_visitor
 

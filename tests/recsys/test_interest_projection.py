@@ -154,3 +154,20 @@ def test_refresh_hint_follows_the_activity_rate(embedded_catalogue):
     busy, calm = interests.refresh_hint("vis-busy", now), interests.refresh_hint("vis-calm", now)
     assert busy["priority"] > calm["priority"]
     assert busy["debounce_ms"] < calm["debounce_ms"]
+
+
+def test_the_realtime_fold_hands_back_visitors_first_come_first_served(embedded_catalogue):
+    """Under load one fold touches many visitors and the worker refreshes them one after the
+    other: in the order their first pending event arrived, not by name."""
+    for visitor, item in [("vis-fifo-c", "1"), ("vis-fifo-a", "2"), ("vis-fifo-c", "3"), ("vis-fifo-b", "6"),
+                          ("vis-fifo-a", "7")]:
+        record_event("item_viewed", visitor_id=visitor, item_id=item)
+    from tracking.models import Event
+
+    touched = interests.catch_up_in_order()
+    assert [v for v, _ in touched] == ["vis-fifo-c", "vis-fifo-a", "vis-fifo-b"]
+    # Each with when its newest event was received: push latency is measured from it.
+    newest = {v: Event.objects.filter(visitor_id=v).order_by("-id").values_list("received_at", flat=True)[0]
+              for v, _ in touched}
+    assert dict(touched) == newest
+    assert interests.catch_up_in_order() == []  # nothing pending

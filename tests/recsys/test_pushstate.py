@@ -1,0 +1,52 @@
+"""Per-visitor push state: the same answers through Valkey's scripts and through the cache API."""
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache, caches
+from django.test import override_settings
+
+from recsys.services import pushstate
+
+LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "pushstate-test"}}
+
+
+@pytest.fixture(params=["redis", "cache-api"])
+def backend(request):
+    if request.param == "redis":
+        assert pushstate._redis() is not None  # the suite's cache is Valkey
+        yield request.param
+        return
+    with override_settings(CACHES=LOCMEM):
+        caches["default"].clear()
+        assert pushstate._redis() is None
+        yield request.param
+        caches["default"].clear()
+
+
+def change(now_ms: int) -> tuple[bool, bool]:
+    return pushstate.on_change("t:seq", "t:epoch", "t:online", "t:last", now_ms=now_ms, window_ms=250,
+                               epoch_ttl=60, burst_ttl=30)
+
+
+def test_sequence_numbers_count_up_from_one_and_read_back_through_the_cache(backend):
+    assert [pushstate.next_seq("t:seq") for _ in range(3)] == [1, 2, 3]
+    assert cache.get("t:seq") == 3
+
+
+def test_a_change_numbers_the_epoch_and_opens_a_burst_only_after_a_quiet_window(backend):
+    assert change(1_000) == (False, False)  # nobody watching: numbered, no burst timer
+    assert cache.get("t:epoch") == 1 and cache.get("t:last") is None
+    cache.set("t:online", 2)
+    assert change(2_000) == (True, True)  # the first change after a quiet spell leads
+    assert change(2_100) == (True, False)  # 100 ms later: part of the same burst
+    assert change(2_300) == (True, False)  # the window runs from the latest change
+    assert change(2_600) == (True, True)
+    assert pushstate.last_ms("t:last") == 2_600 and cache.get("t:epoch") == 5
+    pushstate.set_last("t:last", 9_000, 30)
+    assert change(9_100) == (True, False)
+
+
+def test_a_signature_swaps_only_when_it_changes(backend):
+    assert pushstate.swap_signature("t:sig", '["a","b"]', 60)
+    assert not pushstate.swap_signature("t:sig", '["a","b"]', 60)
+    assert pushstate.swap_signature("t:sig", '["b","a"]', 60)
