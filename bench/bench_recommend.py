@@ -215,6 +215,11 @@ def bench_size(n: int) -> None:
     visitors = make_visitors(n, labels)
     if SEQUENTIAL:
         train_sequence_model(n)
+    else:
+        from recsys.models import TrainedModel
+        from recsys.services import sequential
+
+        TrainedModel.objects.filter(name=sequential.MODEL_NAME).delete()  # an earlier run's model
 
     rng = np.random.default_rng(5)
     queries = centres[rng.integers(0, len(centres), RUNS + WARMUP)] + 0.3 / np.sqrt(DIM) * rng.standard_normal(

@@ -52,7 +52,12 @@ def worker_commands(python: str, realtime: int | None = None) -> list[tuple[str,
     # torch keep allocator arenas that never shrink, and bench_soak saw the solo batch worker
     # grow 568 -> 847 MB in 10 minutes of summaries. A replacement reloads the models lazily.
     limit_kb = int(float(os.environ.get("LIVEREC_BATCH_MAX_MEMORY_MB", "700")) * 1024)
-    batch = celery + ["worker", "-Q", "liverec.batch", "-P", "prefork", "-c", "1",
+    # At a lower CPU priority (LIVEREC_BATCH_NICE, default 10): an LLM summary is ~2 s of a
+    # core and 50 live visitors ask for close to one a second, so an equal-priority batch
+    # worker took a core the pushes needed (bench_freshness under load). Background work
+    # still gets every cycle the realtime path leaves idle.
+    nice = int(os.environ.get("LIVEREC_BATCH_NICE", "10"))
+    batch = (["nice", "-n", str(nice)] if nice else []) + celery + ["worker", "-Q", "liverec.batch", "-P", "prefork", "-c", "1",
                       f"--max-memory-per-child={limit_kb}", "-n", "batch@%h", "-l", "warning"]
     return rt + [("batch", batch)]
 
