@@ -4,6 +4,7 @@
     ... bench_recommend.py --reuse 100000     # keep the catalogue and index an earlier run built
     ... bench_recommend.py --halfvec 100000   # also time a halfvec HNSW index (built, then dropped)
     ... bench_recommend.py --no-sequential 100000   # without the sequence model
+    ... bench_recommend.py --overlap 0 100000   # strategies inline (default here: 3 threads)
 
 For each size: replaces the catalogue's ``bench-*`` items with N synthetic 384-d items
 (random cluster centres + Gaussian noise, unit length) loaded with binary COPY, rebuilds the
@@ -27,6 +28,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench.prodenv  # noqa: E402,F401  (DEBUG off, one thread, offline models)
+
+# Strategy reads overlapped with the sequence model (recsys.overlap), as a web process serving
+# a large catalogue would run; --overlap 0 runs everything inline (the product default).
+OVERLAP = sys.argv[sys.argv.index("--overlap") + 1] if "--overlap" in sys.argv else "3"
+os.environ["LIVEREC_STRATEGY_THREADS"] = OVERLAP
 
 import django  # noqa: E402
 
@@ -201,7 +207,7 @@ def bench_size(n: int) -> None:
     from recsys.services.vectors import index_name
 
     encoder = get_encoder()
-    print(f"\n== {n:,} items ({DIM}-d, clustered) ==")
+    print(f"\n== {n:,} items ({DIM}-d, clustered); LIVEREC['STRATEGY_THREADS'] = {OVERLAP} ==")
     with connection.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [index_name(DIM)])
         indexed = cur.fetchone() is not None
@@ -296,7 +302,8 @@ def main(argv: list[str]) -> None:
     REUSE = "--reuse" in argv
     HALFVEC = "--halfvec" in argv
     SEQUENTIAL = "--no-sequential" not in argv
-    sizes = [int(a) for a in argv if not a.startswith("--")] or [100_000]
+    values = [a for i, a in enumerate(argv) if not a.startswith("--") and (i == 0 or argv[i - 1] != "--overlap")]
+    sizes = [int(a) for a in values] or [100_000]
     call_command("migrate", verbosity=0)
     for n in sizes:
         bench_size(n)

@@ -133,6 +133,7 @@ LIVEREC = {
     # LIVEREC_SUMMARY_BACKEND=recsys.summaries.DisabledSummarizer turns it off.
     "SUMMARY": {"BACKEND": os.environ.get("LIVEREC_SUMMARY_BACKEND", "recsys.summaries.SmolLM2Summarizer"),
                 "OPTIONS": {"threads": 1}},
+    "STRATEGY_THREADS": int(os.environ.get("LIVEREC_STRATEGY_THREADS", "0")),
 }
 
 # Under ASGI each request's sync code runs in its own thread, so persistent connections

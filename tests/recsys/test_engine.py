@@ -188,3 +188,40 @@ def test_pruning_drops_pairs_that_decayed_to_nothing_relative_to_the_newest_even
         ItemAssociation.objects.create(item_a=a, item_b=b, weight=1.0, log_key=am.log_key(1.0, at, half_life), updated=at)
     assert cooccurrence.prune(min_weight=1e-3) == 1
     assert list(ItemAssociation.objects.values_list("item_a", flat=True)) == ["new"]
+
+
+def test_overlapped_strategy_reads_give_the_inline_answer_on_pool_threads(shop, monkeypatch):
+    """With STRATEGY_THREADS the database-bound strategies run on the engine's thread pool,
+    each on a pooled connection of its own; the list is the inline one. Inside a transaction
+    (uncommitted rows another connection cannot see) everything stays inline."""
+    import threading
+
+    from django.conf import settings as django_settings
+    from django.db import transaction
+    from django.test import override_settings
+
+    from recsys import overlap
+    from recsys.strategies.collaborative import CoOccurrence
+
+    for item in ["c0", "d1", "c2"]:
+        shop.record("overlap-visitor", "item_viewed", item)
+    run_projections()
+    inline = recommend("overlap-visitor", "for-you", 5)
+    seen = []
+    original = CoOccurrence.candidates
+
+    def spy(self, ctx, n):
+        seen.append(threading.current_thread().name)
+        return original(self, ctx, n)
+
+    monkeypatch.setattr(CoOccurrence, "candidates", spy)
+    with override_settings(LIVEREC={**django_settings.LIVEREC, "STRATEGY_THREADS": 2}):
+        assert overlap.enabled()
+        overlapped = recommend("overlap-visitor", "for-you", 5)
+        assert seen and seen[-1].startswith("liverec-overlap")
+        assert [(r.item_id, r.reasons[0].text) for r in overlapped.items] == \
+               [(r.item_id, r.reasons[0].text) for r in inline.items]
+        with transaction.atomic():
+            assert not overlap.enabled()
+            recommend("overlap-visitor", "for-you", 5)
+            assert seen[-1] == threading.current_thread().name
