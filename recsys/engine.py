@@ -162,20 +162,15 @@ def _host_allowed(items: dict[str, _Row], host_filters: dict[str, Any]) -> set[s
     return allowed
 
 
-def recommend(visitor_id: str, slot: str = "for-you", k: int | None = None,
-              context: dict[str, Any] | None = None, *, config: dict[str, Any] | None = None) -> RecommendationList:
-    """Recommend ``k`` items for a visitor in a slot.
+def gather(visitor_id: str, conf: dict[str, Any], k: int, context: dict[str, Any] | None = None, *,
+           snapshot: dict[str, Any] | None = None):
+    """What the fusion of a slot starts from: each strategy's (weight, candidates) for the
+    visitor, the excluded items, the effective filters and the pool depth read per strategy.
 
-    ``context`` describes the page: ``item_id`` (the item shown: excluded, and a seed for
-    "more like this" and co-occurrence), ``query`` (a search just made: embedded and
-    matched), ``category`` (a category page: filters the list and drives per-category
-    trending). Every item carries its reasons, the main one first.
-
-    ``config`` replaces the slot's live configuration (the admin previews unpublished edits).
+    ``recommend`` fuses these; the evaluation's weight tuning (``recsys.evaluation.tuning``)
+    collects them once per target and re-fuses them offline under other weights.
     """
-    snap = configcache.snapshot()
-    conf = config if config is not None else slot_config(slot, visitor_id, snapshot=snap)
-    k = int(k or conf.get("limit", 8))
+    snap = snapshot or configcache.snapshot()
     context = clean_context(context)
     overlap = len(slot_strategies(conf)) > 1 and overlap_enabled()
     state = submit(visitor_state, visitor_id, overlap=overlap) if visitor_id else None
@@ -207,6 +202,24 @@ def recommend(visitor_id: str, slot: str = "for-you", k: int | None = None,
     running.update({sid: submit(s.candidates, ctx, pool, overlap=False)
                     for sid, (_, s) in strategies.items() if s.cpu_bound})
     per_strategy = {sid: (w, running[sid].result()) for sid, (w, _) in strategies.items()}
+    return per_strategy, exclude, filters, pool
+
+
+def recommend(visitor_id: str, slot: str = "for-you", k: int | None = None,
+              context: dict[str, Any] | None = None, *, config: dict[str, Any] | None = None) -> RecommendationList:
+    """Recommend ``k`` items for a visitor in a slot.
+
+    ``context`` describes the page: ``item_id`` (the item shown: excluded, and a seed for
+    "more like this" and co-occurrence), ``query`` (a search just made: embedded and
+    matched), ``category`` (a category page: filters the list and drives per-category
+    trending). Every item carries its reasons, the main one first.
+
+    ``config`` replaces the slot's live configuration (the admin previews unpublished edits).
+    """
+    snap = configcache.snapshot()
+    conf = config if config is not None else slot_config(slot, visitor_id, snapshot=snap)
+    k = int(k or conf.get("limit", 8))
+    per_strategy, exclude, filters, pool = gather(visitor_id, conf, k, context, snapshot=snap)
     # Rules, freshness and diversity work on the head of the fused list: the pool.
     fused = ranking.fuse(per_strategy)[:pool]
 

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator
 
 from django.db import connections
 
-from . import baselines, metrics
+from . import baselines, metrics, tuning
 from .splits import Interaction, ItemRow, Split, Target, loo, stream
 
 DEFAULT_SLOT = "for-you"
@@ -65,12 +65,19 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     slot_config: dict[str, Any] = field(default_factory=dict)
+    # tune_weights: the slot's candidates per target (tuning.collection) and the search's result
+    collected: dict[str, Any] | None = None
+    tuning: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"protocol": self.protocol, "k": self.k, "users": self.users, "items": self.items,
-                "targets": self.targets, "skipped_repeats": self.skipped_repeats, "slot_config": self.slot_config,
-                "timings": self.timings,
-                "rows": [{"name": r.name, "kind": r.kind, "seconds": round(r.seconds, 2), **r.metrics} for r in self.rows]}
+        out = {"protocol": self.protocol, "k": self.k, "users": self.users, "items": self.items,
+               "targets": self.targets, "skipped_repeats": self.skipped_repeats, "slot_config": self.slot_config,
+               "timings": self.timings,
+               "rows": [{"name": r.name, "kind": r.kind, "seconds": round(r.seconds, 2), **r.metrics}
+                        for r in self.rows]}
+        if self.tuning is not None:
+            out["tuning"] = self.tuning
+        return out
 
     def table(self) -> str:
         k = self.k
@@ -240,12 +247,16 @@ def make_split(events: list[Interaction], protocol: str, validation: bool = Fals
 
 def evaluate(events: list[Interaction], items: list[ItemRow], protocol: str, k: int = 10, *,
              slot: str = DEFAULT_SLOT, strategies: list[str] | None = None, validation: bool = False,
-             threads: int | None = None, ablations: bool | list[str] = False, progress=None) -> Report:
+             threads: int | None = None, ablations: bool | list[str] = False, tune_weights: bool = False,
+             progress=None) -> Report:
     """Run one protocol end to end. Call inside ``isolated_database()``.
+
+    ``tune_weights``: also collect the slot's candidates per target and search its fusion
+    weights offline (``tuning``); use it with ``validation``.
 
     ``progress(label, total)`` returns a callable taking an increment (e.g. a tqdm bar's update).
     """
-    from recsys.engine import recommend
+    from recsys.engine import gather, recommend, slot_strategies
     from recsys.strategies import registry
 
     def bar(label: str, total: int) -> Callable[[int], None]:
@@ -273,6 +284,7 @@ def evaluate(events: list[Interaction], items: list[ItemRow], protocol: str, k: 
     row_slots = list(slots)
     accs = {name: metrics.Accumulator(k) for name in row_slots}
     spent = defaultdict(float)
+    records: list[dict[str, Any]] = []
 
     def rank_all(target: Target) -> None:
         for name in row_slots:
@@ -280,6 +292,9 @@ def evaluate(events: list[Interaction], items: list[ItemRow], protocol: str, k: 
             recs = recommend(target.user, name, k)
             spent[name] += time.monotonic() - t0
             accs[name].add(target.item, recs.signature())
+        if tune_weights:
+            per_strategy, exclude, _, _ = gather(target.user, slots[slot], k)
+            records.append(tuning.collect_one(per_strategy, exclude, target.item))
 
     step = bar(f"rank {protocol} targets", len(split.targets))
     if protocol == "loo":
@@ -316,6 +331,9 @@ def evaluate(events: list[Interaction], items: list[ItemRow], protocol: str, k: 
         else:
             kind, label = "slot", f"{name} (default slot)" if name == slot else name
         report.rows.append(Row(label, kind, accs[name].result(len(catalogue), item_users, n_users), spent[name]))
+    if tune_weights:
+        report.collected = tuning.collection(k, slot_strategies(slots[slot]), records)
+        report.tuning = tuning.tune(report.collected)
     return report
 
 

@@ -116,8 +116,9 @@ def test_command_end_to_end(tiny_csv, tmp_path, capsys, protocol):
     out = tmp_path / "out.json"
     # loo: the slot without each of its strategies; stream: only without the ones named.
     ablations = True if protocol == "loo" else "content/interests"
+    scores = tmp_path / "scores.json"
     call_command("recsys_evaluate", events=str(events), items=str(items), protocol=protocol, k=2,
-                 json_path=str(out), no_progress=True, ablations=ablations)
+                 json_path=str(out), no_progress=True, ablations=ablations, tune_weights=str(scores))
     table = capsys.readouterr().out
     assert "for-you (default slot)" in table and "item-kNN" in table
     report = json.loads(out.read_text())
@@ -134,6 +135,13 @@ def test_command_end_to_end(tiny_csv, tmp_path, capsys, protocol):
     assert seq["HR@2"] >= (10 / 12 if protocol == "loo" else 3 / 4)
     for row in rows.values():
         assert 0.0 <= row["NDCG@2"] <= row["HR@2"] <= 1.0
+    # The weight search's replay of the current weights is the engine's own slot row.
+    tuned = report["tuning"]
+    assert tuned["current"]["NDCG@2"] == pytest.approx(rows["for-you (default slot)"]["NDCG@2"])
+    assert tuned["current"]["HR@2"] == pytest.approx(rows["for-you (default slot)"]["HR@2"])
+    assert tuned["best"]["NDCG@2"] >= tuned["current"]["NDCG@2"]
+    assert len(json.loads(scores.read_text())["targets"]) == report["targets"]
+    assert "fusion weights" in table
     # The live database is untouched: the run used its own, now dropped.
     from tracking.models import Event
 

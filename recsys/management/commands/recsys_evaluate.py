@@ -28,6 +28,10 @@ class Command(BaseCommand):
         parser.add_argument("--ablations", nargs="?", const=True, default=False,
                             help="add a row for the slot without each of its strategies (e.g. without content); "
                                  "a comma-separated list of strategy ids limits it to those")
+        parser.add_argument("--tune-weights", nargs="?", const=True, default=False, metavar="SCORES.json",
+                            help="also search the slot's fusion weights on the targets (with --validation) and "
+                                 "print the best vs the current ones; a path saves the collected candidate "
+                                 "scores there, to search again with `python -m recsys.evaluation.tuning`")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts):
@@ -71,10 +75,21 @@ class Command(BaseCommand):
                 self.stderr.write(f"isolated database: {name}")
             report = runner.evaluate(events, items, opts["protocol"], opts["k"], slot=opts["slot"],
                                      strategies=strategies, validation=opts["validation"],
-                                     threads=opts["threads"], ablations=ablations, progress=progress)
+                                     threads=opts["threads"], ablations=ablations,
+                                     tune_weights=bool(opts["tune_weights"]), progress=progress)
         for bar in bars:
             bar.close()
         self.stdout.write(report.table())
+        if report.tuning is not None:
+            from recsys.evaluation import tuning
+
+            if not opts["validation"]:
+                self.stderr.write("note: weights tuned on test targets; choose them with --validation")
+            self.stdout.write(tuning.describe(report.tuning))
+            if isinstance(opts["tune_weights"], str):
+                with open(opts["tune_weights"], "w", encoding="utf-8") as fh:
+                    json.dump(report.collected, fh)
+                self.stdout.write(f"candidate scores written to {opts['tune_weights']}")
         if opts["json_path"]:
             with open(opts["json_path"], "w", encoding="utf-8") as fh:
                 json.dump(report.as_dict(), fh, indent=2)
