@@ -5,6 +5,7 @@ import logging
 from typing import Sequence
 
 from celery import shared_task
+from django.utils import timezone
 
 from .services import cooccurrence, events, interests, items, metrics, push, serving
 
@@ -22,8 +23,6 @@ def process_events() -> int:
     enqueued tasks coalesces (the first does the work, the rest find nothing) and a
     lost task is made good by the next one.
     """
-    from django.utils import timezone
-
     events.task_started()  # before reading the log: appends from now on enqueue a new task
     touched = interests.catch_up_in_order(settle=0)
     logs: list = []  # the serve log of every push, written once after them all
