@@ -1,8 +1,8 @@
 """A SASRec-style next-item model: a causal transformer over a visitor's item sequence.
 
 Pure torch + numpy, no Django: the Celery task (``services.sequential``), the strategy and
-the evaluation all call the same three functions, ``train``, ``save``/``load`` and
-``NextItemModel.score``.
+the evaluation all go through ``train``, ``dumps``/``loads`` and, per request,
+``NextItemModel.top`` (``score`` gives the whole distribution, for tuning scripts).
 
 What makes it work on interaction logs (see /work/shared/ANCHORS.md, SASRec and GRU4Rec lead
 ALS by ~45% on MovieLens): next-item cross-entropy at *every* position of the sequence with a
