@@ -17,15 +17,17 @@ class NextItem(Strategy):
     cpu_bound = True  # a forward pass and a product with the whole item table per request
     DEFAULT_CONFIG = {
         # Training (read by the batch task; see recsys.seqmodel.SeqConfig). SASRec's published
-        # shape (2 layers, 64-d, length 50). Tuned on MovieLens-100K loo *validation* targets
-        # (bench/tune_seq.py, NDCG@10): fixed windows peaked at 0.112 (epoch 30) and fell to
-        # 0.108 by epoch 50 (over-fitting); windows cut at a random phase each epoch kept
-        # improving (0.115 at 30, 0.121 at 40, 0.126 at 50, 0.126 at 70); averaging the softmax
-        # of a second seed lifted a fixed-window model from 0.107 to 0.115 (the pair with random
-        # windows is not yet measured). Two members of 50 epochs train in about 12 min of one
-        # batch worker on a quiet 2-core machine (the previous 120 epochs: 14); a request runs
-        # two forward passes (1.6-2.2 ms on one thread, one model 0.7-1.0 ms).
-        "d": 64, "layers": 2, "heads": 2, "dropout": 0.3, "max_len": 50, "epochs": 50,
+        # shape (2 layers, length 50), 128-d. Tuned on MovieLens-100K loo *validation* targets
+        # (bench/tune_seq.py, NDCG@10, one seed): fixed windows peaked at 0.112 (epoch 30) and
+        # fell to 0.108 by epoch 50 (over-fitting); windows cut at a random phase each epoch
+        # kept improving (0.115 at 30, 0.121 at 40, 0.126 at 50, 0.126 at 70); averaging the
+        # softmax of a second seed lifted a fixed-window model from 0.107 to 0.115, a third
+        # added nothing; 128-d instead of 64: 0.1266 at 20, 0.131 at 40, 0.1295 at 50 (against
+        # 0.1261), at twice the training time; max_len 100 or 200 did worse (0.111 at 40, 0.100
+        # at 20). Two 128-d members of 50 epochs train in about 15 min of one batch worker on a
+        # quiet 2-core machine; a request runs two forward passes (~1.5 ms per model on one
+        # thread at 1,682 items).
+        "d": 128, "layers": 2, "heads": 2, "dropout": 0.3, "max_len": 50, "epochs": 50,
         "batch_size": 128, "lr": 1e-3, "random_windows": True, "ensemble": 2,
         "reason": "Often watched after {title}",
     }
