@@ -219,19 +219,18 @@ def refresh(visitor_id: str, *, force: bool = False, logs: list | None = None) -
     lists, unknown = current_lists(visitor_id, open_slots(visitor_id))
     if unknown:
         logger.warning("recsys: visitor sockets name unknown slots %s", unknown)
-    sink, logs = logs, []
-    pushed = []
+    pushed, entries = [], []
     for key, seq, recs in lists:
         if not remember(visitor_id, key, recs) and not force:
             continue
         layer.group_send(group, {**message(key, recs, seq), "type": "recs.updated"})
         pushed.append(key)
-        logs.append(serving.log_entry(recs, "push", seq))
+        entries.append(serving.log_entry(recs, "push", seq))
     store_lists(visitor_id, lists)  # after the sends: neither cache nor log delays a push
-    if sink is None:
-        serving.record(logs)
+    if logs is None:
+        serving.record(entries)
     else:
-        sink.extend(logs)
+        logs.extend(entries)
     return pushed
 
 
