@@ -14,6 +14,7 @@ A slot's configuration (``LIVEREC["SLOTS"]`` entry, or its newest published ``Sl
 """
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from .conf import settings
 from .models import Item
 from .overlap import enabled as overlap_enabled
 from .overlap import submit
-from .services.interests import visitor_state
+from .services.interests import visitor_snapshots
 from .strategies import registry
 from .strategies.base import Candidate, Reason, RequestContext
 
@@ -162,6 +163,19 @@ def _host_allowed(items: dict[str, _Row], host_filters: dict[str, Any]) -> set[s
     return allowed
 
 
+@dataclass
+class _Request:
+    visitor_id: str
+    slot: str
+    conf: dict[str, Any]
+    k: int
+    context: dict[str, str]
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def gather(visitor_id: str, conf: dict[str, Any], k: int, context: dict[str, Any] | None = None, *,
            snapshot: dict[str, Any] | None = None):
     """What the fusion of a slot starts from: each strategy's (weight, candidates) for the
@@ -170,39 +184,72 @@ def gather(visitor_id: str, conf: dict[str, Any], k: int, context: dict[str, Any
     ``recommend`` fuses these; the evaluation's weight tuning (``recsys.evaluation.tuning``)
     collects them once per target and re-fuses them offline under other weights.
     """
-    snap = snapshot or configcache.snapshot()
-    context = clean_context(context)
-    overlap = len(slot_strategies(conf)) > 1 and overlap_enabled()
-    state = submit(visitor_state, visitor_id, overlap=overlap) if visitor_id else None
-    engagements, exclude = selectors.visitor_activity(visitor_id, conf.get("exclude_events", {}))
-    recent: list[str] = []
-    for e in engagements:
-        if e.item_id not in recent:
-            recent.append(e.item_id)
-    page_item = str(context.get("item_id") or "")
-    if page_item:
-        exclude.add(page_item)
-    category = str(context.get("category") or "")
-    ctx = RequestContext(visitor_id=visitor_id, state=state.result() if state is not None else None,
-                         item_id=page_item, query=str(context.get("query") or ""), exclude=exclude,
-                         recent_items=recent[:20], engagements=engagements, category=category)
-    filters = dict(conf.get("filters") or {})
-    if category:
-        filters["categories"] = [category]
-    pool = k * int(conf.get("pool", 4))
-    if filters.get("categories") or filters.get("host"):
-        pool *= 3  # filters apply after fusion: read deeper so a filtered list still fills
-    overrides = conf.get("strategy_config") or {}
-    strategies = {sid: (w, build_strategy(sid, overrides.get(sid), snapshot=snap))
-                  for sid, w in slot_strategies(conf).items()}
+    return _gather_many([_Request(visitor_id, "", conf, k, clean_context(context))],
+                        snapshot or configcache.snapshot())[0]
+
+
+def _gather_many(requests: list[_Request], snap: dict[str, Any]):
+    """``gather`` for many requests at once: each read is one round trip for all of them (the
+    visitors' profiles, their recent activity, each strategy's candidates), which is what a
+    realtime worker refreshing the dozens of visitors a fold touched spends its time on."""
+    overlap = any(len(slot_strategies(r.conf)) > 1 for r in requests) and overlap_enabled()
+    visitors = sorted({r.visitor_id for r in requests if r.visitor_id})
+    profiles = submit(visitor_snapshots, visitors, overlap=overlap) if visitors else None
+    by_rules: dict[str, list[str]] = {}
+    for r in requests:
+        if r.visitor_id:
+            by_rules.setdefault(_key(r.conf.get("exclude_events", {})), []).append(r.visitor_id)
+    activity = {(rules, v): got for rules, vs in by_rules.items()
+                for v, got in selectors.visitor_activity_many(sorted(set(vs)), json.loads(rules)).items()}
+    snapshots = profiles.result() if profiles is not None else {}
+
+    ctxs, pools, filters_of = [], [], []
+    for r in requests:
+        engagements, exclude = activity.get((_key(r.conf.get("exclude_events", {})), r.visitor_id), ([], set()))
+        exclude = set(exclude)  # each request's own: the page item joins it below
+        recent: list[str] = []
+        for e in engagements:
+            if e.item_id not in recent:
+                recent.append(e.item_id)
+        page_item = str(r.context.get("item_id") or "")
+        if page_item:
+            exclude.add(page_item)
+        category = str(r.context.get("category") or "")
+        state, sequence = snapshots.get(r.visitor_id, (None, None))
+        ctxs.append(RequestContext(visitor_id=r.visitor_id, state=state, sequence=sequence, item_id=page_item,
+                                   query=str(r.context.get("query") or ""), exclude=exclude,
+                                   recent_items=recent[:20], engagements=engagements, category=category))
+        filters = dict(r.conf.get("filters") or {})
+        if category:
+            filters["categories"] = [category]
+        pool = r.k * int(r.conf.get("pool", 4))
+        if filters.get("categories") or filters.get("host"):
+            pool *= 3  # filters apply after fusion: read deeper so a filtered list still fills
+        pools.append(pool)
+        filters_of.append(filters)
+
+    # One strategy call per (strategy, its slot override, pool depth), over all its requests.
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    for i, r in enumerate(requests):
+        overrides = r.conf.get("strategy_config") or {}
+        for sid in slot_strategies(r.conf):
+            groups.setdefault((sid, _key(overrides.get(sid) or {}), pools[i]), []).append(i)
+    strategies = {key: build_strategy(key[0], json.loads(key[1]), snapshot=snap) for key in groups}
     # Database-bound strategies start first (on the pool when overlapping), then the CPU-bound
     # ones run here while they wait; the fused order does not depend on which finishes first.
-    running = {sid: submit(s.candidates, ctx, pool, overlap=overlap)
-               for sid, (_, s) in strategies.items() if not s.cpu_bound}
-    running.update({sid: submit(s.candidates, ctx, pool, overlap=False)
-                    for sid, (_, s) in strategies.items() if s.cpu_bound})
-    per_strategy = {sid: (w, running[sid].result()) for sid, (w, _) in strategies.items()}
-    return per_strategy, exclude, filters, pool
+    running = {key: submit(s.candidates_many, [ctxs[i] for i in groups[key]], key[2], overlap=overlap)
+               for key, s in strategies.items() if not s.cpu_bound}
+    running.update({key: submit(s.candidates_many, [ctxs[i] for i in groups[key]], key[2], overlap=False)
+                    for key, s in strategies.items() if s.cpu_bound})
+    found: dict[tuple[str, int], list[Candidate]] = {}
+    for key, future in running.items():
+        for i, cands in zip(groups[key], future.result()):
+            found[(key[0], i)] = cands
+    out = []
+    for i, r in enumerate(requests):
+        per_strategy = {sid: (w, found[(sid, i)]) for sid, w in slot_strategies(r.conf).items()}
+        out.append((per_strategy, ctxs[i].exclude, filters_of[i], pools[i]))
+    return out
 
 
 def recommend(visitor_id: str, slot: str = "for-you", k: int | None = None,
@@ -216,32 +263,51 @@ def recommend(visitor_id: str, slot: str = "for-you", k: int | None = None,
 
     ``config`` replaces the slot's live configuration (the admin previews unpublished edits).
     """
+    return recommend_many([(visitor_id, slot, k, context)], config=config)[0]
+
+
+def recommend_many(requests, *, config: dict[str, Any] | None = None) -> list[RecommendationList]:
+    """``recommend`` for many ``(visitor_id, slot, k, context)`` at once, in the same number of
+    database round trips as one (see ``_gather_many``); each list is what ``recommend`` gives.
+
+    ``ImproperlyConfigured`` for an unknown slot, as ``recommend``.
+    """
     snap = configcache.snapshot()
-    conf = config if config is not None else slot_config(slot, visitor_id, snapshot=snap)
-    k = int(k or conf.get("limit", 8))
-    per_strategy, exclude, filters, pool = gather(visitor_id, conf, k, context, snapshot=snap)
-    # Rules, freshness and diversity work on the head of the fused list: the pool.
-    fused = ranking.fuse(per_strategy)[:pool]
+    reqs = []
+    for visitor_id, slot, k, context in requests:
+        conf = config if config is not None else slot_config(slot, visitor_id, snapshot=snap)
+        reqs.append(_Request(visitor_id, slot, conf, int(k or conf.get("limit", 8)), clean_context(context)))
+    gathered = _gather_many(reqs, snap)
+    # Rules, freshness and diversity work on the head of each fused list: the pool.
+    fused_lists = [ranking.fuse(per_strategy)[:pool] for per_strategy, _, _, pool in gathered]
+    pins_of = [[(str(x["item_id"]), int(x.get("position", 0))) for x in (r.conf.get("rules") or ()) if x.get("action") == "pin"]
+               for r in reqs]
+    wanted = [c.item_id for fused in fused_lists for c in fused] + [p for pins in pins_of for p, _ in pins]
+    items = _meta(wanted, with_vectors=any(float(r.conf.get("diversity", 1.0)) < 1.0 for r in reqs))
+    return [_finish(r, fused, exclude, filters, pins, items)
+            for r, fused, (_, exclude, filters, _), pins in zip(reqs, fused_lists, gathered, pins_of)]
 
-    rules = list(conf.get("rules") or ())
-    pins = [(str(r["item_id"]), int(r.get("position", 0))) for r in rules if r.get("action") == "pin"]
-    lam = float(conf.get("diversity", 1.0))
-    items = _meta([c.item_id for c in fused] + [p for p, _ in pins], with_vectors=lam < 1.0)
-    meta = {iid: row.meta for iid, row in items.items()}
 
+def _finish(r: _Request, fused: list[Candidate], exclude: set[str], filters: dict[str, Any],
+            pins: list[tuple[str, int]], items: dict[str, _Row]) -> RecommendationList:
+    """Filters, rules, freshness, diversity and pins over one request's fused pool."""
+    mine = {c.item_id for c in fused} | {p for p, _ in pins}
+    meta = {iid: items[iid].meta for iid in mine if iid in items}
     allowed = {iid for iid, m in meta.items() if iid not in exclude and ranking.passes_filters(m, filters)}
     if filters.get("host") or any(True for _ in _adapters_with_filters()):
         allowed &= _host_allowed({i: items[i] for i in allowed}, filters.get("host") or {})
+    rules = list(r.conf.get("rules") or ())
     ranked = [c for c in fused if c.item_id in allowed]
     ranked = ranking.apply_boosts(ranked, rules, meta)
-    fresh = conf.get("freshness") or {}
+    fresh = r.conf.get("freshness") or {}
     ranked = ranking.apply_freshness(ranked, meta, weight=float(fresh.get("weight", 0.0)),
                                      half_life_hours=float(fresh.get("half_life_hours", 72.0)), now=timezone.now())
-    ranked = ranking.mmr(ranked, {i: m.vector for i, m in meta.items()}, lam, k)
-    ranked = ranking.apply_pins(ranked, pins, allowed)[:k]
+    lam = float(r.conf.get("diversity", 1.0))
+    ranked = ranking.mmr(ranked, {i: m.vector for i, m in meta.items()}, lam, r.k)
+    ranked = ranking.apply_pins(ranked, pins, allowed)[:r.k]
     recs = [Recommendation(c.item_id, items[c.item_id].title, items[c.item_id].url, c.score, c.reasons)
             for c in ranked]
-    return RecommendationList(id=uuid.uuid4().hex, slot=slot, visitor_id=visitor_id, items=recs)
+    return RecommendationList(id=uuid.uuid4().hex, slot=r.slot, visitor_id=r.visitor_id, items=recs)
 
 
 def _adapters_with_filters():

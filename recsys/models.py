@@ -335,6 +335,28 @@ class VisitorTopics(models.Model):
         return self.visitor_id
 
 
+class VisitorSequenceState(models.Model):
+    """A visitor's sequence-model summary: the next-item model's hidden state after their
+    last engaged items, one row of ``d`` floats per ensemble member (a projection of the log
+    for one model version, written after each fold and after each training run).
+
+    Requests rank from it without a forward pass; it is used only while it was computed by the
+    serving model (``model_id``) from the profile's current fold position (``basis`` equals
+    ``VisitorProfile.last_event_id``), so a stale row is never read, only recomputed.
+    """
+
+    visitor_id = models.CharField(max_length=64, unique=True)
+    model_id = models.BigIntegerField(help_text="The TrainedModel row the state was computed with.")
+    basis = models.BigIntegerField(default=0, help_text="The profile's last_event_id it was computed at.")
+    # float32 (members, d), C order; empty when none of the visitor's items is known to the model.
+    state = models.BinaryField()
+    last_item_id = models.CharField(max_length=128, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.visitor_id}@{self.model_id}"
+
+
 class TrainedModel(models.Model):
     """A versioned blob of trained weights (e.g. the sequential model), written by a batch task.
 

@@ -68,17 +68,25 @@ def visitor_activity(visitor_id: str, rules: dict[str, int | None], limit: int =
     """``(recent_engagements(visitor_id, limit), excluded_items(visitor_id, rules))`` in one
     round trip: the engine's first read for every request (each round trip cost 1-10 ms
     under load here)."""
+    if not visitor_id:
+        return [], set()
+    return visitor_activity_many([visitor_id], rules, limit)[visitor_id]
+
+
+def visitor_activity_many(visitor_ids: list[str], rules: dict[str, int | None], limit: int = 50):
+    """``visitor_activity`` of several visitors in one round trip: {visitor_id: (engagements, excluded)}."""
     from .association_model import Engagement
     from .services.cooccurrence import engagement_weight
 
-    if not visitor_id:
-        return [], set()
+    out = {v: ([], set()) for v in visitor_ids if v}
+    if not out:
+        return out
     positive = [name for name, w in settings.EVENT_WEIGHTS.items() if w > 0]
     table = Event._meta.db_table
     sql = (f"(SELECT 'e', item_id, name, occurred_at, properties->>'value' FROM {table} "
-           f" WHERE visitor_id = %s AND name = ANY(%s) AND NOT is_bot AND item_id <> '' "
+           f" WHERE visitor_id = q.v AND name = ANY(%s) AND NOT is_bot AND item_id <> '' "
            f" ORDER BY occurred_at DESC, id DESC LIMIT %s)")
-    params: list = [visitor_id, positive, limit]
+    params: list = [positive, limit]
     now = timezone.now()
     conds, cond_params = [], []
     for name, seconds in (rules or {}).items():
@@ -90,24 +98,28 @@ def visitor_activity(visitor_id: str, rules: dict[str, int | None], limit: int =
             cond_params += [name, now - timedelta(seconds=int(seconds))]
     if conds:
         sql += (f" UNION ALL (SELECT DISTINCT 'x', item_id, NULL, NULL::timestamptz, NULL FROM {table} "
-                f" WHERE visitor_id = %s AND item_id <> '' AND ({' OR '.join(conds)}) LIMIT 5000)")
-        params += [visitor_id, *cond_params]
+                f" WHERE visitor_id = q.v AND item_id <> '' AND ({' OR '.join(conds)}) LIMIT 5000)")
+        params += cond_params
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(f"SELECT q.v, a.* FROM unnest(%s::text[]) AS q(v) CROSS JOIN LATERAL ({sql}) "
+                       f"AS a(kind, item_id, name, at, value)", [list(out), *params])
         rows = cursor.fetchall()
-    engagements = [Engagement(item_id, engagement_weight(name, value), at, name)
-                   for kind, item_id, name, at, value in rows if kind == "e"]
-    engagements.sort(key=lambda e: e.at, reverse=True)
-    return engagements, {item_id for kind, item_id, *_ in rows if kind == "x"}
+    for visitor_id, kind, item_id, name, at, value in rows:
+        engagements, excluded = out[visitor_id]
+        if kind == "e":
+            engagements.append(Engagement(item_id, engagement_weight(name, value), at, name))
+        else:
+            excluded.add(item_id)
+    for engagements, _ in out.values():
+        engagements.sort(key=lambda e: e.at, reverse=True)
+    return out
 
 
-def association_neighbours(item_ids: list[str], per_item: int) -> tuple[dict[str, list[tuple[str, float]]], dict[str, str]]:
-    """Top ``per_item`` associated items of each item, by decayed weight (one index scan each),
-    and the titles of the given items (for reasons), in one round trip.
-
-    Weights are relative: scaled so the strongest pair read is 1 (forward decay makes the
-    ratio between any two pairs independent of the time they are compared at).
-    """
+def association_keys(item_ids: list[str], per_item: int) -> tuple[dict[str, list[tuple[str, float]]], dict[str, str]]:
+    """Top ``per_item`` associated items of each item, by stored log key (one index scan each),
+    and the titles of the given items (for reasons), in one round trip. A batch of requests
+    reads the union of their seeds once, then scales each request's own rows
+    (``relative_weights``)."""
     from .models import ItemAssociation
 
     if not item_ids:
@@ -121,16 +133,21 @@ def association_neighbours(item_ids: list[str], per_item: int) -> tuple[dict[str
             [list(item_ids), per_item],
         )
         rows = cursor.fetchall()
-    if not rows:
-        return {}, {}
-    top = max(r[3] for r in rows)
     out: dict[str, list[tuple[str, float]]] = {}
     titles: dict[str, str] = {}
     for a, title, b, key in rows:
         titles[a] = title or ""
-        out.setdefault(a, []).append((b, math.exp(max(-700.0, key - top))))
+        out.setdefault(a, []).append((b, key))
     return out, titles
 
+
+def relative_weights(keys: dict[str, list[tuple[str, float]]]) -> dict[str, list[tuple[str, float]]]:
+    """Log keys -> weights relative to the strongest pair among them: forward decay makes the
+    ratio between any two pairs independent of the time they are compared at."""
+    if not keys:
+        return {}
+    top = max(key for rows in keys.values() for _, key in rows)
+    return {a: [(b, math.exp(max(-700.0, key - top))) for b, key in rows] for a, rows in keys.items()}
 
 
 # --- Admin tuning UI: experiments and the interest settings the projection reads ------------------

@@ -133,6 +133,21 @@ def _windows(seqs: Sequence[Sequence[int]], max_len: int, rng: random.Random | N
 
 
 @dataclass
+class VisitorState:
+    """A visitor's stored hidden state (``NextItemModel.hidden_states``), flat, as read per request."""
+
+    model_id: int  # the stored model version's row id it was computed with
+    hidden: np.ndarray | None  # (members * d,) float32; None: none of the visitor's items is known
+    last_item_id: str = ""  # the newest known item of the history (the reason's "after ...")
+    last_title: str = ""
+
+    def members(self, n_members: int) -> np.ndarray | None:
+        if self.hidden is None or self.hidden.size % max(1, n_members):
+            return None
+        return self.hidden.reshape(n_members, -1)
+
+
+@dataclass
 class NextItemModel:
     """A trained model and its item vocabulary (index i+1 <-> item_ids[i]).
 
@@ -145,6 +160,7 @@ class NextItemModel:
     nets: list[_Net]
     trained_at: float = 0.0
     metrics: dict = field(default_factory=dict)
+    row_id: int | None = None  # the stored version's database row, once stored or loaded
 
     def __post_init__(self):
         self.index = {item_id: i + 1 for i, item_id in enumerate(self.item_ids)}
@@ -152,6 +168,7 @@ class NextItemModel:
             net.eval()
         self._tables = None
         self._int8_tables = None
+        self._ann_indexes = None
 
     def tables(self) -> list[torch.Tensor]:
         if self._tables is None:
@@ -172,6 +189,7 @@ class NextItemModel:
         with torch.no_grad():
             self._tables = [torch.cat([table, net.proj(rows)]) for net, table in zip(self.nets, self.tables())]
         self._int8_tables = None
+        self._ann_indexes = None
         for item_id, _ in new:
             self.item_ids.append(item_id)
             self.index[item_id] = len(self.item_ids)
@@ -208,30 +226,60 @@ class NextItemModel:
             return None
         return self.score_batch([idx])[0]
 
+    def hidden_states(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+        """The members' final hidden states (B, members, d) for histories given as index lists
+        (oldest first, non-empty), in one forward pass per member for the whole batch.
+
+        What ``top_from_hidden`` ranks from: a visitor's state is computed once per fold, in a
+        batch with the other visitors the fold touched (``services.sequential.update_states``),
+        and requests rank from the stored state without a forward pass.
+        """
+        L = max(1, min(self.config.max_len, max((len(h) for h in histories), default=1)))
+        rows = np.zeros((len(histories), L), dtype=np.int64)
+        last = np.zeros(len(histories), dtype=np.int64)
+        for r, h in enumerate(histories):
+            h = list(h)[-L:]
+            rows[r, :len(h)] = h
+            last[r] = max(0, len(h) - 1)
+        # Right-padded to the longest history: padding sits after each row's real items, where
+        # the causal mask hides it from them, so each row's state is its unpadded state.
+        seqs, at, pick = torch.from_numpy(rows), torch.from_numpy(last), torch.arange(len(histories))
+        with torch.no_grad():
+            states = [net.hidden(seqs, table)[pick, at] for net, table in zip(self.nets, self.tables())]
+        return torch.stack(states, dim=1).numpy()
+
     def top(self, history: Sequence[str], n: int, exclude: Sequence[str] = ()) -> list[tuple[str, float]]:
         """The ``n`` most probable next items (item id, ensemble probability), ``exclude`` left
-        out; [] when no item of the history is known.
-
-        The per-request path, all in torch: one forward pass over the real positions and one
-        product with the item table per member, a softmax and a top-k. On catalogues of
-        ``INT8_MIN_ITEMS`` or more the product with the whole table is taken on an int8 copy
-        (``_Int8Logits``): reading the float table is the bulk of a request there (~1.5 ms per
-        member at 100,000 items, 0.3 ms in int8). The int8 logits give each member's softmax
-        normaliser and a shortlist of ``4n`` items, whose probabilities are then computed
-        exactly in float, so the candidates and their order match the float computation's up
-        to the normaliser's rounding (well under 1%; tested).
+        out; [] when no item of the history is known. A forward pass, then ``top_from_hidden``.
         """
         idx = self.encode_history(history)
         if not idx or n <= 0:
             return []
         # Only the real positions: padding sits after them, where the causal mask hides it
         # from every real one, so a shorter input gives the same result for less work.
-        seq = torch.tensor([idx], dtype=torch.int64)
+        return self.top_from_hidden(self.hidden_states([idx])[0], n, exclude)
+
+    def top_from_hidden(self, hidden: np.ndarray, n: int, exclude: Sequence[str] = ()) -> list[tuple[str, float]]:
+        """``top`` from the members' hidden states (members, d) (see ``hidden_states``).
+
+        One product with the item table per member, a softmax and a top-k, all in torch. On
+        catalogues of ``INT8_MIN_ITEMS`` or more the product with the whole table is taken on an
+        int8 copy (``_Int8Logits``): reading the float table is the bulk of a request there
+        (~1.5 ms per 64-d member at 100,000 items, 0.3 ms in int8). The int8 logits give each
+        member's softmax normaliser and a shortlist of ``4n`` items, whose probabilities are
+        then computed exactly in float, so the candidates and their order match the float
+        computation's up to the normaliser's rounding (well under 1%; tested).
+        """
+        if n <= 0 or hidden is None or len(hidden) != len(self.nets):
+            return []
+        states = torch.from_numpy(np.array(hidden, dtype=np.float32))  # a copy: stored states are read-only buffers
+        ann = self._ann()
+        if ann is not None:
+            return self._top_by_search(states, ann, n, exclude)
         drop = torch.tensor([self.index[i] - 1 for i in exclude if i in self.index], dtype=torch.int64)
         with torch.no_grad():
             members, probs = [], None
-            for net, table, int8 in zip(self.nets, self.tables(), self._int8()):
-                h = net.hidden(seq, table)[0, len(idx) - 1]
+            for h, table, int8 in zip(states, self.tables(), self._int8()):
                 logits = int8(h) if int8 is not None else h @ table[1:].T
                 p = torch.softmax(logits, dim=0)
                 members.append((h, table, logits, p))
@@ -252,6 +300,50 @@ class NextItemModel:
                 vals, at = vals[order], keep[order]
         return [(self.item_ids[i], v) for i, v in zip(at.tolist(), vals.tolist()) if v > 0]
 
+    def _top_by_search(self, states: torch.Tensor, ann: list, n: int, exclude: Sequence[str]) -> list[tuple[str, float]]:
+        """``top_from_hidden`` on catalogues of ``ANN_MIN_ITEMS`` or more: no product with the
+        whole table. Each member's index (``_AnnShortlist``) proposes its highest-logit items;
+        every member scores the union exactly, and its softmax normaliser is the shortlist's
+        mass plus the rest of the catalogue's, estimated from a fixed uniform sample of items
+        (the tail of a trained model's softmax is flat: the estimate moves probabilities by a
+        few percent and the order within the shortlist not at all; tested against the full
+        product)."""
+        dropped = {self.index[i] - 1 for i in exclude if i in self.index}
+        want = 4 * n + len(dropped)
+        rows = sorted(set().union(*(a.search(h.numpy(), want) for h, a in zip(states, ann))) - dropped)
+        if not rows:
+            return []
+        cand = torch.tensor(rows, dtype=torch.int64)
+        total = len(self.item_ids)
+        shortlisted = np.zeros(total, dtype=bool)
+        shortlisted[rows] = True
+        with torch.no_grad():
+            probs = torch.zeros(len(rows))
+            for h, table, a in zip(states, self.tables(), ann):
+                logits = table[1:][cand] @ h
+                # The sample's rows outside the shortlist stand for the rest of the catalogue.
+                tail = (a.sample_rows @ h)[torch.from_numpy(~shortlisted[a.sample])]
+                top = float(logits.max()) if not len(tail) else max(float(logits.max()), float(tail.max()))
+                z = float(torch.exp(logits - top).sum()) + \
+                    float(torch.exp(tail - top).sum()) * (total - len(rows)) / max(1, len(tail))
+                probs += torch.exp(logits - top) / z
+            probs /= len(ann)
+            vals, order = torch.topk(probs, min(n, len(rows)))
+        return [(self.item_ids[rows[i]], v) for i, v in zip(order.tolist(), vals.tolist()) if v > 0]
+
+    #: Catalogue size from which ``top_from_hidden`` finds candidates by inner-product search
+    #: (faiss IVF) instead of a product with the whole item table: at 100,000 items the int8
+    #: product of a 128-d member alone took ~3.5 ms per request here.
+    ANN_MIN_ITEMS = 50_000
+
+    def _ann(self) -> list | None:
+        if getattr(self, "_ann_indexes", None) is None or len(self._ann_indexes) != len(self.nets):
+            tables = self.tables()
+            big = tables[0].shape[0] - 1 >= self.ANN_MIN_ITEMS
+            built = [_AnnShortlist.build(t[1:], seed=m) for m, t in enumerate(tables)] if big else []
+            self._ann_indexes = built if built and all(b is not None for b in built) else []
+        return self._ann_indexes or None
+
     #: Catalogue size from which ``top`` takes the full-table product in int8.
     INT8_MIN_ITEMS = 20_000
 
@@ -261,6 +353,50 @@ class NextItemModel:
             big = tables[0].shape[0] - 1 >= self.INT8_MIN_ITEMS
             self._int8_tables = [_Int8Logits.build(t[1:]) if big else None for t in tables]
         return self._int8_tables
+
+
+class _AnnShortlist:
+    """One member's item table behind a faiss inverted-file index for maximum inner product
+    (the logits are ``table @ h``), plus a fixed uniform sample of rows for the softmax tail.
+
+    IVF rather than a graph: it builds in seconds at model load (k-means on a sample, then one
+    pass), where an HNSW graph over 100,000 items takes minutes on one thread.
+    """
+
+    SAMPLE = 2048
+
+    def __init__(self, index, sample: np.ndarray, sample_rows: torch.Tensor):
+        self.index = index
+        self.sample = sample
+        # A contiguous copy: gathering 2,048 scattered rows of a 100,000-row table per request
+        # cost 0.8 ms here (cache misses), the product with the copy a few microseconds.
+        self.sample_rows = sample_rows
+
+    @classmethod
+    def build(cls, table: torch.Tensor, seed: int = 0) -> "_AnnShortlist | None":
+        try:
+            import faiss
+        except ImportError:  # without faiss the int8 product serves
+            return None
+        faiss.omp_set_num_threads(1)  # as torch: one thread per worker process
+        x = np.ascontiguousarray(table.detach().numpy(), dtype=np.float32)
+        n, d = x.shape
+        nlist = max(16, int(4 * math.sqrt(n)))
+        rng = np.random.default_rng(seed)
+        quantizer = faiss.IndexFlatIP(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(x[rng.choice(n, min(n, 40 * nlist), replace=False)])
+        index.add(x)
+        index.nprobe = max(8, nlist // 16)  # ~6% of the lists: recall of the top 32 ~0.95 here
+        sample = np.sort(rng.choice(n, min(n, cls.SAMPLE), replace=False))
+        shortlist = cls(index, sample, torch.from_numpy(x[sample].copy()))
+        shortlist.quantizer = quantizer  # the index holds a raw pointer to it
+        return shortlist
+
+    def search(self, h: np.ndarray, k: int) -> set[int]:
+        """Rows (0-based) of the ``k`` items with the highest logit for hidden state ``h``."""
+        _, found = self.index.search(np.ascontiguousarray(h[None], dtype=np.float32), k)
+        return {int(i) for i in found[0] if i >= 0}
 
 
 class _Int8Logits:

@@ -25,16 +25,19 @@ def process_events() -> int:
     """
     events.task_started()  # before reading the log: appends from now on enqueue a new task
     touched = interests.catch_up_in_order(settle=0)
+    _update_sequence_states([visitor_id for visitor_id, _ in touched])
     logs: list = []  # the serve log of every push, written once after them all
-    latencies = []
-    for visitor_id, received_at in touched:
-        try:
-            if push.profile_changed(visitor_id, logs=logs) == "pushed":
-                latencies.append((timezone.now() - received_at).total_seconds() * 1000.0)
-        except Exception:
-            logger.exception("recsys: push for visitor %s failed", visitor_id)
+    try:
+        # All the touched visitors at once, first come first served: one ranking batch for
+        # those opening a burst (engine.recommend_many), a few cache round trips for all.
+        outcomes = push.profiles_changed([visitor_id for visitor_id, _ in touched], logs=logs)
+    except Exception:
+        logger.exception("recsys: pushes for %d visitors failed", len(touched))
+        outcomes = {}
+    now = timezone.now()
     serving.record(logs)
-    metrics.record_push_latencies(latencies)
+    metrics.record_push_latencies([(now - received_at).total_seconds() * 1000.0 for visitor_id, received_at in touched
+                                   if outcomes.get(visitor_id) == "pushed"])
     touched = [visitor_id for visitor_id, _ in touched]
     # Associations after the pushes: they are latency-critical, and the pairs a visitor's own
     # events just formed join items that are already that visitor's seeds.
@@ -58,6 +61,16 @@ def refresh_visitor(visitor_id: str, deferred_at: float) -> str:
 def probe_push(visitor_id: str, nonce: str) -> None:
     """Send a probe to the visitor's sockets: the Celery task -> WebSocket floor (bench, health)."""
     push.probe(visitor_id, nonce)
+
+
+def _update_sequence_states(visitor_ids) -> None:
+    """The touched visitors' sequence-model states, in one batch before their pushes rank from them."""
+    from .services import sequential
+
+    try:
+        sequential.update_states(visitor_ids)
+    except Exception:  # rankings then run the model inline (the stored state no longer matches)
+        logger.exception("recsys: could not update sequence states")
 
 
 def _request_summaries(visitor_ids) -> None:

@@ -4,6 +4,7 @@ Subscribed to ``tracking.hooks`` "erased" and export lists in ``RecsysConfig.rea
 the caller's transaction (``tracking.privacy``), so events and their projections go together.
 
 What is keyed by visitor is erased here: the interest profile (vectors, interests, summary),
+the sequence model's state (hidden vectors),
 the served-list log (which lists they were shown) and the push state in the cache (presence,
 open slots, sequence, burst state). Aggregates over many visitors (item co-occurrence counts,
 item popularity for trending) hold no visitor id: they are recomputed from the log by
@@ -21,7 +22,7 @@ from django.db.models import Q
 
 from tracking.models import Event
 
-from ..models import ProjectionCursor, RecommendationLog, VisitorProfile
+from ..models import ProjectionCursor, RecommendationLog, VisitorProfile, VisitorSequenceState
 from . import interests, push
 
 # Visitors re-folded per query after retention: bounds the rows read at once.
@@ -52,6 +53,7 @@ def forget(visitor_ids: Sequence[str], user_ids: Sequence[str] = ()) -> dict[str
         profiles = VisitorProfile.objects.filter(query)
         all_visitors = set(visitor_ids) | set(profiles.values_list("visitor_id", flat=True))
         deleted, _ = profiles.delete()
+        VisitorSequenceState.objects.filter(visitor_id__in=sorted(all_visitors)).delete()
         served, _ = RecommendationLog.objects.filter(visitor_id__in=sorted(all_visitors)).delete()
     keys = [k for vid in sorted(all_visitors) for k in _push_state_keys(vid)]
     try:

@@ -21,7 +21,7 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 
 from ..conf import settings
-from ..engine import recommend
+from ..engine import recommend_many, slot_config
 from ..groups import visitor_group
 from . import layer, pushstate, serving
 
@@ -115,11 +115,15 @@ def open_slots(visitor_id: str, keys: list[str] | None = None) -> list[str]:
             if set(keys) <= set(cache.get(registry_key) or {}):
                 break
         return sorted(known)
-    online_key = _key("online", visitor_id)
-    got = cache.get_many([online_key, registry_key])  # one round trip
-    if not got.get(online_key):
-        return []
-    return sorted(got.get(registry_key) or DEFAULT_SLOTS)
+    return open_slots_many([visitor_id])[visitor_id]
+
+
+def open_slots_many(visitor_ids: list[str]) -> dict[str, list[str]]:
+    """``open_slots`` (read) of several visitors, in one round trip."""
+    keys = {v: (_key("online", v), _key("slots", v)) for v in visitor_ids}
+    got = cache.get_many([k for pair in keys.values() for k in pair])
+    return {v: sorted(got.get(registry) or DEFAULT_SLOTS) if got.get(online) else []
+            for v, (online, registry) in keys.items()}
 
 
 # --- sequence numbers ----------------------------------------------------------------------------
@@ -147,15 +151,28 @@ def current_lists(visitor_id: str, keys: list[str]):
     The sequence number is taken before ranking: a list numbered higher started later, so it
     read a state at least as new (a client keeps the highest number it saw).
     """
-    out, unknown = [], []
-    for key in keys:
-        slot, context = parse_slot_key(key)
-        seq = next_seq(visitor_id)
-        try:
-            out.append((key, seq, recommend(visitor_id, slot, None, context or None)))
-        except ImproperlyConfigured:
-            unknown.append(key)
-    return out, unknown
+    lists, unknown = current_lists_many({visitor_id: keys})
+    return [(key, seq, recs) for _, key, seq, recs in lists], [key for _, key in unknown]
+
+
+def current_lists_many(keys_of: dict[str, list[str]]):
+    """``current_lists`` of several visitors, ranked together (``engine.recommend_many``):
+    [(visitor, key, seq, RecommendationList)] and the unknown [(visitor, key)]."""
+    wanted, unknown = [], []
+    for visitor_id, keys in keys_of.items():
+        for key in keys:
+            slot, context = parse_slot_key(key)
+            try:
+                slot_config(slot, visitor_id)
+            except ImproperlyConfigured:
+                unknown.append((visitor_id, key))
+                continue
+            wanted.append((visitor_id, key, slot, context))
+    if not wanted:
+        return [], unknown
+    seqs = pushstate.next_seqs([_key("seq", visitor_id) for visitor_id, *_ in wanted])
+    lists = recommend_many([(visitor_id, slot, None, context or None) for visitor_id, _, slot, context in wanted])
+    return [(visitor_id, key, seq, recs) for (visitor_id, key, _, _), seq, recs in zip(wanted, seqs, lists)], unknown
 
 
 def message(key: str, recs, seq: int, *, resync: bool = False) -> dict[str, Any]:
@@ -164,15 +181,6 @@ def message(key: str, recs, seq: int, *, resync: bool = False) -> dict[str, Any]
     if resync:
         msg["resync"] = True
     return msg
-
-
-def remember(visitor_id: str, key: str, recs) -> bool:
-    """Store the signature of the list pushed to every tab; True when it differs from the last.
-
-    Only pushes set it: a list sent to one socket (resync) must not stop another tab, still
-    showing an older list, from getting the change.
-    """
-    return pushstate.swap_signature(f"{_key('sig', visitor_id)}:{key}", json.dumps(recs.signature()), PRESENCE_TTL)
 
 
 # --- the last lists computed, reused by (re)connecting sockets -----------------------------------
@@ -192,13 +200,24 @@ def cached_lists(visitor_id: str) -> dict[str, dict[str, Any]]:
 
 def store_lists(visitor_id: str, computed) -> None:
     """Keep ``[(key, seq, RecommendationList)]`` for reuse (a lost race only costs a cache miss)."""
-    if not computed:
+    store_lists_many({visitor_id: computed})
+
+
+def store_lists_many(computed_of: dict[str, list]) -> None:
+    """``store_lists`` of several visitors: one read and one write for all."""
+    computed_of = {v: c for v, c in computed_of.items() if c}
+    if not computed_of:
         return
-    lists = cached_lists(visitor_id)
-    for key, seq, recs in computed:
-        if key not in lists or lists[key]["seq"] < seq:
-            lists[key] = {"seq": seq, "recs": recs.as_dict()}
-    cache.set(_key("lists", visitor_id), dict(list(lists.items())[-MAX_SLOT_KEYS:]), LIST_CACHE_TTL)
+    got = cache.get_many([k for v in computed_of for k in (_key("lists", v), _key("epoch", v))])
+    updates = {}
+    for visitor_id, computed in computed_of.items():
+        epoch = got.get(_key("epoch", visitor_id)) or 0
+        lists = {k: v for k, v in (got.get(_key("lists", visitor_id)) or {}).items() if v["seq"] > epoch}
+        for key, seq, recs in computed:
+            if key not in lists or lists[key]["seq"] < seq:
+                lists[key] = {"seq": seq, "recs": recs.as_dict()}
+        updates[_key("lists", visitor_id)] = dict(list(lists.items())[-MAX_SLOT_KEYS:])
+    cache.set_many(updates, LIST_CACHE_TTL)
 
 
 def served_on_page(recs, key: str) -> None:
@@ -215,18 +234,31 @@ def refresh(visitor_id: str, *, force: bool = False, logs: list | None = None) -
     The pushes' serve-log rows go to ``logs`` when given (the caller writes a batch at once),
     else straight to the database.
     """
-    group = visitor_group(visitor_id)
-    lists, unknown = current_lists(visitor_id, open_slots(visitor_id))
+    return refresh_many([visitor_id], force=force, logs=logs)[visitor_id]
+
+
+def refresh_many(visitor_ids: list[str], *, force: bool = False, logs: list | None = None) -> dict[str, list[str]]:
+    """``refresh`` of several visitors: their lists ranked together (``engine.recommend_many``),
+    the cache read and written in a few round trips for all; pushes go out in the given order."""
+    keys_of = open_slots_many(visitor_ids)
+    lists, unknown = current_lists_many({v: keys for v, keys in keys_of.items() if keys})
     if unknown:
-        logger.warning("recsys: visitor sockets name unknown slots %s", unknown)
-    pushed, entries = [], []
-    for key, seq, recs in lists:
-        if not remember(visitor_id, key, recs) and not force:
+        logger.warning("recsys: visitor sockets name unknown slots %s", sorted({key for _, key in unknown}))
+    changed = pushstate.swap_signatures(
+        [(f"{_key('sig', visitor_id)}:{key}", json.dumps(recs.signature())) for visitor_id, key, _, recs in lists],
+        PRESENCE_TTL)
+    pushed: dict[str, list[str]] = {v: [] for v in visitor_ids}
+    entries = []
+    for (visitor_id, key, seq, recs), new in zip(lists, changed):
+        if not new and not force:
             continue
-        layer.group_send(group, {**message(key, recs, seq), "type": "recs.updated"})
-        pushed.append(key)
+        layer.group_send(visitor_group(visitor_id), {**message(key, recs, seq), "type": "recs.updated"})
+        pushed[visitor_id].append(key)
         entries.append(serving.log_entry(recs, "push", seq))
-    store_lists(visitor_id, lists)  # after the sends: neither cache nor log delays a push
+    computed: dict[str, list] = {}
+    for visitor_id, key, seq, recs in lists:
+        computed.setdefault(visitor_id, []).append((key, seq, recs))
+    store_lists_many(computed)  # after the sends: neither cache nor log delays a push
     if logs is None:
         serving.record(entries)
     else:
@@ -239,27 +271,39 @@ def profile_changed(visitor_id: str, *, logs: list | None = None) -> str:
 
     Returns what happened: "offline", "pushed", "unchanged" or "deferred".
     """
+    return profiles_changed([visitor_id], logs=logs)[visitor_id]
+
+
+def profiles_changed(visitor_ids: list[str], *, logs: list | None = None) -> dict[str, str]:
+    """``profile_changed`` for the visitors a fold touched, in that order: the ones opening a
+    burst are refreshed together (one ranking batch), the others get their trailing push."""
     now = time.time()
     window = settings.PUSH_DEBOUNCE_MS / 1000.0
-    last_key = _key("last", visitor_id)
-    # One round trip: invalidate the cached lists, check presence, read and move the burst timer.
-    online, leading = pushstate.on_change(
-        _key("seq", visitor_id), _key("epoch", visitor_id), _key("online", visitor_id), last_key,
+    # One round trip: invalidate the cached lists, check presence, read and move the burst timers.
+    states = pushstate.on_change_many(
+        [(_key("seq", v), _key("epoch", v), _key("online", v), _key("last", v)) for v in visitor_ids],
         now_ms=int(now * 1000), window_ms=int(settings.PUSH_DEBOUNCE_MS), epoch_ttl=LIST_CACHE_TTL,
         burst_ttl=BURST_STATE_TTL)
-    if not online:
-        return "offline"
+    out: dict[str, str] = {}
+    leading = []
+    for visitor_id, (online, lead) in zip(visitor_ids, states):
+        if not online:
+            out[visitor_id] = "offline"
+        elif lead:
+            leading.append(visitor_id)
+        else:
+            out[visitor_id] = "deferred"
+            if cache.add(_key("trail", visitor_id), now, BURST_STATE_TTL):
+                from ..tasks import refresh_visitor
+
+                refresh_visitor.apply_async((visitor_id, now), countdown=window)
     if leading:
-        pushed = refresh(visitor_id, logs=logs)
+        pushed = refresh_many(leading, logs=logs)
         # The window runs from the end of the push: on a busy machine a ranking can outlast
         # the window, and the events that arrived meanwhile still belong to the same burst.
-        pushstate.set_last(last_key, int(time.time() * 1000), BURST_STATE_TTL)
-        return "pushed" if pushed else "unchanged"
-    if cache.add(_key("trail", visitor_id), now, BURST_STATE_TTL):
-        from ..tasks import refresh_visitor
-
-        refresh_visitor.apply_async((visitor_id, now), countdown=window)
-    return "deferred"
+        pushstate.set_last_many([_key("last", v) for v in leading], int(time.time() * 1000), BURST_STATE_TTL)
+        out.update({v: "pushed" if pushed[v] else "unchanged" for v in leading})
+    return {v: out[v] for v in visitor_ids}
 
 
 def trailing_refresh(visitor_id: str, deferred_at: float) -> str:

@@ -62,15 +62,26 @@ def _k(key: str) -> str:
 
 def next_seq(seq_key: str) -> int:
     """Increment and return a counter (created at 1, never expiring)."""
+    return next_seqs([seq_key])[0]
+
+
+def next_seqs(seq_keys: list[str]) -> list[int]:
+    """``next_seq`` of each key, in one round trip."""
     client = _redis()
     if client is not None:
-        return int(client.incr(_k(seq_key)))
-    cache.add(seq_key, 0, None)
-    try:
-        return cache.incr(seq_key)
-    except ValueError:  # evicted between add and incr
-        cache.add(seq_key, 0, None)
-        return cache.incr(seq_key)
+        pipe = client.pipeline(transaction=False)
+        for key in seq_keys:
+            pipe.incr(_k(key))
+        return [int(v) for v in pipe.execute()]
+    out = []
+    for key in seq_keys:
+        cache.add(key, 0, None)
+        try:
+            out.append(cache.incr(key))
+        except ValueError:  # evicted between add and incr
+            cache.add(key, 0, None)
+            out.append(cache.incr(key))
+    return out
 
 
 def on_change(seq_key: str, epoch_key: str, online_key: str, last_key: str, *, now_ms: int, window_ms: int,
@@ -78,28 +89,50 @@ def on_change(seq_key: str, epoch_key: str, online_key: str, last_key: str, *, n
     """A visitor's profile changed: number the change into ``epoch_key``; return (online,
     leading), where leading means no change in the last ``window_ms`` (push now). When
     online, ``last_key`` is set to ``now_ms``."""
+    return on_change_many([(seq_key, epoch_key, online_key, last_key)], now_ms=now_ms, window_ms=window_ms,
+                          epoch_ttl=epoch_ttl, burst_ttl=burst_ttl)[0]
+
+
+def on_change_many(keys: list[tuple[str, str, str, str]], *, now_ms: int, window_ms: int, epoch_ttl: int,
+                   burst_ttl: int) -> list[tuple[bool, bool]]:
+    """``on_change`` for several visitors' (seq, epoch, online, last) keys, in one round trip."""
     client = _redis()
     if client is not None:
-        online, lead = _script(client, _ON_CHANGE)(keys=[_k(seq_key), _k(epoch_key), _k(online_key), _k(last_key)],
-                                                   args=[epoch_ttl, now_ms, window_ms, burst_ttl])
-        return bool(online), bool(lead)
-    cache.set(epoch_key, next_seq(seq_key), epoch_ttl)
-    if not cache.get(online_key):
-        return False, False
-    last = cache.get(last_key)
-    cache.set(last_key, now_ms, burst_ttl)
-    return True, last is None or now_ms - int(last) >= window_ms
+        script, pipe = _script(client, _ON_CHANGE), client.pipeline(transaction=False)
+        for four in keys:
+            script(keys=[_k(k) for k in four], args=[epoch_ttl, now_ms, window_ms, burst_ttl], client=pipe)
+        return [(bool(online), bool(lead)) for online, lead in pipe.execute()]
+    out = []
+    for seq_key, epoch_key, online_key, last_key in keys:
+        cache.set(epoch_key, next_seq(seq_key), epoch_ttl)
+        if not cache.get(online_key):
+            out.append((False, False))
+            continue
+        last = cache.get(last_key)
+        cache.set(last_key, now_ms, burst_ttl)
+        out.append((True, last is None or now_ms - int(last) >= window_ms))
+    return out
 
 
 def swap_signature(sig_key: str, signature: str, ttl: int) -> bool:
     """Store ``signature``; True when it differs from the one stored before."""
+    return swap_signatures([(sig_key, signature)], ttl)[0]
+
+
+def swap_signatures(pairs: list[tuple[str, str]], ttl: int) -> list[bool]:
+    """``swap_signature`` for several (key, signature) pairs, in one round trip."""
     client = _redis()
     if client is not None:
-        return bool(_script(client, _SWAP_SIGNATURE)(keys=[_k(sig_key)], args=[signature, ttl]))
-    if cache.get(sig_key) == signature:
-        return False
-    cache.set(sig_key, signature, ttl)
-    return True
+        script, pipe = _script(client, _SWAP_SIGNATURE), client.pipeline(transaction=False)
+        for key, signature in pairs:
+            script(keys=[_k(key)], args=[signature, ttl], client=pipe)
+        return [bool(v) for v in pipe.execute()]
+    out = []
+    for key, signature in pairs:
+        out.append(cache.get(key) != signature)
+        if out[-1]:
+            cache.set(key, signature, ttl)
+    return out
 
 
 def last_ms(last_key: str) -> int | None:
@@ -109,4 +142,8 @@ def last_ms(last_key: str) -> int | None:
 
 
 def set_last(last_key: str, now_ms: int, ttl: int) -> None:
-    cache.set(last_key, now_ms, ttl)
+    set_last_many([last_key], now_ms, ttl)
+
+
+def set_last_many(last_keys: list[str], now_ms: int, ttl: int) -> None:
+    cache.set_many({key: now_ms for key in last_keys}, ttl)

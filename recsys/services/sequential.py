@@ -19,7 +19,7 @@ from tracking.models import Event
 from .. import seqmodel
 from ..conf import settings
 from ..encoders import get_encoder
-from ..models import Item, TrainedModel
+from ..models import Item, TrainedModel, VisitorProfile, VisitorSequenceState
 
 MODEL_NAME = "sequential/next-item"
 # Older versions are pruned; a few are kept to roll back or compare.
@@ -111,8 +111,12 @@ def _read_blob(pk: int) -> bytes | None:
 
 
 def train_and_store(config: dict | None = None, *, threads: int | None = None,
-                    progress: Callable[[int, float, seqmodel.NextItemModel], None] | None = None) -> TrainedModel | None:
-    """Train on the whole log and store a new version. None when there is nothing to learn."""
+                    progress: Callable[[int, float, seqmodel.NextItemModel], None] | None = None,
+                    backfill: bool = True) -> TrainedModel | None:
+    """Train on the whole log and store a new version. None when there is nothing to learn.
+
+    ``backfill``: then compute every visitor's state under the new version (``backfill_states``).
+    """
     cfg = seqmodel.SeqConfig.from_dict(config)
     started = time.monotonic()
     seqs = sequences_from_log()
@@ -139,6 +143,9 @@ def train_and_store(config: dict | None = None, *, threads: int | None = None,
         stale = TrainedModel.objects.filter(name=MODEL_NAME, version__lte=last + 1 - KEEP_VERSIONS)
         stale.delete()
     forget_checks()  # this process sees the new version now; the others within CHECK_SECONDS
+    if backfill:
+        model.row_id = row.pk
+        backfill_states(model)
     return row
 
 
@@ -217,8 +224,95 @@ def current_model() -> seqmodel.NextItemModel | None:
                 forget_checks()
                 return None
             model = seqmodel.loads(bytes(blob))
+            model.row_id = latest  # which version a stored visitor state must come from
         new_ids, new_text = _items_unknown_to(model)
         if new_ids:
             model.add_items(new_ids, new_text)
         _cache[MODEL_NAME] = (key, model)
     return model
+
+
+# --- visitor states: the model's hidden state per visitor, a projection of the log ------------
+# A request ranks from the stored state (``seqmodel.NextItemModel.top_from_hidden``) instead of
+# running the transformer: the forward pass was ~40% of a for-you ranking on the demo
+# catalogue. States are computed in batches, one forward pass per member for all the visitors
+# a fold touched (``update_states``, realtime worker) or, after a training run, for everyone
+# (``backfill_states``, batch worker).
+
+# Visitors per forward pass in a backfill (a (500, 50, d) batch is a few MB).
+BACKFILL_CHUNK = 500
+
+
+def update_states(visitor_ids, model: seqmodel.NextItemModel | None = None) -> int:
+    """Recompute the stored states of these visitors under the serving model; returns rows written.
+
+    Each state records the profile's fold position it was computed at (``basis``): a row older
+    than the profile is not read (see ``VisitorSequenceState``), and a concurrent writer with
+    an older basis or model never overwrites a newer row.
+    """
+    ids = sorted(set(visitor_ids))
+    model = model or current_model()
+    model_id = model.row_id if model is not None else None
+    if not ids or model_id is None:
+        return 0
+    events = Event._meta.db_table
+    with connection.cursor() as cursor:
+        # One round trip: each visitor's fold position and last max_len engaged items, oldest
+        # first (the history ``visitor_sequence`` reads per request).
+        cursor.execute(
+            f"SELECT q.v, p.last_event_id, e.item_id FROM unnest(%s::text[]) AS q(v) "
+            f"JOIN {VisitorProfile._meta.db_table} p ON p.visitor_id = q.v "
+            f"LEFT JOIN LATERAL (SELECT item_id, occurred_at, id FROM {events} WHERE visitor_id = q.v "
+            f"  AND name = ANY(%s) AND NOT is_bot AND NOT is_repeat AND item_id <> '' "
+            f"  ORDER BY occurred_at DESC, id DESC LIMIT %s) e ON true "
+            f"ORDER BY q.v, e.occurred_at, e.id", [ids, _item_event_names(), model.config.max_len])
+        rows = cursor.fetchall()
+    basis: dict[str, int] = {}
+    items: dict[str, list[str]] = defaultdict(list)
+    for visitor_id, last_event_id, item_id in rows:
+        basis[visitor_id] = last_event_id
+        if item_id is not None:
+            items[visitor_id].append(item_id)
+    encoded = {v: model.encode_history(items.get(v, ())) for v in basis}
+    known = [v for v in basis if encoded[v]]
+    states = dict(zip(known, model.hidden_states([encoded[v] for v in known]))) if known else {}
+    visitors = sorted(basis)
+    last_items = [next((i for i in reversed(items.get(v, ())) if i in model.index), "") for v in visitors]
+    blobs = [np.ascontiguousarray(states[v], dtype=np.float32).tobytes() if v in states else b""
+             for v in visitors]
+    table = VisitorSequenceState._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} AS t (visitor_id, model_id, basis, state, last_item_id, updated_at) "
+            f"SELECT v, m, b, s, l, now() FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bytea[], %s::text[]) "
+            f"  AS x(v, m, b, s, l) "
+            f"ON CONFLICT (visitor_id) DO UPDATE SET model_id = EXCLUDED.model_id, basis = EXCLUDED.basis, "
+            f"  state = EXCLUDED.state, last_item_id = EXCLUDED.last_item_id, updated_at = now() "
+            f"WHERE (EXCLUDED.model_id, EXCLUDED.basis) >= (t.model_id, t.basis)",
+            [visitors, [model_id] * len(visitors), [basis[v] for v in visitors], blobs, last_items])
+    return len(visitors)
+
+
+def backfill_states(model: seqmodel.NextItemModel | None = None, chunk: int = BACKFILL_CHUNK) -> int:
+    """States of every profiled visitor under ``model`` (default: the serving one), after a
+    training run or a replay; returns rows written."""
+    model = model or current_model()
+    if model is None:
+        return 0
+    written, after = 0, ""
+    while True:
+        ids = list(VisitorProfile.objects.filter(visitor_id__gt=after).order_by("visitor_id")
+                   .values_list("visitor_id", flat=True)[:chunk])
+        if not ids:
+            return written
+        written += update_states(ids, model)
+        after = ids[-1]
+
+
+def state_from_row(model_id, fresh, blob, last_item_id, last_title) -> seqmodel.VisitorState | None:
+    """A stored state as the engine reads it (``interests.visitor_snapshots``); None when absent or stale."""
+    if model_id is None or not fresh:
+        return None
+    blob = bytes(blob or b"")
+    hidden = np.frombuffer(blob, dtype=np.float32) if blob else None
+    return seqmodel.VisitorState(int(model_id), hidden, last_item_id or "", last_title or "")

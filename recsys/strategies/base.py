@@ -36,6 +36,8 @@ class RequestContext:
     # The visitor's latest positive engagements, newest first (association_model.Engagement).
     engagements: list[Any] = field(default_factory=list)
     category: str = ""  # a category the page is about (context), for per-category strategies
+    # The visitor's stored sequence-model state (seqmodel.VisitorState), when current.
+    sequence: Any = None
 
 
 class Strategy:
@@ -57,3 +59,8 @@ class Strategy:
 
     def candidates(self, ctx: RequestContext, n: int) -> list[Candidate]:
         raise NotImplementedError
+
+    def candidates_many(self, ctxs: list[RequestContext], n: int) -> list[list[Candidate]]:
+        """``candidates`` for several requests (``engine.recommend_many``), in order. Override it
+        to answer them all with one query; the default asks one at a time."""
+        return [self.candidates(ctx, n) for ctx in ctxs]

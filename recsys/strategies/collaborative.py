@@ -32,10 +32,20 @@ class CoOccurrence(Strategy):
         return top
 
     def candidates(self, ctx: RequestContext, n: int) -> list[Candidate]:
-        seeds = self.seeds(ctx)
-        if not seeds:
-            return []
-        neighbours, titles = selectors.association_neighbours(list(seeds), int(self.config["neighbours"]))
+        return self.candidates_many([ctx], n)[0]
+
+    def candidates_many(self, ctxs: list[RequestContext], n: int) -> list[list[Candidate]]:
+        """One association read for the union of every request's seeds; each request then
+        scores against its own seeds' rows, scaled as a read of those seeds alone."""
+        seeds_of = [self.seeds(ctx) for ctx in ctxs]
+        wanted = sorted({a for seeds in seeds_of for a in seeds})
+        keys, titles = selectors.association_keys(wanted, int(self.config["neighbours"])) if wanted else ({}, {})
+        return [self._rank(ctx, seeds, selectors.relative_weights({a: keys[a] for a in seeds if a in keys}),
+                           titles, n) if seeds else []
+                for ctx, seeds in zip(ctxs, seeds_of)]
+
+    def _rank(self, ctx: RequestContext, seeds: dict[str, float], neighbours, titles: dict[str, str],
+              n: int) -> list[Candidate]:
         scored = am.score_candidates(seeds, neighbours, ctx.exclude)
         ranked = sorted(scored.items(), key=lambda kv: (-kv[1][0], kv[0]))[:n]
         last_name = {}
@@ -53,4 +63,3 @@ class CoOccurrence(Strategy):
             text = template.format(title=titles.get(why) or why)
             out.append(Candidate(item_id, score, [Reason(self.id, text, item_id=why)]))
         return out
-

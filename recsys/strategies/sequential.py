@@ -1,9 +1,11 @@
 """sequential/next-item: what visitors tend to engage with next, given their recent sequence.
 
 A SASRec-style causal transformer (``recsys.seqmodel``) trained periodically on the event log
-by the batch task ``recsys.tasks.train_sequential``. Per request: one indexed query for the
-visitor's last ``max_len`` items and one forward pass over them (a few ms on one CPU thread),
-scores over the whole catalogue.
+by the batch task ``recsys.tasks.train_sequential``. Per request: the visitor's hidden state,
+stored by the last fold (read with the interest profile), and one product with the item table;
+without a current stored state (a page item, a model newer than the state), one indexed query
+for the visitor's last ``max_len`` items and a forward pass over them first (a few ms on one
+CPU thread).
 """
 from __future__ import annotations
 
@@ -36,17 +38,26 @@ class NextItem(Strategy):
         model = service.current_model()
         if model is None:
             return []
-        history, titles = service.visitor_sequence_titled(ctx.visitor_id, model.config.max_len)
-        if ctx.item_id:
-            # The item on the page is the freshest signal even before its view is logged.
-            history = history + [ctx.item_id]
-        # Probabilities under the ensemble's softmax over the catalogue: positive scores,
-        # comparable with the other strategies after the engine's max-normalisation.
-        top = model.top(history, n, ctx.exclude)
+        stored = ctx.sequence
+        if stored is not None and stored.model_id == model.row_id and not ctx.item_id:
+            # The state the last fold stored for this visitor (services.sequential.update_states):
+            # no history query and no forward pass. A page item extends the history, so a
+            # request with one takes the full path.
+            hidden = stored.members(len(model.nets))
+            top = model.top_from_hidden(hidden, n, ctx.exclude) if hidden is not None else []
+            last, title = stored.last_item_id, stored.last_title
+        else:
+            history, titles = service.visitor_sequence_titled(ctx.visitor_id, model.config.max_len)
+            if ctx.item_id:
+                # The item on the page is the freshest signal even before its view is logged.
+                history = history + [ctx.item_id]
+            # Probabilities under the ensemble's softmax over the catalogue: positive scores,
+            # comparable with the other strategies after the engine's max-normalisation.
+            top = model.top(history, n, ctx.exclude)
+            last = next((i for i in reversed(history) if i in model.index), None)
+            title = titles.get(last) or (Item.objects.filter(item_id=last).values_list("title", flat=True).first()
+                                         if top and last == ctx.item_id else None)
         if not top:
             return []
-        last = next((i for i in reversed(history) if i in model.index), None)
-        title = titles.get(last) or (Item.objects.filter(item_id=last).values_list("title", flat=True).first()
-                                     if last == ctx.item_id else None) or last
-        text = str(self.config["reason"]).format(title=title)
+        text = str(self.config["reason"]).format(title=title or last)
         return [Candidate(item_id, prob, [Reason(self.id, text, item_id=last)]) for item_id, prob in top]

@@ -208,13 +208,13 @@ def test_overlapped_strategy_reads_give_the_inline_answer_on_pool_threads(shop, 
     run_projections()
     inline = recommend("overlap-visitor", "for-you", 5)
     seen = []
-    original = CoOccurrence.candidates
+    original = CoOccurrence.candidates_many
 
-    def spy(self, ctx, n):
+    def spy(self, ctxs, n):
         seen.append(threading.current_thread().name)
-        return original(self, ctx, n)
+        return original(self, ctxs, n)
 
-    monkeypatch.setattr(CoOccurrence, "candidates", spy)
+    monkeypatch.setattr(CoOccurrence, "candidates_many", spy)
     with override_settings(LIVEREC={**django_settings.LIVEREC, "STRATEGY_THREADS": 2}):
         assert overlap.enabled()
         overlapped = recommend("overlap-visitor", "for-you", 5)
@@ -225,3 +225,36 @@ def test_overlapped_strategy_reads_give_the_inline_answer_on_pool_threads(shop, 
             assert not overlap.enabled()
             recommend("overlap-visitor", "for-you", 5)
             assert seen[-1] == threading.current_thread().name
+
+
+def test_a_batch_of_requests_gives_each_list_as_alone_in_as_many_queries_as_one(shop):
+    """``recommend_many`` (the realtime worker refreshes every visitor a fold touched at once)
+    gives each request exactly the list ``recommend`` gives it alone (visitors with different
+    histories and exclusions, a page item, an anonymous visitor, two slots), and reads the
+    database as many times for four for-you requests as for one."""
+    from recsys.engine import recommend_many
+
+    shop.record("batch-a", "item_viewed", "c0")
+    shop.record("batch-a", "item_viewed", "c1")
+    shop.record("batch-b", "item_viewed", "d0")
+    shop.record("batch-b", "purchased", "d1")
+    for item in ["c2", "d2", "c3"]:
+        shop.record("batch-c", "item_viewed", item)
+    run_projections()
+    requests = [("batch-a", "for-you", 5, None), ("batch-b", "for-you", 5, None), ("batch-c", "for-you", 4, None),
+                ("batch-a", "similar", 3, {"item_id": "c2"}), ("", "trending", 4, None),
+                ("batch-b", "trending", 4, None), ("nobody-yet", "for-you", 5, None), ("batch-c", "for-you", 6, None)]
+
+    def shown(recs):
+        return [(r.item_id, round(r.score, 5), [x.text for x in r.reasons]) for r in recs.items]
+
+    alone = [shown(recommend(v, slot, k, ctx)) for v, slot, k, ctx in requests]
+    with CaptureQueriesContext(connection) as one:
+        recommend_many(requests[:1])
+    with CaptureQueriesContext(connection) as many:
+        recommend_many([(v, "for-you", 5, None) for v in ("batch-a", "batch-b", "batch-c", "nobody-yet")])
+    lists = recommend_many(requests)
+    assert [shown(r) for r in lists] == alone
+    assert [(r.visitor_id, r.slot) for r in lists] == [(v, slot) for v, slot, _, _ in requests]
+    assert all(alone[:3]) and alone[0] != alone[1]
+    assert len(many.captured_queries) <= len(one.captured_queries)

@@ -121,6 +121,34 @@ def test_every_open_tab_gets_the_same_push(stack, embedded_catalogue):
     assert titles and set(titles[:3]) <= {"Aliens", "The Terminator", "Star Wars", "Blade Runner"}, titles
 
 
+def test_visitors_folded_together_each_get_their_own_list(stack, embedded_catalogue):
+    """The worker ranks every visitor a fold touched in one batch (engine.recommend_many): each
+    socket still gets its own visitor's list, the one the endpoint computes for that visitor."""
+    visitors = [f"visitor-batch-{n:04d}" for n in range(3)]
+    films = [6, 1, 50]  # Alien, Toy Story, Star Wars
+
+    async def scenario():
+        sockets = [await connect(stack, v).__aenter__() for v in visitors]
+        try:
+            for ws in sockets:
+                await recv(ws)
+            # Appended back to back: the worker's next fold usually holds all three.
+            await asyncio.to_thread(lambda: [append(v, f) for v, f in zip(visitors, films)])
+            return [await recv(ws) for ws in sockets]
+        finally:
+            for ws in sockets:
+                await ws.close()
+
+    pushes = asyncio.run(scenario())
+    lists = [[r["item_id"] for r in m["recs"]["items"]] for m in pushes]
+    assert all(m["type"] == "recs" and not m.get("resync") for m in pushes)
+    assert len({tuple(x) for x in lists}) == 3, lists
+    for visitor, items, film in zip(visitors, lists, films):
+        assert str(film) not in items  # the film just viewed is excluded for its viewer
+        assert items == current_items(stack, visitor)
+    assert RecommendationLog.objects.filter(visitor_id__in=visitors, channel="push").count() == 3
+
+
 def test_a_reconnecting_client_resyncs_to_the_current_lists(stack, embedded_catalogue):
     visitor = "visitor-resync-01"
 

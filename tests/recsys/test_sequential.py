@@ -102,6 +102,139 @@ def test_top_on_a_large_catalogue_takes_the_int8_shortlist_and_matches_float():
     assert np.allclose([p for _, p in top], [probs[model.index[i] - 1] for i in best], rtol=0.02)
 
 
+def test_batched_hidden_states_rank_as_one_history_at_a_time():
+    """A fold computes the states of all the visitors it touched in one padded batch; each must
+    rank exactly as that visitor's own forward pass does (padding hidden by the causal mask)."""
+    rng = np.random.default_rng(3)
+    items = [f"i{n}" for n in range(30)]
+    seqs = [[items[j] for j in rng.integers(0, 30, 6)] for _ in range(40)]
+    model = seqmodel.train(seqs, items, rng.standard_normal((30, 8)).astype(np.float32),
+                           seqmodel.SeqConfig.from_dict({**TINY, "epochs": 3, "ensemble": 2}))
+    histories = [["i1"], ["i2", "i3", "i4", "i5", "i6", "i7", "i8", "i9", "i10"], ["i4", "i4", "i7"]]
+    batch = model.hidden_states([model.encode_history(h) for h in histories])
+    assert batch.shape == (3, 2, 16)
+    for history, hidden in zip(histories, batch):
+        alone = model.hidden_states([model.encode_history(history)])[0]
+        np.testing.assert_allclose(hidden, alone, atol=1e-5)
+        probs = np.exp(model.score(history))
+        expected = [model.item_ids[i] for i in np.argsort(-probs)[:5]]
+        got = model.top_from_hidden(hidden, 5)
+        assert [i for i, _ in got] == expected
+        np.testing.assert_allclose([p for _, p in got], probs[[model.index[i] - 1 for i in expected]], rtol=1e-4)
+    stored = seqmodel.VisitorState(1, batch[1].reshape(-1).copy(), "i10")
+    assert model.top_from_hidden(stored.members(2), 5) == model.top_from_hidden(batch[1], 5)
+    assert model.top_from_hidden(None, 5) == [] and stored.members(3) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_rank_from_the_state_the_fold_stored(embedded_catalogue, monkeypatch):
+    """Training backfills every visitor's state, each fold updates the touched visitors' states,
+    and a request ranks from the stored state (no history query, no forward pass) with the same
+    items, scores and reasons as the full path; a stale or foreign state is never used."""
+    from recsys.engine import recommend
+    from recsys.models import Item, SlotConfig, StrategyConfig, VisitorProfile, VisitorSequenceState
+    from recsys.services import interests, privacy, sequential
+    from recsys.tasks import process_events, train_sequential
+    from tracking.services import record_event
+
+    by_title = {f.title: str(f.ml_id) for f in embedded_catalogue}
+    chain = [by_title["Alien"], by_title["Aliens"], by_title["The Terminator"]]
+    start = datetime.now(timezone.utc) - timedelta(hours=2)
+    for v in range(8):
+        for n, item in enumerate(chain):
+            record_event("item_viewed", visitor_id=f"v{v}", item_id=item, occurred_at=start + timedelta(minutes=v * 5 + n))
+    record_event("item_viewed", visitor_id="fresh", item_id=chain[0], occurred_at=start + timedelta(hours=1))
+    interests.catch_up(settle=0)
+    StrategyConfig.objects.create(strategy_id="sequential/next-item", config=TINY)
+    SlotConfig.objects.create(slot="next", version=1, config={
+        "strategies": {"sequential/next-item": 1.0}, "exclude_events": {"item_viewed": None}, "limit": 3})
+    assert train_sequential() == 1
+
+    # The backfill wrote a current state for every profiled visitor.
+    row = VisitorSequenceState.objects.get(visitor_id="fresh")
+    assert row.basis == VisitorProfile.objects.get(visitor_id="fresh").last_event_id
+    assert row.last_item_id == chain[0] and len(bytes(row.state)) == 4 * 2 * 16  # float32, 2 members x d=16
+    full = recommend("fresh", "next", k=3).as_dict()  # (a state is used when current: below)
+
+    def no_history(*args, **kwargs):
+        raise AssertionError("the stored state should have been used")
+
+    with monkeypatch.context() as m:
+        m.setattr(sequential, "visitor_sequence_titled", no_history)
+        stored = recommend("fresh", "next", k=3).as_dict()
+    VisitorSequenceState.objects.all().delete()
+    inline = recommend("fresh", "next", k=3).as_dict()
+    assert [i["item_id"] for i in stored["items"]] == [i["item_id"] for i in inline["items"]]
+    assert [i["item_id"] for i in full["items"]] == [i["item_id"] for i in inline["items"]]
+    assert stored["items"][0]["item_id"] == chain[1]
+    assert stored["items"][0]["reasons"] == inline["items"][0]["reasons"]
+    assert stored["items"][0]["reasons"][0]["text"] == "Often watched after Alien (1995)"
+    np.testing.assert_allclose([i["score"] for i in stored["items"]], [i["score"] for i in inline["items"]], atol=1e-4)
+
+    # A new event: until its fold updates the state, the stored one is stale and not read.
+    sequential.backfill_states()
+    record_event("item_viewed", visitor_id="fresh", item_id=chain[1], occurred_at=start + timedelta(hours=1, minutes=1))
+    interests.catch_up(settle=0)
+    with monkeypatch.context() as m:
+        m.setattr(sequential, "visitor_sequence_titled", no_history)
+        with pytest.raises(AssertionError, match="stored state"):
+            recommend("fresh", "next", k=3)
+    process_events()  # the realtime task: fold (nothing left), then states, then pushes
+    record_event("item_viewed", visitor_id="fresh", item_id=chain[2], occurred_at=start + timedelta(hours=1, minutes=2))
+    process_events()
+    row = VisitorSequenceState.objects.get(visitor_id="fresh")
+    assert row.basis == VisitorProfile.objects.get(visitor_id="fresh").last_event_id and row.last_item_id == chain[2]
+    after_title = Item.objects.get(item_id=chain[2]).title
+    with monkeypatch.context() as m:
+        m.setattr(sequential, "visitor_sequence_titled", no_history)
+        after = recommend("fresh", "next", k=3)
+    assert after.items[0].reasons[0].text == f"Often watched after {after_title}"
+
+    # An older writer (lower basis) never overwrites a newer state; a newer model version does.
+    newest = VisitorSequenceState.objects.get(visitor_id="fresh")
+    VisitorSequenceState.objects.filter(pk=newest.pk).update(basis=newest.basis + 1000)
+    sequential.update_states(["fresh"])
+    assert VisitorSequenceState.objects.get(visitor_id="fresh").basis == newest.basis + 1000
+    assert train_sequential() == 2
+    row = VisitorSequenceState.objects.get(visitor_id="fresh")
+    assert row.model_id != newest.model_id and row.basis == newest.basis
+
+    privacy.forget(["fresh"])
+    assert not VisitorSequenceState.objects.filter(visitor_id="fresh").exists()
+
+
+def test_top_on_a_very_large_catalogue_searches_candidates_and_agrees_with_the_full_product():
+    """From ANN_MIN_ITEMS up, candidates come from each member's inner-product index and the
+    softmax normaliser's tail from a fixed sample: the items and their probabilities stay those
+    of the full product (here on a trained model of 6,000 items, the threshold lowered)."""
+    pytest.importorskip("faiss")
+    rng = np.random.default_rng(11)
+    n_items, clusters = 6000, 60
+    items = [f"i{k}" for k in range(n_items)]
+    label = rng.integers(0, clusters, n_items)
+    centres = rng.standard_normal((clusters, 24)).astype(np.float32)
+    text = (centres[label] + 0.3 * rng.standard_normal((n_items, 24))).astype(np.float32)
+    members = [np.flatnonzero(label == c) for c in range(clusters)]
+    seqs = [[items[i] for i in rng.choice(members[rng.integers(clusters)], 8)] for _ in range(1500)]
+    model = seqmodel.train(seqs, items, text, seqmodel.SeqConfig.from_dict(
+        {**TINY, "d": 32, "epochs": 4, "ensemble": 2, "lr": 0.005}))
+    model.ANN_MIN_ITEMS = 1000
+    histories = [seqs[k][:5] for k in range(0, 1500, 50)]
+    hidden = model.hidden_states([model.encode_history(h) for h in histories])
+    assert model._ann() is not None
+    overlap, errors = [], []
+    for history, h in zip(histories, hidden):
+        searched = dict(model.top_from_hidden(h, 10, exclude=history[:2]))
+        probs = np.exp(model.score(history))
+        probs[[model.index[i] - 1 for i in history[:2]]] = -1
+        best = [model.item_ids[i] for i in np.argsort(-probs)[:10]]
+        assert not set(searched) & set(history[:2])
+        overlap.append(len(set(searched) & set(best)) / 10)
+        errors += [abs(p / probs[model.index[i] - 1] - 1) for i, p in searched.items() if i in best]
+    assert np.mean(overlap) >= 0.9 and min(overlap) >= 0.6, overlap
+    assert np.median(errors) < 0.1 and np.quantile(errors, 0.9) < 0.3, np.quantile(errors, [0.5, 0.9])
+
+
 @pytest.mark.django_db(transaction=True)
 def test_strategy_recommends_the_next_item_with_a_reason(embedded_catalogue):
     from recsys.engine import recommend
