@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Iterable
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 
 from tracking.models import Event
 
@@ -15,6 +15,7 @@ from . import projection
 from ..conf import settings
 from ..encoders import get_encoder
 from ..models import Item, ProjectionCursor, VisitorProfile
+from .vectors import binary_vector_cursor
 
 CURSOR = "interests"
 # Events per projection transaction. Measured: one visitor's event folds in well
@@ -35,11 +36,25 @@ def load_state(profile: VisitorProfile) -> im.InterestState:
 def store_state(profile: VisitorProfile, state: im.InterestState) -> None:
     profile.long_term = state.long_term
     profile.short_term = state.short_term
-    profile.interests = [{"vector": [round(float(x), 6) for x in it.vector], "weight": round(it.weight, 6),
+    profile.interests = [{"vector": _rounded(it.vector), "weight": round(it.weight, 6),
                           "label": it.label} for it in state.interests]
     profile.rate_per_hour = state.rate_per_hour
     profile.last_event_at = state.last_event_at
     profile.event_count = state.event_count
+
+
+def _rounded(vector) -> list[float]:
+    """``[round(float(x), 6) for x in vector]``, in NumPy for float32 vectors (all the fold makes).
+
+    Same floats: a float32 times 10**6 is exact in a double (24 + 14 significant bits), so
+    ``rint`` rounds the exact value half to even as ``round`` does, and the quotient by 10**6
+    is the double nearest the rounded decimal, which ``round`` returns too. Measured: the
+    per-float loop was ~3% of the realtime worker's time under bench_freshness.
+    """
+    v = np.asarray(vector)
+    if v.dtype != np.float32:
+        return [round(float(x), 6) for x in v]
+    return np.round(v.astype(np.float64), 6).tolist()
 
 
 def _vectors_for(events: list[Event]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -47,9 +62,14 @@ def _vectors_for(events: list[Event]) -> tuple[dict[str, np.ndarray], dict[str, 
     item_ids = {e.item_id for e in events if e.item_id}
     items = {}
     if item_ids:
-        for item_id, emb in Item.objects.filter(item_id__in=item_ids, embedding_model=encoder.name).values_list("item_id", "embedding"):
-            if emb is not None:
-                items[item_id] = np.asarray(emb, dtype=np.float32)
+        # pgvector's binary format straight into NumPy: the ORM parsed each embedding's text
+        # form in Python (Vector._from_text), 3-5% of the realtime worker under load.
+        with binary_vector_cursor() as cursor:
+            cursor.execute(f"SELECT item_id, embedding FROM {Item._meta.db_table} "
+                           "WHERE item_id = ANY(%s) AND embedding_model = %s AND embedding IS NOT NULL",
+                           [sorted(item_ids), encoder.name], binary=True)
+            for item_id, emb in cursor:
+                items[item_id] = emb.to_numpy()
     queries = sorted({str(e.properties.get("query", ""))[:256] for e in events if e.name == "searched"} - {""})
     qvecs = dict(zip(queries, encoder.encode(queries))) if queries else {}
     return items, qvecs
@@ -121,36 +141,97 @@ def _save(profiles: Iterable[VisitorProfile]) -> None:
     new = [p for p in profiles if p.pk is None]
     old = [p for p in profiles if p.pk is not None]
     if new:
-        VisitorProfile.objects.bulk_create(new, batch_size=500)
+        _insert(new)
     if old:
         _update(old)
 
 
-def _vec_text(vec) -> str | None:
-    return None if vec is None else "[" + ",".join(map(repr, np.asarray(vec, dtype=np.float32).tolist())) + "]"
+def _vectors(values) -> list[np.ndarray | None]:
+    """Vector column values as float32 arrays, for a ``%b::vector[]`` parameter: pgvector's binary
+    dumper sends their bytes. Measured: building the text literals (repr() of every float) for
+    the UPDATE was ~1.5% of the realtime worker, and PostgreSQL then parsed them back."""
+    return [None if v is None else np.asarray(v, dtype=np.float32) for v in values]
+
+
+def _insert(profiles: list[VisitorProfile]) -> None:
+    """New profiles in one INSERT ... SELECT FROM unnest(), vectors in binary as in ``_update``.
+
+    Every concrete column, prepared as ``bulk_create`` prepares it (``pre_save`` fills
+    ``updated_at``), so a column added to the model is written here too; the ids come back
+    per visitor (unique) and the instances are marked saved, as ``bulk_create`` leaves them.
+    """
+    from pgvector.django import VectorField
+
+    fields = [f for f in VisitorProfile._meta.concrete_fields if not f.primary_key]
+    params, casts = [], []
+    for f in fields:
+        values = [f.pre_save(p, add=True) for p in profiles]
+        if isinstance(f, VectorField):
+            params.append(_vectors(values))
+            casts.append("%b::vector[]")
+        else:
+            params.append([f.get_db_prep_save(v, connection) for v in values])
+            casts.append(f"%b::{f.db_type(connection)}[]")
+    with binary_vector_cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {VisitorProfile._meta.db_table} ({', '.join(f.column for f in fields)}) "
+            f"SELECT * FROM unnest({', '.join(casts)}) RETURNING id, visitor_id",
+            params,
+        )
+        ids = {visitor_id: pk for pk, visitor_id in cursor.fetchall()}
+    for p in profiles:
+        p.pk = ids[p.visitor_id]
+        p._state.adding, p._state.db = False, connection.alias
 
 
 def _update(profiles: list[VisitorProfile]) -> None:
     """One UPDATE ... FROM unnest() for the batch. Measured: Django's bulk_update (a CASE
-    per column and row) took 40% of a one-event projection transaction, ~40 ms."""
+    per column and row) took 40% of a one-event projection transaction, ~40 ms.
+
+    Every array goes in binary (``%b``), as in ``_insert``: in text, psycopg escapes each
+    element with a regex, and each interests JSON is ~15 kB of quotes to escape."""
     import json
 
-    from django.db import connection
-
-    cols = [[p.pk for p in profiles], [p.user_id for p in profiles], [_vec_text(p.long_term) for p in profiles],
-            [_vec_text(p.short_term) for p in profiles], [json.dumps(p.interests) for p in profiles],
+    cols = [[p.pk for p in profiles], [p.user_id for p in profiles], _vectors(p.long_term for p in profiles),
+            _vectors(p.short_term for p in profiles), [json.dumps(p.interests) for p in profiles],
             [p.rate_per_hour for p in profiles], [p.last_event_at for p in profiles],
             [p.event_count for p in profiles], [p.last_event_id for p in profiles]]
-    with connection.cursor() as cursor:
+    with binary_vector_cursor() as cursor:
         cursor.execute(
-            f"UPDATE {VisitorProfile._meta.db_table} AS p SET user_id = u.user_id, long_term = u.lt::vector, "
-            "short_term = u.st::vector, interests = u.interests::jsonb, rate_per_hour = u.rate, "
+            f"UPDATE {VisitorProfile._meta.db_table} AS p SET user_id = u.user_id, long_term = u.lt, "
+            "short_term = u.st, interests = u.interests::jsonb, rate_per_hour = u.rate, "
             "last_event_at = u.at, event_count = u.cnt, last_event_id = u.leid, updated_at = now() "
-            "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::float8[], "
-            "%s::timestamptz[], %s::int[], %s::bigint[]) AS u(id, user_id, lt, st, interests, rate, at, cnt, leid) "
+            "FROM unnest(%b::bigint[], %b::text[], %b::vector[], %b::vector[], %b::text[], %b::float8[], "
+            "%b::timestamptz[], %b::int[], %b::bigint[]) AS u(id, user_id, lt, st, interests, rate, at, cnt, leid) "
             "WHERE p.id = u.id",
             cols,
         )
+
+
+# The columns the fold reads and ``_update`` writes, in the model's field order (``from_db``
+# takes the values in that order); the others stay deferred.
+_FOLD_COLUMNS = ("id", "visitor_id", "user_id", "long_term", "short_term", "interests", "event_count",
+                 "rate_per_hour", "last_event_at", "last_event_id")
+
+
+def load_profiles(visitor_ids: Iterable[str]) -> dict[str, VisitorProfile]:
+    """These visitors' profiles by visitor id, as ``VisitorProfile.objects.filter(...)`` gives
+    them for ``fold``, but read in pgvector's binary format: long_term and short_term arrive
+    as float32 arrays instead of text the ORM parses float by float (``Vector._from_text``,
+    a visible share of the realtime worker under load). Built with ``from_db`` like any
+    queryset row; the columns the fold never touches (``summary``) are deferred.
+    """
+    with binary_vector_cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(_FOLD_COLUMNS)} FROM {VisitorProfile._meta.db_table} "
+                       "WHERE visitor_id = ANY(%b)", [sorted(visitor_ids)], binary=True)
+        rows = cursor.fetchall()
+    profiles = {}
+    for pk, visitor_id, user_id, long_term, short_term, *rest in rows:
+        profiles[visitor_id] = VisitorProfile.from_db(
+            connection.alias, _FOLD_COLUMNS,
+            (pk, visitor_id, user_id, None if long_term is None else long_term.to_numpy(),
+             None if short_term is None else short_term.to_numpy(), *rest))
+    return profiles
 
 
 def _ensure_items(events: list[Event]) -> None:
@@ -184,7 +265,7 @@ def _apply_batch(limit: int) -> tuple[dict[str, tuple[int, datetime]], int]:
             return {}, 0
         _ensure_items(events)
         visitor_ids = {e.visitor_id for e in events}
-        profiles = {p.visitor_id: p for p in VisitorProfile.objects.filter(visitor_id__in=visitor_ids)}
+        profiles = load_profiles(visitor_ids)
         touched = fold(events, profiles)
         _save([profiles[v] for v in touched])
         cursor.txid, cursor.position = events[-1].txid, events[-1].id

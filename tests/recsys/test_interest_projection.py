@@ -171,3 +171,87 @@ def test_the_realtime_fold_hands_back_visitors_first_come_first_served(embedded_
               for v, _ in touched}
     assert dict(touched) == newest
     assert interests.catch_up_in_order() == []  # nothing pending
+
+
+def test_the_fold_resumes_from_and_stores_exactly_what_the_orm_reads(embedded_catalogue):
+    """The fold reads profiles and item vectors in pgvector's binary format and writes them
+    back in binary: the state it resumes from is the one the ORM reads, to the bit, and what
+    it stores is its in-memory state (interests to six decimals), for a new visitor as for
+    a known one. Otherwise an event would count differently in a replay than live."""
+    from django.db import transaction
+
+    from tracking.models import Event
+
+    start = timezone.now() - timedelta(hours=5)
+    for n, item in enumerate(x for pair in zip(ANIMATED, SCIFI) for x in pair):
+        record_event("item_viewed", visitor_id="vis-binary", user_id="u-binary", item_id=item,
+                     occurred_at=start + timedelta(minutes=9 * n))
+    record_event("rated", visitor_id="vis-binary", item_id="11", properties={"value": 2},
+                 occurred_at=start + timedelta(hours=2))
+    interests.catch_up()
+
+    orm = VisitorProfile.objects.get(visitor_id="vis-binary")
+    loaded = interests.load_profiles(["vis-binary", "vis-nobody"])
+    assert list(loaded) == ["vis-binary"]
+    got = loaded["vis-binary"]
+    assert (got.pk, got.user_id, got.last_event_id) == (orm.pk, "u-binary", orm.last_event_id)
+    assert got.summary == orm.summary  # a column the fold never reads, loaded on access
+    a, b = interests.load_state(got), interests.load_state(orm)
+    assert len(b.interests) >= 2
+    assert a.long_term.dtype == a.short_term.dtype == np.float32
+    assert np.array_equal(a.long_term, b.long_term) and np.array_equal(a.short_term, b.short_term)
+    assert [(list(i.vector), i.weight, i.label) for i in a.interests] == \
+        [(list(i.vector), i.weight, i.label) for i in b.interests]
+    assert (a.rate_per_hour, a.last_event_at, a.event_count) == (b.rate_per_hour, b.last_event_at, b.event_count)
+
+    def fold_and_save(*events):
+        with transaction.atomic():
+            profiles = interests.load_profiles({e.visitor_id for e in events})
+            touched = interests.fold(events, profiles)
+            interests._save([profiles[v] for v in touched])
+        for visitor_id, folded in profiles.items():
+            stored = VisitorProfile.objects.get(visitor_id=visitor_id)
+            assert stored.pk == folded.pk and not folded._state.adding
+            for column in ("long_term", "short_term"):
+                want = getattr(folded, column)
+                assert stored_vector(stored, column) == (None if want is None else want.tolist())
+            assert stored.interests == folded.interests
+            assert (stored.user_id, stored.event_count, stored.last_event_id, stored.last_event_at) == \
+                (folded.user_id, folded.event_count, folded.last_event_id, folded.last_event_at)
+            assert stored.summary == ""
+        return touched
+
+    def stored_vector(profile, column):
+        value = getattr(profile, column)
+        return None if value is None else np.asarray(value, dtype=np.float32).tolist()
+
+    record_event("item_viewed", visitor_id="vis-binary", item_id="12", occurred_at=start + timedelta(hours=3))
+    record_event("added_to_cart", visitor_id="vis-binary-new", user_id="u-new", item_id="6",
+                 occurred_at=start + timedelta(hours=3))
+    assert fold_and_save(*Event.objects.filter(id__gt=orm.last_event_id).order_by("id")) == \
+        {"vis-binary", "vis-binary-new"}
+    # A new visitor whose only event carries no vector: a row without vectors.
+    record_event("identified", visitor_id="vis-binary-none", user_id="u-none")
+    assert fold_and_save(Event.objects.get(visitor_id="vis-binary-none")) == {"vis-binary-none"}
+    assert VisitorProfile.objects.get(visitor_id="vis-binary-none").long_term is None
+
+
+def test_interest_vectors_are_stored_to_six_decimals_as_round_does():
+    """Stored interest centroids are each float rounded to six decimals exactly as Python's
+    round() rounds it (half to even on the float's exact value), whatever the magnitude."""
+    import json
+
+    from recsys import interest_model as im
+
+    rng = np.random.default_rng(7)
+    vectors = [rng.standard_normal(384).astype(np.float32) * np.float32(scale)
+               for scale in (1e-7, 1e-4, 0.05, 1.0, 40.0, 3e5)]
+    # Exact ties at the sixth decimal (k/128 = n + 0.5 millionths for odd k), and values that
+    # round to a signed zero.
+    vectors.append(np.asarray([k / 128 for k in range(-200, 200)] + [-3e-7, 3e-7, -5e-7, 5e-7, 0.0, -0.0],
+                              dtype=np.float32))
+    state = im.InterestState(interests=[im.Interest(v, 1.0) for v in vectors])
+    profile = VisitorProfile(visitor_id="vis-rounding")
+    interests.store_state(profile, state)
+    assert json.dumps([i["vector"] for i in profile.interests]) == \
+        json.dumps([[round(float(x), 6) for x in v] for v in vectors])
