@@ -76,6 +76,9 @@ def refold(visitor_ids: Sequence[str]) -> dict[str, int]:
         for start in range(0, len(ids), REFOLD_CHUNK):
             chunk = ids[start:start + REFOLD_CHUNK]
             VisitorProfile.objects.filter(visitor_id__in=chunk).delete()
+            # Their stored sequence states summarise events that may be gone: drop them (the
+            # next fold writes them again; requests meanwhile read the remaining log).
+            VisitorSequenceState.objects.filter(visitor_id__in=chunk).delete()
             events = list(Event.objects.raw(
                 f"SELECT * FROM {Event._meta.db_table} WHERE visitor_id = ANY(%s) "
                 "AND (txid, id) <= (%s::text::xid8, %s) ORDER BY txid, id",
