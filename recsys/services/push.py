@@ -248,13 +248,14 @@ def refresh_many(visitor_ids: list[str], *, force: bool = False, logs: list | No
         [(f"{_key('sig', visitor_id)}:{key}", json.dumps(recs.signature())) for visitor_id, key, _, recs in lists],
         PRESENCE_TTL)
     pushed: dict[str, list[str]] = {v: [] for v in visitor_ids}
-    entries = []
+    entries, sends = [], []
     for (visitor_id, key, seq, recs), new in zip(lists, changed):
         if not new and not force:
             continue
-        layer.group_send(visitor_group(visitor_id), {**message(key, recs, seq), "type": "recs.updated"})
+        sends.append((visitor_group(visitor_id), {**message(key, recs, seq), "type": "recs.updated"}))
         pushed[visitor_id].append(key)
         entries.append(serving.log_entry(recs, "push", seq))
+    layer.group_send_many(sends)
     computed: dict[str, list] = {}
     for visitor_id, key, seq, recs in lists:
         computed.setdefault(visitor_id, []).append((key, seq, recs))
