@@ -18,6 +18,7 @@ per-phase medians in ms (wall, and this process's CPU); asserts nothing.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -115,7 +116,7 @@ def main() -> None:
         _update_sequence_states(ids)
         profiler = cProfile.Profile()
         profiler.runcall(push.profiles_changed, ids, logs=[])
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(40)
     refresh = [statistics.median(t["refresh"][0] for t in runs[b]) for b in (True, False)]
     print(f"refresh phase, batch / one by one: {refresh[0] / refresh[1]:.2f} "
           f"({refresh[0] / args.visitors:.1f} vs {refresh[1] / args.visitors:.1f} ms per visitor)")
