@@ -202,19 +202,9 @@ class NextItemModel:
 
     def score_batch(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
         """Scores (B, n_items) for histories given as index lists (oldest first): log-probabilities."""
-        # Padded to the longest history, not max_len: padding after the real items is hidden
-        # from them by the causal mask, so the scores are the same.
-        L = max(1, min(self.config.max_len, max((len(h) for h in histories), default=1)))
-        rows = np.zeros((len(histories), L), dtype=np.int64)
-        last = np.zeros(len(histories), dtype=np.int64)
-        for r, h in enumerate(histories):
-            h = list(h)[-L:]
-            rows[r, :len(h)] = h
-            last[r] = max(0, len(h) - 1)
-        seqs, at, pick = torch.from_numpy(rows), torch.from_numpy(last), torch.arange(len(histories))
+        states = torch.from_numpy(self.hidden_states(histories))
         with torch.no_grad():
-            logp = [torch.log_softmax(net.hidden(seqs, table)[pick, at] @ table[1:].T, dim=1)
-                    for net, table in zip(self.nets, self.tables())]
+            logp = [torch.log_softmax(states[:, m] @ table[1:].T, dim=1) for m, table in enumerate(self.tables())]
             if len(logp) == 1:
                 return logp[0].numpy()
             return (torch.logsumexp(torch.stack(logp), dim=0) - math.log(len(logp))).numpy()

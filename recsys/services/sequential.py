@@ -26,6 +26,10 @@ MODEL_NAME = "sequential/next-item"
 KEEP_VERSIONS = 3
 
 
+# An event that puts its item in a visitor's sequence (with ``_item_event_names()`` for %s).
+_ENGAGED = "name = ANY(%s) AND NOT is_bot AND NOT is_repeat AND item_id <> ''"
+
+
 def _item_event_names() -> list[str]:
     """Events that say "this visitor engaged with this item" (positive weight, item-bearing)."""
     return sorted(n for n, w in settings.EVENT_WEIGHTS.items() if w > 0 and n != "searched")
@@ -52,8 +56,7 @@ def visitor_sequence_titled(visitor_id: str, limit: int) -> tuple[list[str], dic
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT e.item_id, i.title FROM (SELECT item_id, occurred_at, id FROM {table} WHERE visitor_id = %s "
-            f"AND name = ANY(%s) AND NOT is_bot AND NOT is_repeat AND item_id <> '' "
-            f"ORDER BY occurred_at DESC, id DESC LIMIT %s) e "
+            f"AND {_ENGAGED} ORDER BY occurred_at DESC, id DESC LIMIT %s) e "
             f"LEFT JOIN {Item._meta.db_table} i ON i.item_id = e.item_id ORDER BY e.occurred_at, e.id",
             [visitor_id, _item_event_names(), limit])
         rows = cursor.fetchall()
@@ -263,8 +266,7 @@ def update_states(visitor_ids, model: seqmodel.NextItemModel | None = None) -> i
             f"SELECT q.v, p.last_event_id, e.item_id FROM unnest(%s::text[]) AS q(v) "
             f"JOIN {VisitorProfile._meta.db_table} p ON p.visitor_id = q.v "
             f"LEFT JOIN LATERAL (SELECT item_id, occurred_at, id FROM {events} WHERE visitor_id = q.v "
-            f"  AND name = ANY(%s) AND NOT is_bot AND NOT is_repeat AND item_id <> '' "
-            f"  ORDER BY occurred_at DESC, id DESC LIMIT %s) e ON true "
+            f"  AND {_ENGAGED} ORDER BY occurred_at DESC, id DESC LIMIT %s) e ON true "
             f"ORDER BY q.v, e.occurred_at, e.id", [ids, _item_event_names(), model.config.max_len])
         rows = cursor.fetchall()
     basis: dict[str, int] = {}
