@@ -13,8 +13,10 @@ that never appeared in training still has a meaningful (content) embedding.
 from __future__ import annotations
 
 import io
+import logging
 import math
 import random
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
@@ -168,7 +170,9 @@ class NextItemModel:
             net.eval()
         self._tables = None
         self._int8_tables = None
-        self._ann_indexes = None
+        self._ann_indexes = None  # per member (_AnnShortlist); [] when not used
+        self._ann_thread = None
+        self._ann_lock = threading.Lock()
 
     def tables(self) -> list[torch.Tensor]:
         if self._tables is None:
@@ -189,7 +193,8 @@ class NextItemModel:
         with torch.no_grad():
             self._tables = [torch.cat([table, net.proj(rows)]) for net, table in zip(self.nets, self.tables())]
         self._int8_tables = None
-        self._ann_indexes = None
+        with self._ann_lock:
+            self._ann_indexes = None  # rebuilt over the new table (a build in flight is dropped)
         for item_id, _ in new:
             self.item_ids.append(item_id)
             self.index[item_id] = len(self.item_ids)
@@ -327,12 +332,40 @@ class NextItemModel:
     ANN_MIN_ITEMS = 50_000
 
     def _ann(self) -> list | None:
-        if getattr(self, "_ann_indexes", None) is None or len(self._ann_indexes) != len(self.nets):
-            tables = self.tables()
-            big = tables[0].shape[0] - 1 >= self.ANN_MIN_ITEMS
-            built = [_AnnShortlist.build(t[1:], seed=m) for m, t in enumerate(tables)] if big else []
-            self._ann_indexes = built if built and all(b is not None for b in built) else []
+        """The members' search indexes, or None while there are none (a small catalogue, no
+        faiss, or still building: the int8 product serves meanwhile)."""
+        if self._ann_indexes is None:
+            self.prepare_search(wait=False)
         return self._ann_indexes or None
+
+    def prepare_search(self, wait: bool = True, timeout: float | None = None) -> bool:
+        """Build the members' search indexes (``ANN_MIN_ITEMS`` or more items) on a background
+        thread: ~8 s per member at 100,000 items, which must not stall the request that first
+        needs them. ``wait``: block until built. True when the indexes are in use."""
+        with self._ann_lock:
+            if self._ann_indexes is None and self._ann_thread is None:
+                tables = self.tables()
+                if tables[0].shape[0] - 1 < self.ANN_MIN_ITEMS:
+                    self._ann_indexes = []
+                else:
+                    def build(tables=tables):
+                        try:
+                            built = [_AnnShortlist.build(t[1:], seed=m) for m, t in enumerate(tables)]
+                            ready = built if all(b is not None for b in built) else []
+                        except Exception:  # the full product keeps serving
+                            logging.getLogger(__name__).exception("recsys: could not build the candidate search")
+                            ready = []
+                        with self._ann_lock:
+                            if self._tables is not None and self._tables[0] is tables[0]:  # items not added since
+                                self._ann_indexes = ready
+                            self._ann_thread = None
+
+                    self._ann_thread = threading.Thread(target=build, name="liverec-seq-search", daemon=True)
+                    self._ann_thread.start()
+            thread = self._ann_thread
+        if wait and thread is not None:
+            thread.join(timeout)
+        return bool(self._ann_indexes)
 
     #: Catalogue size from which ``top`` takes the full-table product in int8.
     INT8_MIN_ITEMS = 20_000

@@ -231,6 +231,7 @@ def current_model() -> seqmodel.NextItemModel | None:
         new_ids, new_text = _items_unknown_to(model)
         if new_ids:
             model.add_items(new_ids, new_text)
+        model.prepare_search(wait=False)  # large catalogues: candidate search built in the background
         _cache[MODEL_NAME] = (key, model)
     return model
 

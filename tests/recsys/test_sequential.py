@@ -221,7 +221,10 @@ def test_top_on_a_very_large_catalogue_searches_candidates_and_agrees_with_the_f
     model.ANN_MIN_ITEMS = 1000
     histories = [seqs[k][:5] for k in range(0, 1500, 50)]
     hidden = model.hidden_states([model.encode_history(h) for h in histories])
-    assert model._ann() is not None
+    # The first request starts the index build on a thread and is answered meanwhile (by the
+    # full product unless the build already finished); once built, the search serves.
+    assert [i for i, _ in model.top_from_hidden(hidden[0], 10)]
+    assert model.prepare_search(wait=True) and model._ann() is not None
     overlap, errors = [], []
     for history, h in zip(histories, hidden):
         searched = dict(model.top_from_hidden(h, 10, exclude=history[:2]))
