@@ -244,6 +244,8 @@ def refresh_many(visitor_ids: list[str], *, force: bool = False, logs: list | No
     lists, unknown = current_lists_many({v: keys for v, keys in keys_of.items() if keys})
     if unknown:
         logger.warning("recsys: visitor sockets name unknown slots %s", sorted({key for _, key in unknown}))
+    # Signatures of the lists pushed to every tab; only pushes set them: a list sent to one
+    # socket (resync) must not stop another tab, still showing an older list, from getting it.
     changed = pushstate.swap_signatures(
         [(f"{_key('sig', visitor_id)}:{key}", json.dumps(recs.signature())) for visitor_id, key, _, recs in lists],
         PRESENCE_TTL)
@@ -299,7 +301,18 @@ def profiles_changed(visitor_ids: list[str], *, logs: list | None = None) -> dic
 
                 refresh_visitor.apply_async((visitor_id, now), countdown=window)
     if leading:
-        pushed = refresh_many(leading, logs=logs)
+        try:
+            pushed = refresh_many(leading, logs=logs)
+        except Exception:
+            # One visitor's failing ranking must not cost the others their push: one by one.
+            logger.exception("recsys: batch refresh of %d visitors failed; refreshing one by one", len(leading))
+            pushed = {}
+            for visitor_id in leading:
+                try:
+                    pushed.update(refresh_many([visitor_id], logs=logs))
+                except Exception:
+                    logger.exception("recsys: push for visitor %s failed", visitor_id)
+                    pushed[visitor_id] = []
         # The window runs from the end of the push: on a busy machine a ranking can outlast
         # the window, and the events that arrived meanwhile still belong to the same burst.
         pushstate.set_last_many([_key("last", v) for v in leading], int(time.time() * 1000), BURST_STATE_TTL)

@@ -258,3 +258,29 @@ def test_a_batch_of_requests_gives_each_list_as_alone_in_as_many_queries_as_one(
     assert [(r.visitor_id, r.slot) for r in lists] == [(v, slot) for v, slot, _, _ in requests]
     assert all(alone[:3]) and alone[0] != alone[1]
     assert len(many.captured_queries) <= len(one.captured_queries)
+
+
+def test_one_failing_ranking_does_not_cost_the_other_visitors_their_push(shop, monkeypatch):
+    """The realtime worker ranks the visitors a fold touched in one batch; when that batch fails
+    because of one visitor, the others are refreshed one by one and still pushed."""
+    from recsys.services import push
+    from recsys.strategies.collaborative import CoOccurrence
+
+    for visitor, item in (("push-good", "c0"), ("push-bad", "d0")):
+        shop.record(visitor, "item_viewed", item)
+        push.socket_opened(visitor, ["for-you"])
+    run_projections()
+    original = CoOccurrence.candidates_many
+
+    def broken_for_one(self, ctxs, n):
+        if any(ctx.visitor_id == "push-bad" for ctx in ctxs):
+            raise RuntimeError("a strategy bug met by one visitor")
+        return original(self, ctxs, n)
+
+    monkeypatch.setattr(CoOccurrence, "candidates_many", broken_for_one)
+    logs: list = []
+    outcomes = push.profiles_changed(["push-bad", "push-good"], logs=logs)
+    assert outcomes == {"push-bad": "unchanged", "push-good": "pushed"}
+    assert [e.visitor_id for e in logs] == ["push-good"]
+    for visitor in ("push-good", "push-bad"):
+        push.socket_closed(visitor)
