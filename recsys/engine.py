@@ -195,17 +195,18 @@ def _gather_many(requests: list[_Request], snap: dict[str, Any]):
     overlap = any(len(slot_strategies(r.conf)) > 1 for r in requests) and overlap_enabled()
     visitors = sorted({r.visitor_id for r in requests if r.visitor_id})
     profiles = submit(visitor_snapshots, visitors, overlap=overlap) if visitors else None
-    by_rules: dict[str, list[str]] = {}
-    for r in requests:
+    rules_of = [_key(r.conf.get("exclude_events", {})) for r in requests]
+    by_rules: dict[str, set[str]] = {}
+    for r, rules in zip(requests, rules_of):
         if r.visitor_id:
-            by_rules.setdefault(_key(r.conf.get("exclude_events", {})), []).append(r.visitor_id)
+            by_rules.setdefault(rules, set()).add(r.visitor_id)
     activity = {(rules, v): got for rules, vs in by_rules.items()
-                for v, got in selectors.visitor_activity_many(sorted(set(vs)), json.loads(rules)).items()}
+                for v, got in selectors.visitor_activity_many(sorted(vs), json.loads(rules)).items()}
     snapshots = profiles.result() if profiles is not None else {}
 
     ctxs, pools, filters_of = [], [], []
-    for r in requests:
-        engagements, exclude = activity.get((_key(r.conf.get("exclude_events", {})), r.visitor_id), ([], set()))
+    for r, rules in zip(requests, rules_of):
+        engagements, exclude = activity.get((rules, r.visitor_id), ([], set()))
         exclude = set(exclude)  # each request's own: the page item joins it below
         recent: list[str] = []
         for e in engagements:

@@ -27,10 +27,15 @@ def load_state(profile: VisitorProfile) -> im.InterestState:
     return im.InterestState(
         long_term=None if profile.long_term is None else np.asarray(profile.long_term, dtype=np.float32),
         short_term=None if profile.short_term is None else np.asarray(profile.short_term, dtype=np.float32),
-        interests=[im.Interest(np.asarray(i["vector"], dtype=np.float32), float(i["weight"]), i.get("label", ""))
-                   for i in profile.interests],
+        interests=_interests(profile.interests),
         rate_per_hour=profile.rate_per_hour, last_event_at=profile.last_event_at, event_count=profile.event_count,
     )
+
+
+def _interests(stored) -> list[im.Interest]:
+    """The interests JSON of a profile row as the interest model's objects."""
+    return [im.Interest(np.asarray(i["vector"], dtype=np.float32), float(i["weight"]), i.get("label", ""))
+            for i in stored]
 
 
 def store_state(profile: VisitorProfile, state: im.InterestState) -> None:
@@ -346,7 +351,6 @@ def visitor_snapshots(visitor_ids) -> dict:
     """
     from ..models import VisitorSequenceState
     from .sequential import state_from_row
-    from .vectors import binary_vector_cursor
 
     ids = list(visitor_ids)
     if not ids:
@@ -365,8 +369,7 @@ def visitor_snapshots(visitor_ids) -> dict:
         state = im.InterestState(
             long_term=None if long_term is None else long_term.to_numpy().astype(np.float32, copy=False),
             short_term=None if short_term is None else short_term.to_numpy().astype(np.float32, copy=False),
-            interests=[im.Interest(np.asarray(i["vector"], dtype=np.float32), float(i["weight"]), i.get("label", ""))
-                       for i in interests or ()],
+            interests=_interests(interests or ()),
             rate_per_hour=rate, last_event_at=last_event_at, event_count=count,
         )
         out[visitor_id] = (state, state_from_row(*sequence))

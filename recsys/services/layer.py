@@ -40,9 +40,7 @@ def _loop() -> asyncio.AbstractEventLoop:
 
 def group_send(group: str, message: dict[str, Any]) -> None:
     """Send ``message`` to ``group`` and wait for the layer to accept it."""
-    layer = get_channel_layer()
-    future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _loop())
-    future.result(timeout=SEND_TIMEOUT_SECONDS)
+    group_send_many([(group, message)])
 
 
 def group_send_many(sends: list[tuple[str, dict[str, Any]]]) -> None:

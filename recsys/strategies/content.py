@@ -12,7 +12,7 @@ from .base import Candidate, Reason, RequestContext, Strategy
 
 def nearest_items(vec, n: int, exclude: set[str]) -> list[tuple[str, float]]:
     """(item_id, cosine similarity) of the ``n`` nearest available items by HNSW."""
-    return nearest_items_many([vec], n, exclude)[0]
+    return nearest_items_for([(vec, exclude)], n)[0]
 
 
 _sessions: dict[int, tuple[object, int, bool]] = {}
@@ -42,14 +42,6 @@ def _prepare_session(cursor, fetch: int) -> bool:
         _sessions.clear()
     _sessions[id(raw)] = (raw, want, iterative)
     return iterative
-
-
-def nearest_items_many(vecs: list, n: int, exclude: set[str]) -> list[list[tuple[str, float]]]:
-    """``nearest_items`` for several query vectors in one round trip (a LATERAL HNSW scan each).
-
-    Returns, per vector, (item_id, cosine similarity) of its ``n`` nearest available items.
-    """
-    return nearest_items_for([(vec, exclude) for vec in vecs], n)
 
 
 def nearest_items_for(queries: list[tuple[object, set[str]]], n: int) -> list[list[tuple[str, float]]]:
