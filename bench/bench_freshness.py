@@ -34,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import bench.prodenv  # noqa: E402,F401  (DEBUG off, one thread, offline models)
+from bench import cpucount  # noqa: E402
 
 import django  # noqa: E402
 
@@ -205,18 +206,40 @@ async def floor(port: int, samples: int) -> list[float]:
     return out
 
 
+TRACE = Path(os.environ.get("TMPDIR", "/tmp")) / f"liverec-cycles-{os.getpid()}.jsonl"
+
+
+def cycle_report(start: float, end: float) -> str:
+    """The realtime workers' cycles that began within [start, end] (``recsys.tasks._CycleTrace``)."""
+    try:
+        cycles = [c for c in map(json.loads, TRACE.read_text().splitlines()) if start <= c["start"] <= end]
+    except OSError:
+        return "  (no cycle trace)"
+    busy = [c for c in cycles if c["touched"]]
+    if not busy:
+        return f"  cycles: {len(cycles)}, none touched a visitor"
+    med = {p: statistics.median(c.get(p, 0.0) for c in busy)
+           for p in ("total", "fold", "states", "refresh", "serve", "associations")}
+    return (f"  cycles: {len(cycles)} ({len(cycles) / (end - start):.1f}/s, {len(busy)} touching visitors: median "
+            f"{statistics.median(c['touched'] for c in busy):.0f} visitors, phases in ms: "
+            + ", ".join(f"{p} {v:.1f}" for p, v in med.items()) + ")")
+
+
 async def run(args, port: int, catalogue: list[str]) -> None:
     gap = liverec.PUSH_DEBOUNCE_MS / 1000 + 0.05
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
         await measure(port, http, f"bench-warm-{uuid.uuid4().hex[:8]}", 10, gap, catalogue)  # warm every process up
-        print(summary("floor: Celery task -> WebSocket", await floor(port, args.samples)), flush=True)
-        idle, missed = await measure(port, http, f"bench-idle-{uuid.uuid4().hex[:8]}", args.samples, gap, catalogue)
-        print(summary("idle: POST -> pushed list", idle, f"(no push: {missed})"), flush=True)
-        print(summary("  of which the POST answered", measure.answered), flush=True)
+        if not args.load_only:
+            print(summary("floor: Celery task -> WebSocket", await floor(port, args.samples)), flush=True)
+            idle, missed = await measure(port, http, f"bench-idle-{uuid.uuid4().hex[:8]}", args.samples, gap, catalogue)
+            print(summary("idle: POST -> pushed list", idle, f"(no push: {missed})"), flush=True)
+            print(summary("  of which the POST answered", measure.answered), flush=True)
         stop = asyncio.Event()
         bg = asyncio.create_task(background(port, args.bg_rate, args.bg_visitors, catalogue, stop))
         await asyncio.sleep(3)  # let the load reach its rate
-        loaded, missed = await measure(port, http, f"bench-load-{uuid.uuid4().hex[:8]}", args.samples, gap, catalogue)
+        load_started = time.time()
+        with cpucount.Phase() as cpu:
+            loaded, missed = await measure(port, http, f"bench-load-{uuid.uuid4().hex[:8]}", args.samples, gap, catalogue)
         stop.set()
         counts = await bg
         rate = counts["events"] / counts["seconds"]
@@ -224,6 +247,8 @@ async def run(args, port: int, catalogue: list[str]) -> None:
         print(summary("  of which the POST answered", measure.answered), flush=True)
         print(f"  background: {rate:.0f} events/s achieved from {args.bg_visitors} visitors with open sockets, "
               f"{counts['posts']} posts, {counts['pushes']} pushes received, {counts['errors']} errors", flush=True)
+        print(cpu.report(), flush=True)
+        print(cycle_report(load_started, time.time()), flush=True)
 
 
 def main() -> None:
@@ -231,11 +256,14 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=150)
     parser.add_argument("--bg-rate", type=int, default=200, help="background events per second")
     parser.add_argument("--bg-visitors", type=int, default=50)
+    parser.add_argument("--load-only", action="store_true", help="skip the floor and idle phases")
     parser.add_argument("--rt-workers", type=int, default=None,
                         help="realtime Celery workers (default: the devstack's, LIVEREC_RT_WORKERS or 2)")
     args = parser.parse_args()
     catalogue = ensure_catalogue()
     from tests.stack import start_stack
+
+    os.environ["LIVEREC_CYCLE_TRACE"] = str(TRACE)  # inherited by the stack's workers
 
     stack = start_stack(dict(settings.DATABASES["default"]), realtime=args.rt_workers)
     try:
@@ -245,6 +273,7 @@ def main() -> None:
         asyncio.run(run(args, stack.port, catalogue))
     finally:
         stack.stop()
+        TRACE.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -154,6 +154,11 @@ CELERY_BEAT_SCHEDULE = {
     "liverec-catch-up": {"task": "recsys.tasks.process_events",
                          "schedule": float(os.environ.get("LIVEREC_CATCH_UP_SECONDS", "30")),
                          "options": {"queue": "liverec.realtime", "expires": 60}},
+    # The association fold (and trending) is requested by the realtime task; this catches up
+    # whatever a lost request left behind.
+    "liverec-catch-up-associations": {"task": "recsys.tasks.fold_associations",
+                                      "schedule": float(os.environ.get("LIVEREC_CATCH_UP_SECONDS", "30")),
+                                      "options": {"queue": "liverec.batch", "expires": 60}},
     "liverec-retention": {"task": "tracking.tasks.apply_retention", "schedule": 3600.0,
                           "options": {"queue": "liverec.batch", "expires": 3600}},
     # Item pairs whose decayed weight is negligible are dropped once a day.

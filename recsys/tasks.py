@@ -1,7 +1,10 @@
 """Celery tasks: thin wrappers over services, primitive arguments, idempotent."""
 from __future__ import annotations
 
+import json
 import logging
+import os
+import time
 from typing import Sequence
 
 from celery import shared_task
@@ -23,9 +26,12 @@ def process_events() -> int:
     enqueued tasks coalesces (the first does the work, the rest find nothing) and a
     lost task is made good by the next one.
     """
+    trace = _CycleTrace()
     events.task_started()  # before reading the log: appends from now on enqueue a new task
     touched = interests.catch_up_in_order(settle=0)
+    trace.mark("fold")
     _update_sequence_states([visitor_id for visitor_id, _ in touched])
+    trace.mark("states")
     logs: list = []  # the serve log of every push, written once after them all
     try:
         # All the touched visitors at once, first come first served: one ranking batch for
@@ -34,16 +40,41 @@ def process_events() -> int:
     except Exception:
         logger.exception("recsys: pushes for %d visitors failed", len(touched))
         outcomes = {}
+    trace.mark("refresh")
     now = timezone.now()
     serving.record(logs)
-    metrics.record_push_latencies([(now - received_at).total_seconds() * 1000.0 for visitor_id, received_at in touched
-                                   if outcomes.get(visitor_id) == "pushed"])
+    latencies = [(now - received_at).total_seconds() * 1000.0 for visitor_id, received_at in touched
+                 if outcomes.get(visitor_id) == "pushed"]
+    metrics.record_push_latencies(latencies)
+    trace.mark("serve")
     touched = [visitor_id for visitor_id, _ in touched]
-    # Associations after the pushes: they are latency-critical, and the pairs a visitor's own
-    # events just formed join items that are already that visitor's seeds.
-    cooccurrence.catch_up(settle=0)
+    if touched:
+        # The association fold runs on the batch worker, not here: it was a sixth of a
+        # realtime cycle (its pair upserts the costliest statement in PostgreSQL), and every
+        # cycle it held kept a worker from the next visitor's push. Associations and trending
+        # lag the log by a batch task instead; a visitor's own push never needed them, as
+        # the pairs its events just formed join items that are already its seeds.
+        cooccurrence.request_fold()
+    trace.mark("associations")
     _request_summaries(touched)
+    trace.done(len(touched), latencies)
     return len(touched)
+
+
+@shared_task(queue=BATCH, ignore_result=True, acks_late=True)
+def fold_associations() -> int:
+    """Fold the pending log events into the item associations and popularity (trending).
+
+    Coalesced like ``process_events``: no ids, the cursor knows what is pending, and a flag
+    keeps at most one such task waiting (``cooccurrence.request_fold``)."""
+    cooccurrence.fold_started()
+    read = cooccurrence.catch_up(settle=0)
+    if read:
+        # While this fold wrote, its transaction held back the stable horizon: an event
+        # committed meanwhile was skipped by any interest fold that ran then, and only an
+        # ingest commit asks for another. Ask once more (coalesced: usually a no-op).
+        events.on_events_appended(())
+    return read
 
 
 @shared_task(queue=REALTIME, ignore_result=True)
@@ -61,6 +92,35 @@ def refresh_visitor(visitor_id: str, deferred_at: float) -> str:
 def probe_push(visitor_id: str, nonce: str) -> None:
     """Send a probe to the visitor's sockets: the Celery task -> WebSocket floor (bench, health)."""
     push.probe(visitor_id, nonce)
+
+
+class _CycleTrace:
+    """Phase timings of one realtime cycle, appended as a JSON line to the file named by the
+    environment variable LIVEREC_CYCLE_TRACE (benchmarks read them to see where a push's time
+    goes under load); off, it costs a clock read per phase."""
+
+    def __init__(self):
+        self.path = os.environ.get("LIVEREC_CYCLE_TRACE")
+        self.t0 = self.last = time.perf_counter()
+        self.started = time.time()
+        self.phases: dict[str, float] = {}
+
+    def mark(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.phases[phase] = round((now - self.last) * 1000, 2)
+        self.last = now
+
+    def done(self, touched: int, latencies: list[float]) -> None:
+        if not self.path:
+            return
+        line = json.dumps({"pid": os.getpid(), "start": self.started, "touched": touched,
+                           "latencies": [round(ms, 1) for ms in latencies],
+                           "total": round((time.perf_counter() - self.t0) * 1000, 2), **self.phases})
+        try:
+            with open(self.path, "a") as f:
+                f.write(line + "\n")
+        except OSError:
+            pass
 
 
 def _update_sequence_states(visitor_ids) -> None:

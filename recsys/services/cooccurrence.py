@@ -8,6 +8,7 @@ any batching (realtime 500, replay 5000) produces the same rows.
 """
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from decimal import Decimal
 from typing import Iterable
@@ -21,6 +22,8 @@ from ..conf import settings
 from . import projection
 from ..models import ItemAssociation, ItemPopularity, ProjectionCursor
 from .vectors import binary_vector_cursor  # a server-side-binding cursor: reads and writes in binary
+
+logger = logging.getLogger(__name__)
 
 CURSOR = "cooccurrence"
 # Events per projection transaction. Measured on the demo log: 500 events fold and upsert
@@ -186,11 +189,48 @@ def catch_up(settle: float = projection.SETTLE_SECONDS) -> int:
     return sum(projection.catch_up(lambda limit: (_apply_batch(limit),) * 2, CURSOR, APPLY_BATCH, settle))
 
 
+# Coalescing, as for ``process_events`` (see ``services.events``): while one fold task waits
+# in the queue, asking for another adds nothing; the task clears the flag as it starts, so
+# events committed after that ask again. The TTL bounds a lost task's damage (and the beat's
+# catch-up folds whatever is left).
+FOLD_QUEUED_FLAG = "liverec:fold-associations:queued"
+FOLD_QUEUED_TTL_SECONDS = 30
+
+
+def request_fold() -> None:
+    """Ask the batch worker to fold what is pending (``tasks.fold_associations``); never raises."""
+    from django.core.cache import cache
+
+    from ..tasks import fold_associations
+
+    try:
+        if not cache.add(FOLD_QUEUED_FLAG, 1, FOLD_QUEUED_TTL_SECONDS):
+            return
+    except Exception:  # noqa: BLE001 - cache down: enqueue anyway (a duplicate fold is harmless)
+        pass
+    try:
+        fold_associations.apply_async(retry=False)
+    except Exception as exc:  # broker down: the events wait in the log for the next request
+        fold_started()
+        logger.warning("recsys: could not enqueue the association fold: %s", exc)
+
+
+def fold_started() -> None:
+    """Called by the fold task before it reads the log."""
+    from django.core.cache import cache
+
+    try:
+        cache.delete(FOLD_QUEUED_FLAG)
+    except Exception:  # noqa: BLE001 - the flag expires on its own
+        pass
+
+
 def rebuild(progress=None) -> int:
     """Drop the association and popularity projections and replay the whole log; returns events read."""
     with transaction.atomic():
         ItemAssociation.objects.all().delete()
         ItemPopularity.objects.all().delete()
+        projection.lock(CURSOR)  # a fold in flight finishes first
         ProjectionCursor.objects.filter(name=CURSOR).delete()
     total = 0
     while True:

@@ -313,6 +313,7 @@ def rebuild(progress=None) -> int:
     """Drop the interest projection and replay the whole log; returns events applied."""
     with transaction.atomic():
         VisitorProfile.objects.all().delete()
+        projection.lock(CURSOR)  # a fold in flight finishes first
         ProjectionCursor.objects.filter(name=CURSOR).delete()
     total = 0
     while True:

@@ -23,7 +23,7 @@ from django.db.models import Q
 from tracking.models import Event
 
 from ..models import ProjectionCursor, RecommendationLog, VisitorProfile, VisitorSequenceState
-from . import interests, push
+from . import interests, projection, push
 
 # Visitors re-folded per query after retention: bounds the rows read at once.
 REFOLD_CHUNK = 500
@@ -32,8 +32,7 @@ REFOLD_CHUNK = 500
 def _lock_cursor() -> ProjectionCursor:
     """Take the interest projection's cursor lock: a batch in flight finishes first, and no
     new one starts until this transaction ends (so it cannot re-create what is erased)."""
-    cursor, _ = ProjectionCursor.objects.select_for_update().get_or_create(name=interests.CURSOR)
-    return cursor
+    return projection.lock(interests.CURSOR)
 
 
 # Every per-visitor cache key recsys.services.push keeps.

@@ -33,14 +33,32 @@ def derived_write() -> None:
         cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
+def lock(cursor_name: str) -> ProjectionCursor:
+    """Inside the caller's transaction: take the projection's lock and read its cursor.
+
+    A transaction-scoped advisory lock, not ``SELECT ... FOR UPDATE`` on the cursor row: a row
+    lock gives the transaction an id at once, and every running transaction with an id holds
+    back the stable horizon of all projections (``tracking.selectors.stable_horizon``). Under
+    load the association fold held the interest fold's horizon behind it for the whole fold;
+    now a projection takes an id only at its first write, at the end of its batch. Lock
+    waiters read the cursor after the holder committed (READ COMMITTED: a fresh snapshot).
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"liverec.projection:{cursor_name}"])
+    cursor, _ = ProjectionCursor.objects.get_or_create(name=cursor_name)
+    return cursor
+
+
 def next_batch(cursor_name: str, limit: int) -> tuple[ProjectionCursor, list]:
-    """Inside the caller's transaction: lock the projection's cursor and read up to ``limit``
-    events after it, below the stable horizon. The lock serialises concurrent projectors, so
-    each event is applied exactly once; the horizon is read after it (see
+    """Inside the caller's transaction: lock the projection (``lock``) and read up to ``limit``
+    events after its cursor, below the stable horizon. The lock serialises concurrent
+    projectors, so each event is applied exactly once; the horizon is read after it (see
     ``tracking.selectors.stable_horizon``). The writes that follow are derived ones.
     """
     derived_write()
-    cursor, _ = ProjectionCursor.objects.select_for_update().get_or_create(name=cursor_name)
+    cursor = lock(cursor_name)
     horizon = log.stable_horizon()
     return cursor, log.events_after(cursor.txid, cursor.position, horizon=horizon, limit=limit)
 

@@ -169,7 +169,8 @@ def test_realtime_task_and_replay_build_the_same_associations(shop):
 
     shop.record("late", "item_viewed", "d3")
     shop.record("late", "added_to_cart", "c4")
-    tasks.process_events()  # the realtime path: interests, pushes, then associations
+    tasks.process_events()  # the realtime path: interests and pushes; it asks for the association fold
+    tasks.fold_associations()  # which the batch worker runs
     assert ItemAssociation.objects.filter(item_a="d3", item_b="c4").exists()
     incremental = {(a.item_a, a.item_b): (a.log_key, a.updated) for a in ItemAssociation.objects.all()}
     assert cooccurrence.rebuild() > 0

@@ -45,3 +45,29 @@ def test_the_flag_expires_so_a_lost_task_cannot_stall_the_projection(published):
     cache.delete(events.QUEUED_FLAG)  # what the TTL does after QUEUED_FLAG_TTL_SECONDS
     events.on_events_appended([2])
     assert len(published) == 2
+
+
+# --- the association fold, requested by the realtime task and run by the batch worker ------------
+
+def test_fold_requests_while_one_waits_enqueue_nothing_more(monkeypatch):
+    from recsys.services import cooccurrence
+
+    calls = []
+    monkeypatch.setattr(tasks.fold_associations, "apply_async", lambda **kw: calls.append(kw))
+    for _ in range(5):
+        cooccurrence.request_fold()
+    assert len(calls) == 1
+    cooccurrence.fold_started()  # the queued fold begins: what is appended from now on needs a new one
+    cooccurrence.request_fold()
+    assert len(calls) == 2
+
+
+def test_a_failed_fold_request_releases_its_flag(monkeypatch):
+    from recsys.services import cooccurrence
+
+    def broker_down(**kw):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.fold_associations, "apply_async", broker_down)
+    cooccurrence.request_fold()  # never raises: the events wait in the log
+    assert cache.get(cooccurrence.FOLD_QUEUED_FLAG) is None

@@ -85,6 +85,21 @@ def test_the_websocket_receives_a_refreshed_list_after_an_event(stack, embedded_
     assert 0 <= latency["p50"] < 60_000
 
 
+def test_associations_and_trending_follow_the_log_on_the_batch_worker(stack, embedded_catalogue):
+    """The realtime task pushes, then asks the batch worker to fold the item pairs and the
+    popularity; both projections catch up with the log without anything else asking."""
+    from recsys.models import ItemAssociation, ItemPopularity, ProjectionCursor
+
+    post_events(stack, "visitor-assoc-1", 6, 7)  # Alien, then Aliens: one pair
+    pair = wait_for(lambda: ItemAssociation.objects.filter(item_a__in=["6", "7"], item_b__in=["6", "7"]).first(),
+                    what="the pair")
+    assert pair.weight > 0
+    assert set(ItemPopularity.objects.values_list("item_id", flat=True)) >= {"6", "7"}
+    last = Event.objects.order_by("-txid", "-id").values_list("id", flat=True).first()
+    wait_for(lambda: ProjectionCursor.objects.filter(name="cooccurrence", position=last).exists(),
+             what="the association cursor at the end of the log")
+
+
 def test_a_forged_token_cannot_join(stack):
     async def scenario():
         uri = f"ws://127.0.0.1:{stack.port}/liverec/ws/?token=visitor-victim:forged:sig"

@@ -16,6 +16,7 @@ from recsys import attribution
 from recsys.models import RecommendationLog, VisitorProfile
 from recsys.services import push
 from recsys.tokens import make_token
+from tests.stack import wait_for
 from tracking import services
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
@@ -145,8 +146,10 @@ def test_visitors_folded_together_each_get_their_own_list(stack, embedded_catalo
     assert len({tuple(x) for x in lists}) == 3, lists
     for visitor, items, film, msg in zip(visitors, lists, films, pushes):
         assert str(film) not in items  # the film just viewed is excluded for its viewer
-        # The list on this visitor's socket is the one logged as pushed to this visitor.
-        logged = RecommendationLog.objects.get(visitor_id=visitor, channel="push")
+        # The list on this visitor's socket is the one logged as pushed to this visitor (the
+        # worker writes its serve log after the pushes: wait for it).
+        logged = wait_for(lambda: RecommendationLog.objects.filter(visitor_id=visitor, channel="push").first(),
+                          what=f"the serve log of {visitor}")
         assert logged.rec_id == msg["recs"]["id"] and list(logged.items) == items
 
 

@@ -13,8 +13,8 @@ import threading
 import pytest
 from django.db import connection, transaction
 
-from recsys.models import ProjectionCursor, VisitorProfile
-from recsys.services import interests
+from recsys.models import VisitorProfile
+from recsys.services import interests, projection
 from tracking.services import record_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,9 +53,13 @@ def test_a_fold_waiting_on_another_projector_is_not_held_back_by_it(embedded_cat
     record_event("item_viewed", visitor_id="visitor-hz-first", item_id="1")
     interests.catch_up()
     release = threading.Event()
-    # Another worker mid-fold: it holds the cursor row lock (and so a transaction id).
-    in_other_transaction(
-        lambda: ProjectionCursor.objects.select_for_update().get(name=interests.CURSOR), release)
+    # Another worker mid-fold: it holds the projection's lock and, having written, a transaction id.
+    def mid_fold():
+        projection.lock(interests.CURSOR)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_xact_id()")
+
+    in_other_transaction(mid_fold, release)
     record_event("item_viewed", visitor_id="visitor-hz-during", item_id="6")  # a newer transaction id
     threading.Timer(0.3, release.set).start()
 
@@ -78,3 +82,17 @@ def test_catch_up_waits_out_a_short_unrelated_transaction(embedded_catalogue):
     threading.Timer(0.3, release.set).start()
     assert interests.catch_up() == {"visitor-hz-later"}  # the promise: committed before the call
     assert visitors() == {"visitor-hz-later"}
+
+
+def test_a_projection_takes_no_transaction_id_until_it_writes(embedded_catalogue):
+    """Its lock is an advisory one: a row lock would give the fold a transaction id at once,
+    holding back every projection's horizon (the other projection's too) for the whole fold."""
+    record_event("item_viewed", visitor_id="visitor-hz-xid", item_id="1")
+    interests.catch_up()  # the cursor row exists from here on (its creation is a write)
+    record_event("item_viewed", visitor_id="visitor-hz-xid", item_id="2")
+    with transaction.atomic():
+        _, pending = projection.next_batch(interests.CURSOR, 10)
+        assert len(pending) == 1
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_xact_id_if_assigned()")
+            assert cursor.fetchone()[0] is None

@@ -1,0 +1,79 @@
+"""CPU seconds per process role over a bench phase, read from /proc (Linux).
+
+Latency under load on 2 shared cores is set by who takes the CPU, so the freshness bench
+prints each role's share of the phase: the ASGI server, the realtime workers, the batch
+worker, PostgreSQL, Valkey and the bench client itself. Processes that start or exit within
+the phase count from (or up to) the snapshot that saw them.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _role(pid: int, cmdline: str) -> str | None:
+    if pid == os.getpid():
+        return "bench client"
+    if "uvicorn" in cmdline or "daphne" in cmdline:
+        return "asgi"
+    if "celery" in cmdline:
+        if "liverec.realtime" in cmdline:
+            return "realtime workers"
+        if "liverec.batch" in cmdline:
+            return "batch worker"
+        return "celery (other)"
+    if cmdline.startswith("postgres") or "/postgres" in cmdline.split(" ")[0]:
+        # The machine's own PostgreSQL 15 runs too: count only the stack's (not under /usr/lib).
+        return None if "/usr/lib/postgresql" in cmdline or ": 15/main" in cmdline else "postgres"
+    if "valkey" in cmdline or "redis-server" in cmdline:
+        return "valkey"
+    return None
+
+
+def snapshot() -> dict[int, tuple[str, float]]:
+    """{pid: (role, CPU seconds so far)} for the processes of known roles."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            stat = (entry / "stat").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        role = _role(pid, cmdline)
+        if role is None:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        out[pid] = (role, (int(fields[11]) + int(fields[12])) / TICKS)  # utime + stime
+    return out
+
+
+class Phase:
+    """``with Phase() as p: ...`` then ``p.report()``: each role's CPU as cores busy on average."""
+
+    def __enter__(self):
+        self.before = snapshot()
+        self.t0 = time.monotonic()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.monotonic() - self.t0
+        self.after = snapshot()
+        return False
+
+    def shares(self) -> dict[str, float]:
+        used: dict[str, float] = {}
+        for pid, (role, cpu) in self.after.items():
+            start = self.before.get(pid, (role, 0.0))[1]
+            used[role] = used.get(role, 0.0) + max(0.0, cpu - start)
+        return {role: cpu / self.seconds for role, cpu in sorted(used.items(), key=lambda kv: -kv[1])}
+
+    def report(self) -> str:
+        shares = self.shares()
+        parts = ", ".join(f"{role} {share:.2f}" for role, share in shares.items())
+        return f"  CPU over {self.seconds:.0f} s, in cores busy: {parts} (sum {sum(shares.values()):.2f} of {os.cpu_count()})"
