@@ -24,5 +24,6 @@ class RecsysConfig(AppConfig):
             register_adapter(adapter_cls())
         hooks.subscribe(on_events_appended)
         hooks.subscribe_erased(privacy.on_erased)
+        hooks.subscribe_expired(privacy.on_expired)
         hooks.subscribe_export(privacy.export)
         configcache.connect()

@@ -60,6 +60,36 @@ def publish_erased(visitor_ids: Sequence[str], *, user_ids: Sequence[str] = (), 
     return report
 
 
+# "Retention ran": events before ``cutoff`` are gone for everyone. Subscribers delete what
+# they keep per visitor and time-stamp (a serve log) from before it: the per-visitor rebuild of
+# "erased" covers what is derived from events, not what was recorded beside them. Errors
+# propagate as for "erased".
+ExpiredSubscriber = Callable[..., "dict | None"]
+_expired_subscribers: list[ExpiredSubscriber] = []
+
+
+def subscribe_expired(fn: ExpiredSubscriber) -> None:
+    """Call ``fn(cutoff)`` after a retention sweep deleted the events before ``cutoff``. Idempotent.
+
+    ``fn`` may return a dict of counts, merged into the retention report."""
+    if fn not in _expired_subscribers:
+        _expired_subscribers.append(fn)
+
+
+def publish_expired(cutoff) -> dict:
+    report: dict = {}
+    errors: list[BaseException] = []
+    for fn in list(_expired_subscribers):
+        try:
+            report.update(fn(cutoff) or {})
+        except Exception as exc:
+            logger.exception("tracking: retention subscriber %r failed", fn)
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+    return report
+
+
 # Exporters: what subscribers derived about visitors, for a data export (tracking.privacy).
 Exporter = Callable[..., dict]
 _exporters: list[Exporter] = []

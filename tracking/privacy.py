@@ -126,8 +126,9 @@ def apply_retention(*, now: datetime | None = None, days: int | None = None) -> 
             hooks.publish_erased(batch_visitors, reason="retention")
         deleted += count
         visitors.update(batch_visitors)
+    report = hooks.publish_expired(cutoff)  # what subscribers recorded beside the events
     return {"events_deleted": deleted, "visitors": len(visitors), "retention_days": days,
-            "cutoff": cutoff.isoformat()}
+            "cutoff": cutoff.isoformat(), **report}
 
 
 # --- what of the client is kept ---------------------------------------------------------

@@ -109,6 +109,23 @@ def on_erased(visitor_ids: Sequence[str], *, user_ids: Sequence[str] = (), reaso
     raise ValueError(f"unknown erase reason {reason!r}; valid: 'forget', 'retention'")
 
 
+# Serve-log rows deleted per statement by a retention sweep (bounded transactions).
+EXPIRE_CHUNK = 5000
+
+
+def on_expired(cutoff) -> dict[str, int]:
+    """The ``tracking.hooks`` "expired" subscriber: retention deleted the events before
+    ``cutoff``, so the lists served before it go too (the serve log names visitors and what
+    they were shown; click-through attribution needs no list older than its events)."""
+    deleted = 0
+    while True:
+        ids = list(RecommendationLog.objects.filter(created_at__lt=cutoff).order_by()
+                   .values_list("pk", flat=True)[:EXPIRE_CHUNK])
+        if not ids:
+            return {"served_lists_deleted": deleted}
+        deleted += RecommendationLog.objects.filter(pk__in=ids).delete()[0]
+
+
 def export(visitor_ids: Sequence[str], *, user_ids: Sequence[str] = ()) -> dict[str, Any]:
     """The visitors' derived state, JSON-serialisable (the ``tracking.hooks`` exporter)."""
     query = Q(visitor_id__in=list(visitor_ids))

@@ -130,6 +130,23 @@ def test_retention_deletes_old_events_and_profiles_equal_a_replay(embedded_catal
         np.testing.assert_allclose(after[vid][1], replayed[vid][1], atol=1e-6)
 
 
+def test_retention_deletes_the_lists_served_before_the_cutoff(settings):
+    """The serve log names a visitor and what they were shown: it is kept as long as events."""
+    from recsys.models import RecommendationLog
+
+    now = timezone.now()
+    for rec_id, visitor, age in (("served-old", "visitor-log-1", 40), ("served-new", "visitor-log-1", 1),
+                                 ("served-old-2", "visitor-log-2", 31)):
+        row = RecommendationLog.objects.create(rec_id=rec_id, visitor_id=visitor, slot="for-you", channel="push",
+                                               items=["1"], strategies={})
+        RecommendationLog.objects.filter(pk=row.pk).update(created_at=now - timedelta(days=age))
+
+    report = privacy.apply_retention(days=30)
+
+    assert report["served_lists_deleted"] == 2
+    assert list(RecommendationLog.objects.values_list("rec_id", flat=True)) == ["served-new"]
+
+
 def test_retention_off_by_default_keeps_everything():
     services.append_events([view("1")], visitor_id="visitor-keepall")
     assert privacy.apply_retention()["events_deleted"] == 0 and Event.objects.count() == 1
