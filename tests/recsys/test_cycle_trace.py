@@ -1,0 +1,36 @@
+"""The realtime cycle's phase timings (``recsys.tasks._CycleTrace``), written only when asked:
+bench_freshness reads them to show where a push's time goes under load."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recsys import tasks
+from tests.recsys.engine_helpers import isolated_cache, make_items  # noqa: F401
+from tracking.services import record_event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def projection_driven_by_the_test(monkeypatch):
+    from tracking import hooks
+
+    monkeypatch.setattr(hooks, "_subscribers", [])  # the live workers must not fold these events
+
+
+def test_a_cycle_appends_its_phases_to_the_trace_file_when_one_is_named(tmp_path, monkeypatch, isolated_cache):  # noqa: F811
+    make_items("tr1", "tr2")
+    record_event("item_viewed", visitor_id="visitor-trace", item_id="tr1")
+    tasks.process_events()  # no trace file named: nothing written anywhere
+    trace = tmp_path / "cycles.jsonl"
+    monkeypatch.setenv("LIVEREC_CYCLE_TRACE", str(trace))
+    record_event("item_viewed", visitor_id="visitor-trace", item_id="tr2")
+
+    assert tasks.process_events() == 1
+
+    (line,) = [json.loads(x) for x in trace.read_text().splitlines()]
+    assert line["touched"] == 1 and line["latencies"] == []  # the visitor has no socket: nothing pushed
+    phases = ("fold", "states", "refresh", "serve", "associations")
+    assert all(line[p] >= 0 for p in phases) and line["total"] >= sum(line[p] for p in phases) - 0.1
