@@ -4,7 +4,7 @@ Same discipline as the interest projection (``services.interests``): its own cur
 read in (txid, id) order below the stable horizon, cursor and rows written in one transaction.
 A pair is formed between an engagement and the same visitor's distinct earlier items within a
 window (``LIVEREC["COOCCURRENCE"]``); the window before a batch is read back from the log, so
-any batching (realtime 500, replay 5000) produces the same rows.
+any batching (incremental 500, replay 5000) produces the same rows.
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ logger = logging.getLogger(__name__)
 
 CURSOR = "cooccurrence"
 # Events per projection transaction. Measured on the demo log: 500 events fold and upsert
-# in ~40 ms, short enough that a push waiting behind it is not delayed noticeably.
+# in ~40 ms; its writes hold back the stable horizon of the interest fold meanwhile (see
+# ``projection.lock``), so batches stay short even on the batch worker.
 APPLY_BATCH = 500
 # Replay reads bigger batches: nobody waits on a push during a rebuild.
 REPLAY_BATCH = 5000
@@ -228,9 +229,9 @@ def fold_started() -> None:
 def rebuild(progress=None) -> int:
     """Drop the association and popularity projections and replay the whole log; returns events read."""
     with transaction.atomic():
+        projection.lock(CURSOR)  # a fold in flight finishes first
         ItemAssociation.objects.all().delete()
         ItemPopularity.objects.all().delete()
-        projection.lock(CURSOR)  # a fold in flight finishes first
         ProjectionCursor.objects.filter(name=CURSOR).delete()
     total = 0
     while True:

@@ -312,8 +312,8 @@ REPLAY_BATCH = 5000
 def rebuild(progress=None) -> int:
     """Drop the interest projection and replay the whole log; returns events applied."""
     with transaction.atomic():
-        VisitorProfile.objects.all().delete()
         projection.lock(CURSOR)  # a fold in flight finishes first
+        VisitorProfile.objects.all().delete()
         ProjectionCursor.objects.filter(name=CURSOR).delete()
     total = 0
     while True:
