@@ -12,7 +12,8 @@ clicks are. Phases:
 
 - idle: nothing else happening;
 - load: other visitors, each with an open socket, post ``--bg-rate`` events/s in tracker-sized
-  batches (one POST per visitor per second), for as long as the load samples take;
+  batches (one POST per visitor per second), for as long as the load samples take, from a
+  process of their own;
 - floor: a Celery task on the realtime queue doing nothing but a group_send (apply_async ->
   WebSocket), the cost of the transport alone.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import random
 import statistics
@@ -142,7 +144,7 @@ async def measure(port: int, http: httpx.AsyncClient, visitor: str, samples: int
     return out, missed
 
 
-async def background(port: int, rate: int, visitors: int, catalogue: list[str], stop: asyncio.Event) -> dict:
+async def background(port: int, rate: int, visitors: int, catalogue: list[str], stop) -> dict:
     """``visitors`` visitors with open sockets post ``rate`` events/s in all, one batch per visitor per second."""
     per_visitor = max(1, rate // visitors)
     counts = {"events": 0, "posts": 0, "pushes": 0, "errors": 0}
@@ -182,6 +184,11 @@ async def background(port: int, rate: int, visitors: int, catalogue: list[str], 
         await asyncio.gather(*(visitor(i, http) for i in range(visitors)))
     counts["seconds"] = time.perf_counter() - started
     return counts
+
+
+def background_process(port: int, rate: int, visitors: int, catalogue: list[str], stop, results) -> None:
+    """``background`` in a process of its own (a spawned child; ``stop`` a multiprocessing Event)."""
+    results.put(asyncio.run(background(port, rate, visitors, catalogue, stop)))
 
 
 async def floor(port: int, samples: int) -> list[float]:
@@ -234,14 +241,20 @@ async def run(args, port: int, catalogue: list[str]) -> None:
             idle, missed = await measure(port, http, f"bench-idle-{uuid.uuid4().hex[:8]}", args.samples, gap, catalogue)
             print(summary("idle: POST -> pushed list", idle, f"(no push: {missed})"), flush=True)
             print(summary("  of which the POST answered", measure.answered), flush=True)
-        stop = asyncio.Event()
-        bg = asyncio.create_task(background(port, args.bg_rate, args.bg_visitors, catalogue, stop))
+        # The other visitors run in a process of their own, as they would on other machines:
+        # sharing this event loop, their 50 sockets and posts delayed the measured client's own
+        # reads and posts (same cores still: the CPU they take is part of the load).
+        mp = multiprocessing.get_context("spawn")
+        stop, results = mp.Event(), mp.Queue()
+        load = mp.Process(target=background_process, args=(port, args.bg_rate, args.bg_visitors, catalogue, stop, results))
+        load.start()
         await asyncio.sleep(3)  # let the load reach its rate
         load_started = time.time()
         with cpucount.Phase() as cpu:
             loaded, missed = await measure(port, http, f"bench-load-{uuid.uuid4().hex[:8]}", args.samples, gap, catalogue)
         stop.set()
-        counts = await bg
+        counts = await asyncio.to_thread(results.get, True, 120)
+        await asyncio.to_thread(load.join, 30)
         rate = counts["events"] / counts["seconds"]
         print(summary(f"load ({args.bg_rate}/s): POST -> pushed list", loaded, f"(no push: {missed})"), flush=True)
         print(summary("  of which the POST answered", measure.answered), flush=True)

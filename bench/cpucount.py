@@ -14,9 +14,11 @@ from pathlib import Path
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _role(pid: int, cmdline: str) -> str | None:
+def _role(pid: int, ppid: int, cmdline: str) -> str | None:
     if pid == os.getpid():
         return "bench client"
+    if ppid == os.getpid() and "multiprocessing" in cmdline:
+        return "load generator"  # the bench's own child processes (bench_freshness's background)
     if "uvicorn" in cmdline or "daphne" in cmdline:
         return "asgi"
     if "celery" in cmdline:
@@ -45,10 +47,10 @@ def snapshot() -> dict[int, tuple[str, float]]:
             stat = (entry / "stat").read_text()
         except OSError:  # exited meanwhile
             continue
-        role = _role(pid, cmdline)
+        fields = stat.rsplit(")", 1)[1].split()
+        role = _role(pid, int(fields[1]), cmdline)
         if role is None:
             continue
-        fields = stat.rsplit(")", 1)[1].split()
         out[pid] = (role, (int(fields[11]) + int(fields[12])) / TICKS)  # utime + stime
     return out
 
