@@ -19,7 +19,7 @@ from tracking.models import Event
 
 from .. import association_model as am
 from ..conf import settings
-from . import projection
+from . import coalesce, projection
 from ..models import ItemAssociation, ItemPopularity, ProjectionCursor
 from .vectors import binary_vector_cursor  # a server-side-binding cursor: reads and writes in binary
 
@@ -190,25 +190,18 @@ def catch_up(settle: float = projection.SETTLE_SECONDS) -> int:
     return sum(projection.catch_up(lambda limit: (_apply_batch(limit),) * 2, CURSOR, APPLY_BATCH, settle))
 
 
-# Coalescing, as for ``process_events`` (see ``services.events``): while one fold task waits
-# in the queue, asking for another adds nothing; the task clears the flag as it starts, so
-# events committed after that ask again. The TTL bounds a lost task's damage (and the beat's
-# catch-up folds whatever is left).
+# Coalesced (``services.coalesce``): while one fold task waits in the queue, asking for
+# another adds nothing (and the beat's catch-up folds whatever a lost task left).
 FOLD_QUEUED_FLAG = "liverec:fold-associations:queued"
 FOLD_QUEUED_TTL_SECONDS = 30
 
 
 def request_fold() -> None:
     """Ask the batch worker to fold what is pending (``tasks.fold_associations``); never raises."""
-    from django.core.cache import cache
-
     from ..tasks import fold_associations
 
-    try:
-        if not cache.add(FOLD_QUEUED_FLAG, 1, FOLD_QUEUED_TTL_SECONDS):
-            return
-    except Exception:  # noqa: BLE001 - cache down: enqueue anyway (a duplicate fold is harmless)
-        pass
+    if not coalesce.claim(FOLD_QUEUED_FLAG, FOLD_QUEUED_TTL_SECONDS):
+        return
     try:
         fold_associations.apply_async(retry=False)
     except Exception as exc:  # broker down: the events wait in the log for the next request
@@ -218,12 +211,7 @@ def request_fold() -> None:
 
 def fold_started() -> None:
     """Called by the fold task before it reads the log."""
-    from django.core.cache import cache
-
-    try:
-        cache.delete(FOLD_QUEUED_FLAG)
-    except Exception:  # noqa: BLE001 - the flag expires on its own
-        pass
+    coalesce.release(FOLD_QUEUED_FLAG)
 
 
 def rebuild(progress=None) -> int:

@@ -5,6 +5,8 @@ import logging
 import time
 from typing import Sequence
 
+from . import coalesce
+
 logger = logging.getLogger(__name__)
 
 # After a failed enqueue, skip further attempts for this long: each attempt against a dead
@@ -13,34 +15,17 @@ logger = logging.getLogger(__name__)
 BROKER_DOWN_BACKOFF_SECONDS = 5.0
 _skip_until = 0.0
 
-# Coalescing: ``process_events`` takes no ids (the cursor knows what is pending), so while one
-# is queued and not yet started, another adds nothing. A cache flag (SET NX) marks "one is
-# queued"; the task clears it as it starts, before reading the log, so an event committed
-# after that enqueues afresh. Measured on bench_ingest: a Celery publish per request was ~10%
-# of the ingest CPU, and under load the realtime worker drained hundreds of no-op tasks.
-# The TTL bounds the damage of a lost task: the next append after it enqueues again.
+# Coalescing (``services.coalesce``): ``process_events`` takes no ids, so while one is queued
+# and not yet started, another adds nothing. Measured on bench_ingest: a Celery publish per
+# request was ~10% of the ingest CPU, and under load the realtime worker drained hundreds of
+# no-op tasks.
 QUEUED_FLAG = "liverec:process-events:queued"
 QUEUED_FLAG_TTL_SECONDS = 5
 
 
-def _claim_enqueue() -> bool:
-    """True if this caller should enqueue (no task known to be waiting)."""
-    from django.core.cache import cache
-
-    try:
-        return bool(cache.add(QUEUED_FLAG, 1, QUEUED_FLAG_TTL_SECONDS))
-    except Exception:  # noqa: BLE001 - cache down: enqueue anyway (a duplicate task is harmless)
-        return True
-
-
 def task_started() -> None:
     """Called by ``process_events`` before it reads the log."""
-    from django.core.cache import cache
-
-    try:
-        cache.delete(QUEUED_FLAG)
-    except Exception:  # noqa: BLE001 - the flag expires on its own
-        pass
+    coalesce.release(QUEUED_FLAG)
 
 
 def on_events_appended(event_ids: Sequence[int]) -> None:
@@ -52,7 +37,7 @@ def on_events_appended(event_ids: Sequence[int]) -> None:
     global _skip_until
     from ..tasks import process_events
 
-    if time.monotonic() < _skip_until or not _claim_enqueue():
+    if time.monotonic() < _skip_until or not coalesce.claim(QUEUED_FLAG, QUEUED_FLAG_TTL_SECONDS):
         return
     try:
         process_events.apply_async(retry=False)

@@ -269,17 +269,13 @@ def refresh_many(visitor_ids: list[str], *, force: bool = False, logs: list | No
     return pushed
 
 
-def profile_changed(visitor_id: str, *, logs: list | None = None) -> str:
-    """The visitor's profile just changed: push now, or fold into a pending trailing push.
-
-    Returns what happened: "offline", "pushed", "unchanged" or "deferred".
-    """
-    return profiles_changed([visitor_id], logs=logs)[visitor_id]
-
-
 def profiles_changed(visitor_ids: list[str], *, logs: list | None = None) -> dict[str, str]:
-    """``profile_changed`` for the visitors a fold touched, in that order: the ones opening a
-    burst are refreshed together (one ranking batch), the others get their trailing push."""
+    """These visitors' profiles just changed (the visitors a fold touched, in that order): push
+    now, or fold into a pending trailing push. The ones opening a burst are refreshed together
+    (one ranking batch), the others get their trailing push.
+
+    Returns what happened to each: "offline", "pushed", "unchanged" or "deferred".
+    """
     now = time.time()
     window = settings.PUSH_DEBOUNCE_MS / 1000.0
     # One round trip: invalidate the cached lists, check presence, read and move the burst timers.

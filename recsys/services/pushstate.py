@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from django.core.cache import cache
 
-# Step 1 of a change (services.push.profile_changed): number it (lists numbered before it are
+# Step 1 of a change (services.push.profiles_changed): number it (lists numbered before it are
 # stale), then tell whether anyone is watching and whether this change opens a burst.
 # KEYS: seq, epoch, online, last. ARGV: epoch ttl (s), now (ms), window (ms), burst ttl (s).
 _ON_CHANGE = """
@@ -84,18 +84,12 @@ def next_seqs(seq_keys: list[str]) -> list[int]:
     return out
 
 
-def on_change(seq_key: str, epoch_key: str, online_key: str, last_key: str, *, now_ms: int, window_ms: int,
-              epoch_ttl: int, burst_ttl: int) -> tuple[bool, bool]:
-    """A visitor's profile changed: number the change into ``epoch_key``; return (online,
-    leading), where leading means no change in the last ``window_ms`` (push now). When
-    online, ``last_key`` is set to ``now_ms``."""
-    return on_change_many([(seq_key, epoch_key, online_key, last_key)], now_ms=now_ms, window_ms=window_ms,
-                          epoch_ttl=epoch_ttl, burst_ttl=burst_ttl)[0]
-
-
 def on_change_many(keys: list[tuple[str, str, str, str]], *, now_ms: int, window_ms: int, epoch_ttl: int,
                    burst_ttl: int) -> list[tuple[bool, bool]]:
-    """``on_change`` for several visitors' (seq, epoch, online, last) keys, in one round trip."""
+    """Each visitor's profile changed, for their (seq, epoch, online, last) keys, in one round
+    trip: number the change into ``epoch``; return (online, leading) per visitor, where leading
+    means no change in the last ``window_ms`` (push now). When online, ``last`` is set to
+    ``now_ms``."""
     client = _redis()
     if client is not None:
         script, pipe = _script(client, _ON_CHANGE), client.pipeline(transaction=False)
@@ -139,10 +133,6 @@ def last_ms(last_key: str) -> int | None:
     """When the visitor's last change was seen (ms since the epoch), if within its ttl."""
     value = cache.get(last_key)
     return None if value is None else int(value)
-
-
-def set_last(last_key: str, now_ms: int, ttl: int) -> None:
-    set_last_many([last_key], now_ms, ttl)
 
 
 def set_last_many(last_keys: list[str], now_ms: int, ttl: int) -> None:

@@ -24,8 +24,8 @@ def backend(request):
 
 
 def change(now_ms: int) -> tuple[bool, bool]:
-    return pushstate.on_change("t:seq", "t:epoch", "t:online", "t:last", now_ms=now_ms, window_ms=250,
-                               epoch_ttl=60, burst_ttl=30)
+    return pushstate.on_change_many([("t:seq", "t:epoch", "t:online", "t:last")], now_ms=now_ms, window_ms=250,
+                                    epoch_ttl=60, burst_ttl=30)[0]
 
 
 def test_sequence_numbers_count_up_from_one_and_read_back_through_the_cache(backend):
@@ -42,7 +42,7 @@ def test_a_change_numbers_the_epoch_and_opens_a_burst_only_after_a_quiet_window(
     assert change(2_300) == (True, False)  # the window runs from the latest change
     assert change(2_600) == (True, True)
     assert pushstate.last_ms("t:last") == 2_600 and cache.get("t:epoch") == 5
-    pushstate.set_last("t:last", 9_000, 30)
+    pushstate.set_last_many(["t:last"], 9_000, 30)
     assert change(9_100) == (True, False)
 
 

@@ -127,6 +127,20 @@ def test_batched_hidden_states_rank_as_one_history_at_a_time():
 
 
 @pytest.mark.django_db(transaction=True)
+def watch_the_alien_chain(catalogue):
+    """Eight visitors each view Alien, Aliens, The Terminator in that order, two hours ago:
+    returns the chain's item ids and the start time."""
+    from tracking.services import record_event
+
+    by_title = {f.title: str(f.ml_id) for f in catalogue}
+    chain = [by_title["Alien"], by_title["Aliens"], by_title["The Terminator"]]
+    start = datetime.now(timezone.utc) - timedelta(hours=2)
+    for v in range(8):
+        for n, item in enumerate(chain):
+            record_event("item_viewed", visitor_id=f"v{v}", item_id=item, occurred_at=start + timedelta(minutes=v * 5 + n))
+    return chain, start
+
+
 def test_requests_rank_from_the_state_the_fold_stored(embedded_catalogue, monkeypatch):
     """Training backfills every visitor's state, each fold updates the touched visitors' states,
     and a request ranks from the stored state (no history query, no forward pass) with the same
@@ -137,12 +151,7 @@ def test_requests_rank_from_the_state_the_fold_stored(embedded_catalogue, monkey
     from recsys.tasks import process_events, train_sequential
     from tracking.services import record_event
 
-    by_title = {f.title: str(f.ml_id) for f in embedded_catalogue}
-    chain = [by_title["Alien"], by_title["Aliens"], by_title["The Terminator"]]
-    start = datetime.now(timezone.utc) - timedelta(hours=2)
-    for v in range(8):
-        for n, item in enumerate(chain):
-            record_event("item_viewed", visitor_id=f"v{v}", item_id=item, occurred_at=start + timedelta(minutes=v * 5 + n))
+    chain, start = watch_the_alien_chain(embedded_catalogue)
     record_event("item_viewed", visitor_id="fresh", item_id=chain[0], occurred_at=start + timedelta(hours=1))
     interests.catch_up(settle=0)
     StrategyConfig.objects.create(strategy_id="sequential/next-item", config=TINY)
@@ -245,12 +254,7 @@ def test_strategy_recommends_the_next_item_with_a_reason(embedded_catalogue):
     from recsys.tasks import train_sequential
     from tracking.services import record_event
 
-    by_title = {f.title: str(f.ml_id) for f in embedded_catalogue}
-    chain = [by_title["Alien"], by_title["Aliens"], by_title["The Terminator"]]
-    start = datetime.now(timezone.utc) - timedelta(hours=2)
-    for v in range(8):
-        for n, item in enumerate(chain):
-            record_event("item_viewed", visitor_id=f"v{v}", item_id=item, occurred_at=start + timedelta(minutes=v * 5 + n))
+    chain, start = watch_the_alien_chain(embedded_catalogue)
     StrategyConfig.objects.create(strategy_id="sequential/next-item", config=TINY)
 
     assert train_sequential() == 1
