@@ -217,19 +217,27 @@ TRACE = Path(os.environ.get("TMPDIR", "/tmp")) / f"liverec-cycles-{os.getpid()}.
 
 
 def cycle_report(start: float, end: float) -> str:
-    """The realtime workers' cycles that began within [start, end] (``recsys.tasks._CycleTrace``)."""
+    """The realtime workers' cycles that began within [start, end] (``recsys.cycletrace``)."""
     try:
-        cycles = [c for c in map(json.loads, TRACE.read_text().splitlines()) if start <= c["start"] <= end]
+        traced = [c for c in map(json.loads, TRACE.read_text().splitlines()) if start <= c["start"] <= end]
     except OSError:
         return "  (no cycle trace)"
+    cycles = [c for c in traced if c.get("task", "cycle") == "cycle"]  # not the trailing pushes
+    outcomes: dict[str, int] = {}
+    for c in traced:
+        for outcome, n in (c.get("outcomes") or {}).items():
+            outcomes[outcome] = outcomes.get(outcome, 0) + n
     busy = [c for c in cycles if c["touched"]]
     if not busy:
         return f"  cycles: {len(cycles)}, none touched a visitor"
     med = {p: statistics.median(c.get(p, 0.0) for c in busy)
-           for p in ("total", "fold", "states", "refresh", "serve", "associations")}
+           for p in ("total", "fold", "states", "refresh", "serve", "associations", "gc")}
     return (f"  cycles: {len(cycles)} ({len(cycles) / (end - start):.1f}/s, {len(busy)} touching visitors: median "
             f"{statistics.median(c['touched'] for c in busy):.0f} visitors, phases in ms: "
-            + ", ".join(f"{p} {v:.1f}" for p, v in med.items()) + ")")
+            + ", ".join(f"{p} {v:.1f}" for p, v in med.items()) + ")\n"
+            f"  full garbage collections in cycles: {sum(c.get('gc_full', 0) for c in traced)}, "
+            f"{sum(c.get('gc', 0.0) for c in traced):.0f} ms of gc in all; visitor outcomes: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
 
 
 async def run(args, port: int, catalogue: list[str]) -> None:

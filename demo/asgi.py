@@ -20,3 +20,9 @@ application = ProtocolTypeRouter({
     "http": with_fast_ingest(django_asgi_app),
     "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
 })
+
+# The start-up heap (Django, torch, the routes: ~255,000 objects) out of the garbage
+# collector's full scans, each ~130 ms that stalled every socket and POST (recsys.warmup).
+from recsys.warmup import freeze_heap  # noqa: E402
+
+freeze_heap()

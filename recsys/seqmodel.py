@@ -98,6 +98,45 @@ class _Net(nn.Module):
         causal = torch.triu(torch.ones(L, L, dtype=torch.bool, device=seqs.device), 1)
         return self.norm(self.blocks(x, mask=causal))
 
+    def hidden_at(self, seqs: torch.Tensor, table: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+        """``hidden(seqs, table)[arange(B), at]`` (B, d) for inference, in about half the time.
+
+        The same arithmetic as the eval-mode encoder layers (pre-norm, GELU, dropout off),
+        spelt out so the last layer computes only what the picked positions need: keys and
+        values of every position, but the query, attention, feed-forward and final norm of one
+        position per row. Measured (2 members, 128-d, 2 layers, length 50, one thread): 5.5 ->
+        2.7 ms for one visitor, 16.8 -> 10.1 ms for four; equal to ``hidden`` within float
+        rounding (tested). The causal mask also hides the right padding, as in ``hidden``.
+        """
+        B, L = seqs.shape
+        d = self.cfg.d
+        x = table[seqs] * math.sqrt(d) + self.pos.weight[:L][None]
+        x = x * (seqs > 0).unsqueeze(-1)
+        rows = torch.arange(B, device=seqs.device)
+        layers = list(self.blocks.layers)
+        for depth, layer in enumerate(layers):
+            attn = layer.self_attn
+            heads, w, b = attn.num_heads, attn.in_proj_weight, attn.in_proj_bias
+            h = F.layer_norm(x, (d,), layer.norm1.weight, layer.norm1.bias, layer.norm1.eps)
+            if depth < len(layers) - 1:
+                q, k, v = F.linear(h, w, b).view(B, L, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
+                a = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, L, d)
+                x = x + F.linear(a, attn.out_proj.weight, attn.out_proj.bias)
+                x = x + self._feed_forward(layer, x)
+                continue
+            k, v = F.linear(h, w[d:], b[d:]).view(B, L, 2, heads, d // heads).permute(2, 0, 3, 1, 4)
+            q = F.linear(h[rows, at], w[:d], b[:d]).view(B, heads, 1, d // heads)
+            visible = (torch.arange(L, device=seqs.device)[None, :] <= at[:, None])[:, None, None, :]
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=visible).reshape(B, d)
+            x = x[rows, at] + F.linear(a, attn.out_proj.weight, attn.out_proj.bias)
+            x = x + self._feed_forward(layer, x)
+        return self.norm(x)
+
+    @staticmethod
+    def _feed_forward(layer: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.Tensor:
+        h = F.layer_norm(x, (x.shape[-1],), layer.norm2.weight, layer.norm2.bias, layer.norm2.eps)
+        return layer.linear2(F.gelu(layer.linear1(h)))
+
 
 def _windows(seqs: Sequence[Sequence[int]], max_len: int, rng: random.Random | None = None) -> np.ndarray:
     """Training rows of max_len+1 indices (input = row[:-1], target = row[1:]), right-padded.
@@ -238,9 +277,9 @@ class NextItemModel:
             last[r] = max(0, len(h) - 1)
         # Right-padded to the longest history: padding sits after each row's real items, where
         # the causal mask hides it from them, so each row's state is its unpadded state.
-        seqs, at, pick = torch.from_numpy(rows), torch.from_numpy(last), torch.arange(len(histories))
-        with torch.no_grad():
-            states = [net.hidden(seqs, table)[pick, at] for net, table in zip(self.nets, self.tables())]
+        seqs, at = torch.from_numpy(rows), torch.from_numpy(last)
+        with torch.inference_mode():
+            states = [net.hidden_at(seqs, table, at) for net, table in zip(self.nets, self.tables())]
         return torch.stack(states, dim=1).numpy()
 
     def top(self, history: Sequence[str], n: int, exclude: Sequence[str] = ()) -> list[tuple[str, float]]:

@@ -1,15 +1,14 @@
 """Celery tasks: thin wrappers over services, primitive arguments, idempotent."""
 from __future__ import annotations
 
-import json
 import logging
-import os
-import time
 from typing import Sequence
 
 from celery import shared_task
 from django.utils import timezone
 
+from . import warmup  # noqa: F401  (connects the worker start-up signals: warm-up, heap freeze)
+from .cycletrace import CycleTrace
 from .services import cooccurrence, events, interests, items, metrics, push, serving
 
 logger = logging.getLogger(__name__)
@@ -26,7 +25,7 @@ def process_events() -> int:
     enqueued tasks coalesces (the first does the work, the rest find nothing) and a
     lost task is made good by the next one.
     """
-    trace = _CycleTrace()
+    trace = CycleTrace()
     events.task_started()  # before reading the log: appends from now on enqueue a new task
     touched = interests.catch_up_in_order(settle=0)
     trace.mark("fold")
@@ -57,7 +56,7 @@ def process_events() -> int:
         cooccurrence.request_fold()
     trace.mark("associations")
     _request_summaries(touched)
-    trace.done(len(touched), latencies)
+    trace.done(len(touched), latencies, outcomes)
     return len(touched)
 
 
@@ -85,42 +84,17 @@ def refresh_visitor(visitor_id: str, deferred_at: float) -> str:
     and hold the push, rather than being pushed half-applied.
     """
     process_events()
-    return push.trailing_refresh(visitor_id, deferred_at)
+    trace = CycleTrace()
+    outcome = push.trailing_refresh(visitor_id, deferred_at)
+    trace.mark("refresh")
+    trace.done(0, [], {visitor_id: f"trailing {outcome}"}, task="trailing")
+    return outcome
 
 
 @shared_task(queue=REALTIME, ignore_result=True)
 def probe_push(visitor_id: str, nonce: str) -> None:
     """Send a probe to the visitor's sockets: the Celery task -> WebSocket floor (bench, health)."""
     push.probe(visitor_id, nonce)
-
-
-class _CycleTrace:
-    """Phase timings of one realtime cycle, appended as a JSON line to the file named by the
-    environment variable LIVEREC_CYCLE_TRACE (benchmarks read them to see where a push's time
-    goes under load); off, it costs a clock read per phase."""
-
-    def __init__(self):
-        self.path = os.environ.get("LIVEREC_CYCLE_TRACE")
-        self.t0 = self.last = time.perf_counter()
-        self.started = time.time()
-        self.phases: dict[str, float] = {}
-
-    def mark(self, phase: str) -> None:
-        now = time.perf_counter()
-        self.phases[phase] = round((now - self.last) * 1000, 2)
-        self.last = now
-
-    def done(self, touched: int, latencies: list[float]) -> None:
-        if not self.path:
-            return
-        line = json.dumps({"pid": os.getpid(), "start": self.started, "touched": touched,
-                           "latencies": [round(ms, 1) for ms in latencies],
-                           "total": round((time.perf_counter() - self.t0) * 1000, 2), **self.phases})
-        try:
-            with open(self.path, "a") as f:
-                f.write(line + "\n")
-        except OSError:
-            pass
 
 
 def _update_sequence_states(visitor_ids) -> None:
@@ -157,12 +131,15 @@ def finish_bulk_embedding(self) -> None:
 
 @shared_task(queue=REALTIME)
 def health_probe() -> dict:
-    """A worker round trip that also proves the encoder loads and encodes."""
+    """A worker round trip that also proves the encoder loads and encodes, and tells how much of
+    the worker's heap its start-up froze out of garbage collection (``recsys.warmup``)."""
+    import gc
+
     from .encoders import get_encoder
 
     encoder = get_encoder()
     vec = encoder.encode(["health check"])
-    return {"encoder": encoder.name, "dim": int(vec.shape[1])}
+    return {"encoder": encoder.name, "dim": int(vec.shape[1]), "frozen_objects": gc.get_freeze_count()}
 
 
 @shared_task(queue=BATCH)

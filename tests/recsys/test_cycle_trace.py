@@ -1,4 +1,4 @@
-"""The realtime cycle's phase timings (``recsys.tasks._CycleTrace``), written only when asked:
+"""The realtime cycle's phase timings (``recsys.cycletrace``), written only when asked:
 bench_freshness reads them to show where a push's time goes under load."""
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ def test_a_cycle_appends_its_phases_to_the_trace_file_when_one_is_named(tmp_path
     assert tasks.process_events() == 1
 
     (line,) = [json.loads(x) for x in trace.read_text().splitlines()]
-    assert line["touched"] == 1 and line["latencies"] == []  # the visitor has no socket: nothing pushed
+    assert line["task"] == "cycle" and line["touched"] == 1 and line["latencies"] == []
+    assert line["outcomes"] == {"offline": 1}  # the visitor has no socket: nothing pushed
+    assert line["gc"] >= 0 and line["gc_full"] >= 0
     phases = ("fold", "states", "refresh", "serve", "associations")
     assert all(line[p] >= 0 for p in phases) and line["total"] >= sum(line[p] for p in phases) - 0.1

@@ -37,6 +37,9 @@ def test_health_is_200_with_every_component_up(stack):
     assert resp.status_code == 200, body
     assert body["database"]["pgvector"].startswith("0.8")
     assert body["worker"]["dim"] == 384 and body["model"]["loaded"]
+    # The worker warmed up and froze its start-up heap (recsys.warmup): Django, torch and the
+    # encoder are several hundred thousand objects, none of them garbage.
+    assert body["worker"]["frozen_objects"] > 100_000
     assert body["channel_layer"]["ok"] and body["broker"]["ok"]
 
 

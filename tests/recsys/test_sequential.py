@@ -126,6 +126,27 @@ def test_batched_hidden_states_rank_as_one_history_at_a_time():
     assert model.top_from_hidden(None, 5) == [] and stored.members(3) is None
 
 
+@pytest.mark.parametrize("layers,heads", [(1, 1), (2, 2), (3, 4)])
+def test_the_inference_forward_equals_the_encoder_modules(layers, heads):
+    """``hidden_at`` (the fold's forward: only the picked positions in the last layer) must be
+    the eval-mode ``nn.TransformerEncoder`` output at those positions, for ragged histories."""
+    import torch
+
+    rng = np.random.default_rng(5)
+    items = [f"i{n}" for n in range(40)]
+    seqs = [[items[j] for j in rng.integers(0, 40, 9)] for _ in range(30)]
+    model = seqmodel.train(seqs, items, rng.standard_normal((40, 8)).astype(np.float32),
+                           seqmodel.SeqConfig.from_dict({**TINY, "layers": layers, "heads": heads, "epochs": 2}))
+    rows = torch.tensor([[3, 0, 0, 0, 0, 0, 0, 0], [5, 9, 2, 7, 1, 4, 8, 6], [2, 2, 11, 0, 0, 0, 0, 0]])
+    at = torch.tensor([0, 7, 2])
+    for net, table in zip(model.nets, model.tables()):
+        with torch.no_grad():
+            full = net.hidden(rows, table)[torch.arange(3), at]
+        with torch.inference_mode():
+            fast = net.hidden_at(rows, table, at)
+        np.testing.assert_allclose(fast.numpy(), full.numpy(), atol=1e-5)
+
+
 @pytest.mark.django_db(transaction=True)
 def watch_the_alien_chain(catalogue):
     """Eight visitors each view Alien, Aliens, The Terminator in that order, two hours ago:

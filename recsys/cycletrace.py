@@ -1,0 +1,77 @@
+"""Phase timings of the realtime worker's cycles, for benchmarks (off unless asked).
+
+When the environment variable LIVEREC_CYCLE_TRACE names a file, each realtime cycle
+(``tasks.process_events``) and trailing push (``tasks.refresh_visitor``) appends one JSON line
+to it: its phases in ms, the visitors it touched and what became of them, and the time the
+process spent in the cyclic garbage collector meanwhile. ``bench/bench_freshness.py`` reads
+them to show where a push's time goes under load. Off, a trace costs a clock read per phase.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import time
+
+
+class _GcClock:
+    """Milliseconds this process spent in the cyclic garbage collector, per generation
+    (a gc callback, installed only while tracing)."""
+
+    def __init__(self):
+        self.ms = [0.0, 0.0, 0.0]
+        self.runs = [0, 0, 0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            generation = info.get("generation", 2)
+            self.ms[generation] += (time.perf_counter() - self._started) * 1000
+            self.runs[generation] += 1
+
+    def snapshot(self) -> tuple[float, int]:
+        return sum(self.ms), self.runs[2]
+
+
+_gc_clock: _GcClock | None = None
+
+
+def _clock() -> _GcClock:
+    global _gc_clock
+    if _gc_clock is None:
+        _gc_clock = _GcClock()
+        gc.callbacks.append(_gc_clock)
+    return _gc_clock
+
+
+class CycleTrace:
+    def __init__(self):
+        self.path = os.environ.get("LIVEREC_CYCLE_TRACE")
+        self.t0 = self.last = time.perf_counter()
+        self.started = time.time()
+        self.phases: dict[str, float] = {}
+        self.gc_before = _clock().snapshot() if self.path else (0.0, 0)
+
+    def mark(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.phases[phase] = round((now - self.last) * 1000, 2)
+        self.last = now
+
+    def done(self, touched: int, latencies: list[float], outcomes: dict[str, str], task: str = "cycle") -> None:
+        if not self.path:
+            return
+        counts: dict[str, int] = {}
+        for outcome in outcomes.values():
+            counts[outcome] = counts.get(outcome, 0) + 1
+        gc_ms, full = _clock().snapshot()
+        line = json.dumps({"task": task, "pid": os.getpid(), "start": self.started, "touched": touched,
+                           "latencies": [round(ms, 1) for ms in latencies], "outcomes": counts,
+                           "total": round((time.perf_counter() - self.t0) * 1000, 2), **self.phases,
+                           "gc": round(gc_ms - self.gc_before[0], 2), "gc_full": full - self.gc_before[1]})
+        try:
+            with open(self.path, "a") as f:
+                f.write(line + "\n")
+        except OSError:
+            pass
