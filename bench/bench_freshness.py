@@ -228,6 +228,8 @@ def cycle_report(start: float, end: float) -> str:
         for outcome, n in (c.get("outcomes") or {}).items():
             outcomes[outcome] = outcomes.get(outcome, 0) + n
     busy = [c for c in cycles if c["touched"]]
+    pushed = [ms for c in cycles for ms in c.get("latencies", ())] or [0.0]
+    slow = sorted(busy, key=lambda c: c["total"])[-max(1, len(busy) // 100):]
     if not busy:
         return f"  cycles: {len(cycles)}, none touched a visitor"
     med = {p: statistics.median(c.get(p, 0.0) for c in busy)
@@ -235,6 +237,10 @@ def cycle_report(start: float, end: float) -> str:
     return (f"  cycles: {len(cycles)} ({len(cycles) / (end - start):.1f}/s, {len(busy)} touching visitors: median "
             f"{statistics.median(c['touched'] for c in busy):.0f} visitors, phases in ms: "
             + ", ".join(f"{p} {v:.1f}" for p, v in med.items()) + ")\n"
+            f"  every push of the phase, server side (event received -> list sent to the channel layer): "
+            f"n={len(pushed)} p50={pct(pushed, 50):.1f} ms p99={pct(pushed, 99):.1f} ms\n"
+            f"  slowest 1% of cycles ({len(slow)}), median phases in ms: "
+            + ", ".join(f"{p} {statistics.median(c.get(p, 0.0) for c in slow):.1f}" for p in med) + "\n"
             f"  full garbage collections in cycles: {sum(c.get('gc_full', 0) for c in traced)}, "
             f"{sum(c.get('gc', 0.0) for c in traced):.0f} ms of gc in all; visitor outcomes: "
             + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))

@@ -93,7 +93,8 @@ def _redis_db(url: str, db: int) -> str:
 # The cache gets its own Redis database: clearing it (tests, operators) never drops the
 # Celery queues or the channel layer, which live in REDIS_URL's database.
 CACHE_URL = os.environ.get("LIVEREC_CACHE_URL") or _redis_db(REDIS_URL, 1)
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+# recsys.cache.RedisCache: Django's backend sharing one redis-py client (see its docstring).
+CACHES = {"default": {"BACKEND": "recsys.cache.RedisCache", "LOCATION": CACHE_URL}}
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,7 +44,7 @@ class Recommendation:
 
     def as_dict(self) -> dict[str, Any]:
         return {"item_id": self.item_id, "title": self.title, "url": self.url, "score": round(self.score, 5),
-                "reasons": [asdict(r) for r in self.reasons]}
+                "reasons": [r.as_dict() for r in self.reasons]}
 
 
 @dataclass
