@@ -275,6 +275,13 @@ async def run(args, port: int, catalogue: list[str]) -> None:
         print(f"  background: {rate:.0f} events/s achieved from {args.bg_visitors} visitors with open sockets, "
               f"{counts['posts']} posts, {counts['pushes']} pushes received, {counts['errors']} errors", flush=True)
         print(cpu.report(), flush=True)
+        # CPU per push: steadier than the latency between runs on a shared machine (the same
+        # code's p50 moved by 1.5x from run to run), so changes are compared on it as well.
+        per_second = counts["pushes"] / counts["seconds"] + len(loaded) / cpu.seconds
+        shares = cpu.shares()
+        print(f"  CPU per push received ({per_second:.1f}/s): "
+              + ", ".join(f"{role} {share * 1000 / per_second:.1f} ms" for role, share in shares.items())
+              + f" (sum {sum(shares.values()) * 1000 / per_second:.1f} ms)", flush=True)
         print(cycle_report(load_started, time.time()), flush=True)
 
 

@@ -112,6 +112,10 @@ class ItemAssociation(models.Model):
     time, so an item's top neighbours are an index scan.
     """
 
+    # The pair is the key, with no surrogate id: every fold rewrites log_key, an indexed column,
+    # so no update is HOT and every index gets an entry per pair written. Without the id's
+    # index the fold's upsert takes ~30% less time (see migration 0006).
+    pk = models.CompositePrimaryKey("item_a", "item_b")
     item_a = models.CharField(max_length=128)
     item_b = models.CharField(max_length=128)
     weight = models.FloatField()
@@ -119,7 +123,6 @@ class ItemAssociation(models.Model):
     updated = models.DateTimeField(help_text="Event time of the latest observation.")
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["item_a", "item_b"], name="recsys_assoc_pair")]
         indexes = [models.Index("item_a", models.F("log_key").desc(), name="recsys_assoc_top")]
 
     def __str__(self) -> str:

@@ -1,7 +1,8 @@
 """The sequential model's data and life cycle: sequences from the log, training, versions.
 
 The batch task ``recsys.tasks.train_sequential`` calls ``train_and_store``; the strategy
-``sequential/next-item`` calls ``current_model`` and ``visitor_sequence`` per request.
+``sequential/next-item`` calls ``current_model`` per request and ranks from the visitor's state
+that the fold stored (``update_states``), or from ``visitor_sequence_titled`` when it has none.
 """
 from __future__ import annotations
 
@@ -45,13 +46,9 @@ def sequences_from_log() -> dict[str, list[str]]:
     return seqs
 
 
-def visitor_sequence(visitor_id: str, limit: int) -> list[str]:
-    """The visitor's last ``limit`` engaged items, oldest first."""
-    return visitor_sequence_titled(visitor_id, limit)[0]
-
-
 def visitor_sequence_titled(visitor_id: str, limit: int) -> tuple[list[str], dict[str, str]]:
-    """``visitor_sequence`` and the titles of its items, in one round trip (for reasons)."""
+    """The visitor's last ``limit`` engaged items, oldest first, and their titles (for reasons),
+    in one round trip."""
     table = Event._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
@@ -262,7 +259,7 @@ def update_states(visitor_ids, model: seqmodel.NextItemModel | None = None) -> i
     events = Event._meta.db_table
     with connection.cursor() as cursor:
         # One round trip: each visitor's fold position and last max_len engaged items, oldest
-        # first (the history ``visitor_sequence`` reads per request).
+        # first (the history ``visitor_sequence_titled`` reads per request).
         cursor.execute(
             f"SELECT q.v, p.last_event_id, e.item_id FROM unnest(%s::text[]) AS q(v) "
             f"JOIN {VisitorProfile._meta.db_table} p ON p.visitor_id = q.v "
