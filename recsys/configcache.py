@@ -1,12 +1,13 @@
-"""Slot configurations, strategy tuning and running experiments, read once per change instead
-of on every request.
+"""Slot configurations, strategy tuning, running experiments and the published interest
+settings, read once per change instead of on every request (or fold).
 
 Every process keeps the published slot configs, the strategy tuning rows and the running
 experiments in memory, tagged with a generation token kept in the Django cache (Redis). A
 request costs at most one cache GET; saving or deleting a SlotConfig, StrategyConfig or
 Experiment (admin, services, shell) sets a new token after the commit, and every process
 reloads the three tables on its next check. (The experiment lookup was one query per
-recommendation, 12% of a for-you request's time at 100k items.)
+recommendation, 12% of a for-you request's time at 100k items. The interest settings were a
+query in every fold of the realtime worker, inside the projection's lock.)
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ GENERATION_KEY = "liverec:config-generation"
 CHECK_SECONDS = 1.0
 
 _lock = threading.Lock()
-_snapshot: dict[str, Any] = {"generation": None, "slots": {}, "tuning": {}, "experiments": {}, "checked": 0.0}
+_snapshot: dict[str, Any] = {"generation": None, "slots": {}, "tuning": {}, "experiments": {}, "interest": None,
+                             "checked": 0.0}
 
 
 def _generation() -> str | None:
@@ -40,7 +42,7 @@ def _generation() -> str | None:
 
 
 def _load() -> dict[str, Any]:
-    from .models import Experiment, SlotConfig, StrategyConfig
+    from .models import Experiment, InterestConfig, SlotConfig, StrategyConfig
 
     slots: dict[str, dict] = {}
     for slot, config in (SlotConfig.objects.filter(active=True).order_by("slot", "-version")
@@ -53,7 +55,8 @@ def _load() -> dict[str, Any]:
     for pk, slot, arms in Experiment.objects.filter(status=Experiment.Status.RUNNING).values_list("id", "slot", "arms"):
         if arms:
             experiments[slot] = {"id": pk, "arms": [_resolved_arm(slot, arm) for arm in arms]}
-    return {"slots": slots, "tuning": tuning, "experiments": experiments}
+    interest = InterestConfig.objects.filter(active=True).order_by("-version").values_list("config", flat=True).first()
+    return {"slots": slots, "tuning": tuning, "experiments": experiments, "interest": interest}
 
 
 def _resolved_arm(slot: str, arm: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +70,8 @@ def _resolved_arm(slot: str, arm: dict[str, Any]) -> dict[str, Any]:
 
 def snapshot() -> dict[str, Any]:
     """{"slots": {slot: published config}, "tuning": {strategy id: config},
-    "experiments": {slot: {"id", "arms"} of its running experiment}}, current."""
+    "experiments": {slot: {"id", "arms"} of its running experiment},
+    "interest": the newest active published interest settings or None}, current."""
     now = time.monotonic()
     with _lock:
         if _snapshot["generation"] is not None and now - _snapshot["checked"] < CHECK_SECONDS:
@@ -84,8 +88,8 @@ def snapshot() -> dict[str, Any]:
 
 
 def invalidate(**kwargs: Any) -> None:
-    """Signal receiver: a SlotConfig/StrategyConfig/Experiment changed; every process reloads
-    after commit."""
+    """Signal receiver: a SlotConfig/StrategyConfig/Experiment/InterestConfig changed; every
+    process reloads after commit."""
     def bump() -> None:
         with _lock:
             _snapshot["generation"] = None
@@ -103,8 +107,8 @@ def connect() -> None:
     """Called from RecsysConfig.ready()."""
     from django.db.models.signals import post_delete, post_save
 
-    from .models import Experiment, SlotConfig, StrategyConfig
+    from .models import Experiment, InterestConfig, SlotConfig, StrategyConfig
 
-    for model in (SlotConfig, StrategyConfig, Experiment):
+    for model in (SlotConfig, StrategyConfig, Experiment, InterestConfig):
         post_save.connect(invalidate, sender=model, dispatch_uid=f"liverec-config-{model.__name__}-save")
         post_delete.connect(invalidate, sender=model, dispatch_uid=f"liverec-config-{model.__name__}-delete")

@@ -175,14 +175,17 @@ def arm_config(slot: str, arm: dict) -> dict | None:
 
 
 def interest_settings() -> dict:
-    """Event weights and half-lives: the newest active published ``InterestConfig`` over settings."""
+    """Event weights and half-lives: the newest active published ``InterestConfig`` over settings.
+
+    The published row comes from the config snapshot (``configcache``): publishing one takes
+    effect in this process at once and in the other workers within ``CHECK_SECONDS``."""
+    from . import configcache
     from .conf import settings
-    from .models import InterestConfig
 
     base = {"EVENT_WEIGHTS": dict(settings.EVENT_WEIGHTS),
             "LONG_TERM_HALF_LIFE_HOURS": settings.LONG_TERM_HALF_LIFE_HOURS,
             "SHORT_TERM_HALF_LIFE_HOURS": settings.SHORT_TERM_HALF_LIFE_HOURS}
-    published = InterestConfig.objects.filter(active=True).order_by("-version").values_list("config", flat=True).first()
+    published = configcache.snapshot().get("interest")
     if published:
         base.update({k: v for k, v in published.items() if k in base})
     return base
