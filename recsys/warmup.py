@@ -4,8 +4,9 @@ take the start-up heap out of the cyclic garbage collector's reach.
 Why: a realtime worker holds ~520,000 objects once Django, torch and the models are loaded,
 an ASGI server ~255,000. CPython's collector scans them all in each full (generation 2)
 collection: measured here, 271 ms in an idle worker, 127 ms in the ASGI process, and about
-500 ms each under bench_freshness's load, where one came every ~15 s per worker and stalled
-every push queued behind it. Almost all of those objects (modules, functions, classes, model
+500 ms each under bench_freshness's load (three in 48 s across the two realtime workers),
+stalling every push queued behind them. With the freeze the workers' full collections take
+~30 ms (about 30 in a 70 s run). Almost all of those objects (modules, functions, classes, model
 weights) live as long as the process, so scanning them finds nothing: ``gc.freeze()`` moves
 them to a permanent generation that collections skip (the pattern Instagram published for
 its Django workers). Reference counting still frees a frozen object that becomes unused; only
