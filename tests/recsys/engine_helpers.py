@@ -17,13 +17,19 @@ def isolated_cache(monkeypatch):
 
     Appends do not enqueue Celery tasks here: these tests run the projections in-process
     (``run_projections``), and the session's real workers, when started, must not fold
-    these events while the test database is being flushed (TRUNCATE deadlocks).
+    these events while the test database is being flushed (TRUNCATE deadlocks). Nor do the
+    folds' own requests (the association fold an in-process ``process_events`` asks for, the
+    interest fold ``fold_associations`` asks for): a real batch worker running one of them
+    raced a test's replay (``cooccurrence.rebuild`` found the cursor already at the end).
     """
     from django.core.cache import cache
 
+    from recsys.services import cooccurrence, events
     from tracking import hooks
 
     monkeypatch.setattr(hooks, "_subscribers", [])
+    monkeypatch.setattr(cooccurrence, "request_fold", lambda: None)
+    monkeypatch.setattr(events, "on_events_appended", lambda event_ids: None)
 
     from recsys import configcache
     from recsys.strategies import trending
