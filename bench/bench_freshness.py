@@ -266,6 +266,9 @@ async def run(args, port: int, catalogue: list[str]) -> None:
         load_started = time.time()
         with cpucount.Phase() as cpu:
             loaded, missed = await measure(port, http, f"bench-load-{uuid.uuid4().hex[:8]}", args.samples, gap, catalogue)
+        # The floor again, under the same load: a do-nothing realtime task waits for a free
+        # worker like an event's cycle does, so this is the queueing + transport share.
+        floor_loaded = await floor(port, 50)
         stop.set()
         counts = await asyncio.to_thread(results.get, True, 120)
         await asyncio.to_thread(load.join, 30)
@@ -274,6 +277,7 @@ async def run(args, port: int, catalogue: list[str]) -> None:
         print(summary("  of which the POST answered", measure.answered), flush=True)
         print(f"  background: {rate:.0f} events/s achieved from {args.bg_visitors} visitors with open sockets, "
               f"{counts['posts']} posts, {counts['pushes']} pushes received, {counts['errors']} errors", flush=True)
+        print(summary("  floor under the load: task -> socket", floor_loaded), flush=True)
         print(cpu.report(), flush=True)
         # CPU per push: steadier than the latency between runs on a shared machine (the same
         # code's p50 moved by 1.5x from run to run), so changes are compared on it as well.
