@@ -47,13 +47,20 @@ def subscribe_erased(fn: ErasedSubscriber) -> None:
 
 
 def publish_erased(visitor_ids: Sequence[str], *, user_ids: Sequence[str] = (), reason: str) -> dict:
+    return _run_all(_erased_subscribers, "erase",
+                    lambda fn: fn(list(visitor_ids), user_ids=list(user_ids), reason=reason))
+
+
+def _run_all(subscribers: list, what: str, call: Callable) -> dict:
+    """``call(fn)`` for every subscriber, their count dicts merged; every one runs (each erases
+    what it can) before the first failure is raised."""
     report: dict = {}
     errors: list[BaseException] = []
-    for fn in list(_erased_subscribers):
+    for fn in list(subscribers):
         try:
-            report.update(fn(list(visitor_ids), user_ids=list(user_ids), reason=reason) or {})
-        except Exception as exc:  # run the others first: each one erases what it can
-            logger.exception("tracking: erase subscriber %r failed", fn)
+            report.update(call(fn) or {})
+        except Exception as exc:
+            logger.exception("tracking: %s subscriber %r failed", what, fn)
             errors.append(exc)
     if errors:
         raise errors[0]
@@ -77,17 +84,7 @@ def subscribe_expired(fn: ExpiredSubscriber) -> None:
 
 
 def publish_expired(cutoff) -> dict:
-    report: dict = {}
-    errors: list[BaseException] = []
-    for fn in list(_expired_subscribers):
-        try:
-            report.update(fn(cutoff) or {})
-        except Exception as exc:
-            logger.exception("tracking: retention subscriber %r failed", fn)
-            errors.append(exc)
-    if errors:
-        raise errors[0]
-    return report
+    return _run_all(_expired_subscribers, "retention", lambda fn: fn(cutoff))
 
 
 # Exporters: what subscribers derived about visitors, for a data export (tracking.privacy).

@@ -30,7 +30,11 @@ def derived_write() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        cursor.execute(f"SELECT {_DERIVED_WRITE}")
+
+
+# ``SET LOCAL synchronous_commit TO OFF`` as an expression, so a statement can carry it.
+_DERIVED_WRITE = "set_config('synchronous_commit', 'off', true)"
 
 
 def lock(cursor_name: str) -> ProjectionCursor:
@@ -74,7 +78,7 @@ def next_batch(cursor_name: str, limit: int) -> tuple[ProjectionCursor, list]:
     from django.db import connection
 
     with connection.cursor() as db:
-        db.execute(f"SELECT set_config('synchronous_commit', 'off', true), {_LOCK}", [_lock_key(cursor_name)])
+        db.execute(f"SELECT {_DERIVED_WRITE}, {_LOCK}", [_lock_key(cursor_name)])
         db.execute(f"SELECT txid, position, pg_snapshot_xmin(pg_current_snapshot())::text::bigint "
                    f"FROM {ProjectionCursor._meta.db_table} WHERE name = %s", [cursor_name])
         row = db.fetchone()
