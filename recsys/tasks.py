@@ -110,11 +110,10 @@ def _update_sequence_states(visitor_ids) -> None:
 def _request_summaries(visitor_ids) -> None:
     from .services import summaries
 
-    for visitor_id in visitor_ids:
-        try:
-            summaries.request_summary(visitor_id)
-        except Exception:  # a cache or broker hiccup must not fail the projection
-            logger.exception("recsys: could not schedule the summary of %s", visitor_id)
+    try:
+        summaries.request_summaries(list(visitor_ids))
+    except Exception:  # a cache or broker hiccup must not fail the projection
+        logger.exception("recsys: could not schedule the summaries of %d visitors", len(visitor_ids))
 
 
 @shared_task(queue=BATCH, ignore_result=True, acks_late=True)

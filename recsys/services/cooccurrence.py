@@ -178,10 +178,12 @@ def _apply_batch(limit: int) -> int:
         if not events:
             return 0
         windows = _windows_before([e for e in events if _engages(e)] or events, cursor, conf)
-        _write(fold(events, windows, conf), float(conf["HALF_LIFE_HOURS"]))
-        _write_popularity(popularity_fold(events, float(settings.TRENDING["HALF_LIFE_HOURS"])))
-        cursor.txid, cursor.position = events[-1].txid, events[-1].id
-        cursor.save(update_fields=["txid", "position", "updated_at"])
+        pairs = fold(events, windows, conf)
+        popularity = popularity_fold(events, float(settings.TRENDING["HALF_LIFE_HOURS"]))
+        with projection.pipelined():  # the pairs, the counts and the cursor in one round trip
+            _write(pairs, float(conf["HALF_LIFE_HOURS"]))
+            _write_popularity(popularity)
+            projection.advance(cursor, events[-1])
     return len(events)
 
 

@@ -63,22 +63,35 @@ def _rounded(vector) -> list[float]:
     return np.round(v.astype(np.float64), 6).tolist()
 
 
-def _vectors_for(events: list[Event]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def _vectors_for(events: list[Event], items: dict[str, np.ndarray] | None = None
+                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The events' item embeddings (``items`` when the caller read them: ``item_vectors``)
+    and their search queries' embeddings."""
     encoder = get_encoder()
-    item_ids = {e.item_id for e in events if e.item_id}
-    items = {}
-    if item_ids:
-        # pgvector's binary format straight into NumPy: the ORM parsed each embedding's text
-        # form in Python (Vector._from_text), 3-5% of the realtime worker under load.
-        with binary_vector_cursor() as cursor:
-            cursor.execute(f"SELECT item_id, embedding FROM {Item._meta.db_table} "
-                           "WHERE item_id = ANY(%s) AND embedding_model = %s AND embedding IS NOT NULL",
-                           [sorted(item_ids), encoder.name], binary=True)
-            for item_id, emb in cursor:
-                items[item_id] = emb.to_numpy()
+    if items is None:
+        items = item_vectors({e.item_id for e in events if e.item_id})[1]
     queries = sorted({str(e.properties.get("query", ""))[:256] for e in events if e.name == "searched"} - {""})
     qvecs = dict(zip(queries, encoder.encode(queries))) if queries else {}
     return items, qvecs
+
+
+def item_vectors(item_ids: set[str]) -> tuple[set[str], dict[str, np.ndarray]]:
+    """Which of these items exist, and the embeddings of those embedded by the current encoder,
+    in one round trip (a fold needs both: ``_ensure_items``, then ``fold``)."""
+    if not item_ids:
+        return set(), {}
+    known, items = set(), {}
+    # pgvector's binary format straight into NumPy: the ORM parsed each embedding's text
+    # form in Python (Vector._from_text), 3-5% of the realtime worker under load.
+    with binary_vector_cursor() as cursor:
+        cursor.execute(f"SELECT item_id, CASE WHEN embedding_model = %s THEN embedding END "
+                       f"FROM {Item._meta.db_table} WHERE item_id = ANY(%s)",
+                       [get_encoder().name, sorted(item_ids)], binary=True)
+        for item_id, emb in cursor:
+            known.add(item_id)
+            if emb is not None:
+                items[item_id] = emb.to_numpy()
+    return known, items
 
 
 def _rating_scale(value) -> float:
@@ -106,14 +119,16 @@ def event_weight(ev: Event, weights: dict[str, float]) -> float:
     return weight
 
 
-def fold(events: Iterable[Event], profiles: dict[str, VisitorProfile]) -> set[str]:
-    """Apply events (in log order) to the given profiles, creating missing ones in memory."""
+def fold(events: Iterable[Event], profiles: dict[str, VisitorProfile],
+         item_vecs: dict[str, np.ndarray] | None = None) -> set[str]:
+    """Apply events (in log order) to the given profiles, creating missing ones in memory.
+    ``item_vecs``: the events' item embeddings, when the caller read them (``item_vectors``)."""
     events = [e for e in events if not e.is_bot and not e.is_repeat]
     if not events:
         return set()
     tuned = selectors.interest_settings()  # published admin tuning over LIVEREC settings
     weights = tuned["EVENT_WEIGHTS"]
-    item_vecs, query_vecs = _vectors_for(events)
+    item_vecs, query_vecs = _vectors_for(events, item_vecs)
     states: dict[str, im.InterestState] = {}
     touched: set[str] = set()
     for ev in events:
@@ -240,21 +255,23 @@ def load_profiles(visitor_ids: Iterable[str]) -> dict[str, VisitorProfile]:
     return profiles
 
 
-def _ensure_items(events: list[Event]) -> None:
-    """Create items known only from events and embed them inline, before the fold.
+def _ensure_items(events: list[Event], known: set[str]) -> bool:
+    """Create items known only from events and embed them inline, before the fold; True if
+    any was created. ``known``: the events' items that exist (``item_vectors``).
 
     Inline (not on the batch queue) so the event counts now and a replay, which finds
     the item already embedded, folds exactly the same vectors. A handful per batch at
     most after the first sighting: milliseconds on the realtime worker's loaded encoder.
     """
-    rows = [(e.item_id, e.properties) for e in events if e.item_id and not e.is_bot]
+    rows = [(e.item_id, e.properties) for e in events if e.item_id and not e.is_bot and e.item_id not in known]
     if not rows:
-        return
+        return False
     from . import items
 
     new_pks = items.ensure_items_from_events(rows)
     if new_pks:
         items.embed_items(new_pks, index=False)
+    return True
 
 
 def _apply_batch(limit: int) -> tuple[dict[str, tuple[int, datetime]], int]:
@@ -269,13 +286,16 @@ def _apply_batch(limit: int) -> tuple[dict[str, tuple[int, datetime]], int]:
         cursor, events = projection.next_batch(CURSOR, limit)
         if not events:
             return {}, 0
-        _ensure_items(events)
+        item_ids = {e.item_id for e in events if e.item_id}
+        known, item_vecs = item_vectors(item_ids)
+        if _ensure_items(events, known):  # new items: read their fresh embeddings too
+            known, item_vecs = item_vectors(item_ids)
         visitor_ids = {e.visitor_id for e in events}
         profiles = load_profiles(visitor_ids)
-        touched = fold(events, profiles)
-        _save([profiles[v] for v in touched])
-        cursor.txid, cursor.position = events[-1].txid, events[-1].id
-        cursor.save(update_fields=["txid", "position", "updated_at"])
+        touched = fold(events, profiles, item_vecs)
+        with projection.pipelined():  # the profiles and the cursor in one round trip
+            _save([profiles[v] for v in touched])
+            projection.advance(cursor, events[-1])
     first: dict[str, tuple[int, datetime]] = {}
     for e in events:
         if e.visitor_id in touched:

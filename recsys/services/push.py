@@ -155,9 +155,16 @@ def current_lists(visitor_id: str, keys: list[str]):
     return [(key, seq, recs) for _, key, seq, recs in lists], [key for _, key in unknown]
 
 
-def current_lists_many(keys_of: dict[str, list[str]]):
+def current_lists_many(keys_of: dict[str, list[str]], numbers: dict[str, int] | None = None):
     """``current_lists`` of several visitors, ranked together (``engine.recommend_many``):
-    [(visitor, key, seq, RecommendationList)] and the unknown [(visitor, key)]."""
+    [(visitor, key, seq, RecommendationList)] and the unknown [(visitor, key)].
+
+    ``numbers`` gives a visitor's lists the number of the change that is being pushed
+    (``profiles_changed``): taken before this ranking began, as ``next_seqs`` would be, and
+    the visitor's epoch, so the lists stay reusable until the next change (``cached_lists``).
+    Sharing it across the visitor's slots is fine: widgets compare numbers per slot.
+    """
+    numbers = numbers or {}
     wanted, unknown = [], []
     for visitor_id, keys in keys_of.items():
         for key in keys:
@@ -170,7 +177,9 @@ def current_lists_many(keys_of: dict[str, list[str]]):
             wanted.append((visitor_id, key, slot, context))
     if not wanted:
         return [], unknown
-    seqs = pushstate.next_seqs([_key("seq", visitor_id) for visitor_id, *_ in wanted])
+    unnumbered = [visitor_id for visitor_id, *_ in wanted if visitor_id not in numbers]
+    fresh = iter(pushstate.next_seqs([_key("seq", visitor_id) for visitor_id in unnumbered]) if unnumbered else ())
+    seqs = [numbers[visitor_id] if visitor_id in numbers else next(fresh) for visitor_id, *_ in wanted]
     lists = recommend_many([(visitor_id, slot, None, context or None) for visitor_id, _, slot, context in wanted])
     return [(visitor_id, key, seq, recs) for (visitor_id, key, _, _), seq, recs in zip(wanted, seqs, lists)], unknown
 
@@ -186,7 +195,8 @@ def message(key: str, recs, seq: int, *, resync: bool = False) -> dict[str, Any]
 # --- the last lists computed, reused by (re)connecting sockets -----------------------------------
 # A page view renders the list, then its socket connects and asks for it again; a second tab
 # asks for the same list. The last computed lists are kept for a minute and reused while no
-# event of the visitor was folded since they were numbered (the "epoch"), halving the ranking
+# event of the visitor was folded after they were numbered (the "epoch": the number of the
+# newest change; a push's lists carry that number itself), halving the ranking
 # work of a page view. Trending drift within that minute is corrected by the next push.
 LIST_CACHE_TTL = 60
 
@@ -195,7 +205,7 @@ def cached_lists(visitor_id: str) -> dict[str, dict[str, Any]]:
     """{slot key: {"seq", "recs"}} of lists still fresh."""
     got = cache.get_many([_key("lists", visitor_id), _key("epoch", visitor_id)])
     epoch = got.get(_key("epoch", visitor_id)) or 0
-    return {k: v for k, v in (got.get(_key("lists", visitor_id)) or {}).items() if v["seq"] > epoch}
+    return {k: v for k, v in (got.get(_key("lists", visitor_id)) or {}).items() if v["seq"] >= epoch}
 
 
 def store_lists(visitor_id: str, computed) -> None:
@@ -203,21 +213,23 @@ def store_lists(visitor_id: str, computed) -> None:
     store_lists_many({visitor_id: computed})
 
 
-def store_lists_many(computed_of: dict[str, list]) -> None:
-    """``store_lists`` of several visitors: one read and one write for all."""
+def store_lists_many(computed_of: dict[str, list], also: list[tuple[str, Any, int]] = ()) -> None:
+    """``store_lists`` of several visitors: one read and one write for all. ``also``: other
+    (key, value, ttl) entries to write in the same round trip."""
     computed_of = {v: c for v, c in computed_of.items() if c}
     if not computed_of:
+        pushstate.set_values(list(also))
         return
     got = cache.get_many([k for v in computed_of for k in (_key("lists", v), _key("epoch", v))])
     updates = {}
     for visitor_id, computed in computed_of.items():
         epoch = got.get(_key("epoch", visitor_id)) or 0
-        lists = {k: v for k, v in (got.get(_key("lists", visitor_id)) or {}).items() if v["seq"] > epoch}
+        lists = {k: v for k, v in (got.get(_key("lists", visitor_id)) or {}).items() if v["seq"] >= epoch}
         for key, seq, recs in computed:
             if key not in lists or lists[key]["seq"] < seq:
                 lists[key] = {"seq": seq, "recs": recs.as_dict()}
         updates[_key("lists", visitor_id)] = dict(list(lists.items())[-MAX_SLOT_KEYS:])
-    cache.set_many(updates, LIST_CACHE_TTL)
+    pushstate.set_values([(key, value, LIST_CACHE_TTL) for key, value in updates.items()] + list(also))
 
 
 def served_on_page(recs, key: str) -> None:
@@ -237,11 +249,24 @@ def refresh(visitor_id: str, *, force: bool = False, logs: list | None = None) -
     return refresh_many([visitor_id], force=force, logs=logs)[visitor_id]
 
 
-def refresh_many(visitor_ids: list[str], *, force: bool = False, logs: list | None = None) -> dict[str, list[str]]:
+def refresh_many(visitor_ids: list[str], *, force: bool = False, logs: list | None = None,
+                 changes: dict[str, tuple[int, list[str]]] | None = None) -> dict[str, list[str]]:
     """``refresh`` of several visitors: their lists ranked together (``engine.recommend_many``),
-    the cache read and written in a few round trips for all; pushes go out in the given order."""
-    keys_of = open_slots_many(visitor_ids)
-    lists, unknown = current_lists_many({v: keys for v, keys in keys_of.items() if keys})
+    the cache read and written in a few round trips for all; pushes go out in the given order.
+
+    ``changes`` gives, per visitor, the number of the change being pushed and the slot keys
+    on their pages, as ``pushstate.on_change_many`` read them: no read before ranking then.
+    Their burst timers restart when the sends are done (``profiles_changed``), written with
+    the lists.
+    """
+    changes = changes or {}
+    keys_of = {v: changes[v][1] for v in visitor_ids if v in changes}
+    rest = [v for v in visitor_ids if v not in changes]
+    if rest:
+        keys_of.update(open_slots_many(rest))
+    keys_of = {v: keys_of[v] for v in visitor_ids}
+    lists, unknown = current_lists_many({v: keys for v, keys in keys_of.items() if keys},
+                                        {v: number for v, (number, _) in changes.items()})
     if unknown:
         logger.warning("recsys: visitor sockets name unknown slots %s", sorted({key for _, key in unknown}))
     # Signatures of the lists pushed to every tab; only pushes set them: a list sent to one
@@ -261,7 +286,11 @@ def refresh_many(visitor_ids: list[str], *, force: bool = False, logs: list | No
     computed: dict[str, list] = {}
     for visitor_id, key, seq, recs in lists:
         computed.setdefault(visitor_id, []).append((key, seq, recs))
-    store_lists_many(computed)  # after the sends: neither cache nor log delays a push
+    # After the sends: neither cache nor log delays a push. The window of a pushed burst runs
+    # from here: on a busy machine a ranking can outlast the window, and the events that
+    # arrived meanwhile still belong to the same burst.
+    done_ms = int(time.time() * 1000)
+    store_lists_many(computed, [(_key("last", v), done_ms, BURST_STATE_TTL) for v in visitor_ids if v in changes])
     if logs is None:
         serving.record(entries)
     else:
@@ -278,18 +307,19 @@ def profiles_changed(visitor_ids: list[str], *, logs: list | None = None) -> dic
     """
     now = time.time()
     window = settings.PUSH_DEBOUNCE_MS / 1000.0
-    # One round trip: invalidate the cached lists, check presence, read and move the burst timers.
+    # One round trip: invalidate the cached lists, check presence, read and move the burst
+    # timers, and read the slots each watched visitor's pages show.
     states = pushstate.on_change_many(
-        [(_key("seq", v), _key("epoch", v), _key("online", v), _key("last", v)) for v in visitor_ids],
+        [(_key("seq", v), _key("epoch", v), _key("online", v), _key("last", v), _key("slots", v)) for v in visitor_ids],
         now_ms=int(now * 1000), window_ms=int(settings.PUSH_DEBOUNCE_MS), epoch_ttl=LIST_CACHE_TTL,
         burst_ttl=BURST_STATE_TTL)
     out: dict[str, str] = {}
-    leading = []
-    for visitor_id, (online, lead) in zip(visitor_ids, states):
-        if not online:
+    leading: dict[str, tuple[int, list[str]]] = {}
+    for visitor_id, change in zip(visitor_ids, states):
+        if not change.online:
             out[visitor_id] = "offline"
-        elif lead:
-            leading.append(visitor_id)
+        elif change.leading:
+            leading[visitor_id] = (change.seq, sorted(change.slots or DEFAULT_SLOTS))
         else:
             out[visitor_id] = "deferred"
             if cache.add(_key("trail", visitor_id), now, BURST_STATE_TTL):
@@ -298,20 +328,19 @@ def profiles_changed(visitor_ids: list[str], *, logs: list | None = None) -> dic
                 refresh_visitor.apply_async((visitor_id, now), countdown=window)
     if leading:
         try:
-            pushed = refresh_many(leading, logs=logs)
+            pushed = refresh_many(list(leading), logs=logs, changes=leading)
         except Exception:
             # One visitor's failing ranking must not cost the others their push: one by one.
             logger.exception("recsys: batch refresh of %d visitors failed; refreshing one by one", len(leading))
             pushed = {}
             for visitor_id in leading:
                 try:
-                    pushed.update(refresh_many([visitor_id], logs=logs))
+                    pushed.update(refresh_many([visitor_id], logs=logs, changes=leading))
                 except Exception:
                     logger.exception("recsys: push for visitor %s failed", visitor_id)
                     pushed[visitor_id] = []
-        # The window runs from the end of the push: on a busy machine a ranking can outlast
-        # the window, and the events that arrived meanwhile still belong to the same burst.
-        pushstate.set_last_many([_key("last", v) for v in leading], int(time.time() * 1000), BURST_STATE_TTL)
+                    # The burst timer still restarts, as after a push (refresh_many does it).
+                    pushstate.set_last_many([_key("last", visitor_id)], int(time.time() * 1000), BURST_STATE_TTL)
         out.update({v: "pushed" if pushed[v] else "unchanged" for v in leading})
     return {v: out[v] for v in visitor_ids}
 

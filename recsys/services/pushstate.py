@@ -11,20 +11,26 @@ other cache backend the same steps run through the cache API.
 """
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 from django.core.cache import cache
 
 # Step 1 of a change (services.push.profiles_changed): number it (lists numbered before it are
-# stale), then tell whether anyone is watching and whether this change opens a burst.
-# KEYS: seq, epoch, online, last. ARGV: epoch ttl (s), now (ms), window (ms), burst ttl (s).
+# stale), then tell whether anyone is watching, whether this change opens a burst and, for a
+# watched visitor, which slots their pages show (the registry's stored bytes), so that a push
+# needs no further read before ranking.
+# KEYS: seq, epoch, online, last, slots. ARGV: epoch ttl (s), now (ms), window (ms), burst ttl (s).
+# Returns {online, leading, the change's number, the slot registry or ''}.
 _ON_CHANGE = """
 local seq = redis.call('INCR', KEYS[1])
 redis.call('SET', KEYS[2], seq, 'EX', ARGV[1])
 local online = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
-if online <= 0 then return {0, 0} end
+if online <= 0 then return {0, 0, seq, ''} end
 local last = tonumber(redis.call('GET', KEYS[4]) or '')
 redis.call('SET', KEYS[4], ARGV[2], 'EX', ARGV[4])
-if (not last) or (tonumber(ARGV[2]) - last >= tonumber(ARGV[3])) then return {1, 1} end
-return {1, 0}
+local lead = 0
+if (not last) or (tonumber(ARGV[2]) - last >= tonumber(ARGV[3])) then lead = 1 end
+return {1, lead, seq, redis.call('GET', KEYS[5]) or ''}
 """
 
 # Store a list's signature; 1 when it differs from the one stored. KEYS: sig. ARGV: sig, ttl.
@@ -33,9 +39,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1
 """
-
-_scripts: dict[tuple[int, str], object] = {}
-
 
 def _redis():
     """The cache's redis-py client, or None when the cache is not Django's Redis backend."""
@@ -48,12 +51,40 @@ def _redis():
     return backend._cache.get_client(write=True)
 
 
-def _script(client, source: str):
-    key = (id(client.connection_pool), source)
-    script = _scripts.get(key)
-    if script is None:
-        script = _scripts[key] = client.register_script(source)
-    return script
+_shas: dict[str, str] = {}
+
+
+def _sha(source: str) -> str:
+    sha = _shas.get(source)
+    if sha is None:
+        import hashlib
+
+        sha = _shas[source] = hashlib.sha1(source.encode()).hexdigest()
+    return sha
+
+
+def _eval_many(client, source: str, calls: list[tuple[list[str], list]]) -> list:
+    """Run a Lua script once per (keys, args), pipelined in one round trip, by its sha.
+
+    Not redis-py's ``Script`` in a pipeline: that asks SCRIPT EXISTS before every pipeline,
+    a second round trip each time. A server that lost the script (restart, SCRIPT FLUSH)
+    answers NOSCRIPT to every call of the pipeline, none of which ran (they all name the
+    same sha), so loading it and sending the pipeline again runs each call once.
+    """
+    from redis.exceptions import NoScriptError
+
+    sha = _sha(source)
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(sha, len(keys), *keys, *args)
+        try:
+            return pipe.execute()
+        except NoScriptError:
+            if attempt:
+                raise
+            client.script_load(source)
+    raise AssertionError("unreachable")
 
 
 def _k(key: str) -> str:
@@ -84,28 +115,49 @@ def next_seqs(seq_keys: list[str]) -> list[int]:
     return out
 
 
-def on_change_many(keys: list[tuple[str, str, str, str]], *, now_ms: int, window_ms: int, epoch_ttl: int,
-                   burst_ttl: int) -> list[tuple[bool, bool]]:
-    """Each visitor's profile changed, for their (seq, epoch, online, last) keys, in one round
-    trip: number the change into ``epoch``; return (online, leading) per visitor, where leading
-    means no change in the last ``window_ms`` (push now). When online, ``last`` is set to
-    ``now_ms``."""
+class Change(NamedTuple):
+    """What ``on_change_many`` tells of one visitor's change."""
+
+    online: bool  # a socket of theirs is open
+    leading: bool  # no change in the last window: push now
+    seq: int  # the change's number, now the visitor's epoch
+    slots: Any  # the slot registry's value (None when absent), read only when online
+
+
+def on_change_many(keys: list[tuple[str, str, str, str, str]], *, now_ms: int, window_ms: int, epoch_ttl: int,
+                   burst_ttl: int) -> list[Change]:
+    """Each visitor's profile changed, for their (seq, epoch, online, last, slots) keys, in one
+    round trip: number the change into ``epoch`` and tell what ``Change`` holds. When online,
+    ``last`` is set to ``now_ms``."""
     client = _redis()
     if client is not None:
-        script, pipe = _script(client, _ON_CHANGE), client.pipeline(transaction=False)
-        for four in keys:
-            script(keys=[_k(k) for k in four], args=[epoch_ttl, now_ms, window_ms, burst_ttl], client=pipe)
-        return [(bool(online), bool(lead)) for online, lead in pipe.execute()]
+        results = _eval_many(client, _ON_CHANGE, [([_k(k) for k in five], [epoch_ttl, now_ms, window_ms, burst_ttl])
+                                                  for five in keys])
+        return [Change(bool(online), bool(lead), int(seq), _loads(slots) if slots else None)
+                for online, lead, seq, slots in results]
     out = []
-    for seq_key, epoch_key, online_key, last_key in keys:
-        cache.set(epoch_key, next_seq(seq_key), epoch_ttl)
+    for seq_key, epoch_key, online_key, last_key, slots_key in keys:
+        seq = next_seq(seq_key)
+        cache.set(epoch_key, seq, epoch_ttl)
         if not cache.get(online_key):
-            out.append((False, False))
+            out.append(Change(False, False, seq, None))
             continue
         last = cache.get(last_key)
         cache.set(last_key, now_ms, burst_ttl)
-        out.append((True, last is None or now_ms - int(last) >= window_ms))
+        out.append(Change(True, last is None or now_ms - int(last) >= window_ms, seq, cache.get(slots_key)))
     return out
+
+
+def _loads(raw: bytes):
+    """A value as the cache API reads it (Django's Redis backend: int or pickle)."""
+    return _serializer().loads(raw)
+
+
+def _serializer():
+    """Django's Redis backend's serializer (ints as Redis integers, the rest pickled)."""
+    from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+
+    return caches[DEFAULT_CACHE_ALIAS]._cache._serializer
 
 
 def swap_signature(sig_key: str, signature: str, ttl: int) -> bool:
@@ -117,10 +169,8 @@ def swap_signatures(pairs: list[tuple[str, str]], ttl: int) -> list[bool]:
     """``swap_signature`` for several (key, signature) pairs, in one round trip."""
     client = _redis()
     if client is not None:
-        script, pipe = _script(client, _SWAP_SIGNATURE), client.pipeline(transaction=False)
-        for key, signature in pairs:
-            script(keys=[_k(key)], args=[signature, ttl], client=pipe)
-        return [bool(v) for v in pipe.execute()]
+        return [bool(v) for v in _eval_many(client, _SWAP_SIGNATURE, [([_k(key)], [signature, ttl])
+                                                                      for key, signature in pairs])]
     out = []
     for key, signature in pairs:
         out.append(cache.get(key) != signature)
@@ -136,4 +186,22 @@ def last_ms(last_key: str) -> int | None:
 
 
 def set_last_many(last_keys: list[str], now_ms: int, ttl: int) -> None:
-    cache.set_many({key: now_ms for key in last_keys}, ttl)
+    set_values([(key, now_ms, ttl) for key in last_keys])
+
+
+def set_values(entries: list[tuple[str, Any, int]]) -> None:
+    """Set each (key, value, ttl in seconds) as ``cache.set`` would, in one round trip with
+    Django's Redis backend (``cache.set_many`` takes one ttl for all: the lists and the burst
+    timers a push writes after its sends have two)."""
+    if not entries:
+        return
+    client = _redis()
+    if client is None:
+        for key, value, ttl in entries:
+            cache.set(key, value, ttl)
+        return
+    dumps = _serializer().dumps
+    pipe = client.pipeline(transaction=False)
+    for key, value, ttl in entries:
+        pipe.set(_k(key), dumps(value), ex=ttl)
+    pipe.execute()

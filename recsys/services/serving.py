@@ -7,7 +7,7 @@ from typing import Iterable
 from django.db import transaction
 
 from ..models import RecommendationLog
-from .projection import derived_write
+from .projection import derived_write, pipelined
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,8 @@ def record(entries: Iterable[RecommendationLog]) -> None:
     if not rows:
         return
     try:
-        with transaction.atomic():
+        # BEGIN, the setting and the insert in one round trip (pipelined), then the COMMIT.
+        with transaction.atomic(), pipelined():
             derived_write()  # analytics: no wait for the WAL flush (see projection.derived_write)
             RecommendationLog.objects.bulk_create(rows, ignore_conflicts=True)
     except Exception:

@@ -30,19 +30,26 @@ def _debounce_key(visitor_id: str) -> str:
 
 
 def request_summary(visitor_id: str) -> bool:
-    """Schedule a summary in SUMMARY_DEBOUNCE_SECONDS unless one is already pending.
+    """Schedule a summary in SUMMARY_DEBOUNCE_SECONDS unless one is already pending."""
+    return request_summaries([visitor_id]) == [visitor_id]
 
-    One cache ``add`` (atomic in Redis) on the realtime path; the LLM runs on the batch queue.
+
+def request_summaries(visitor_ids: list[str]) -> list[str]:
+    """``request_summary`` of each visitor; returns those scheduled now.
+
+    One round trip on the realtime path for all the visitors a cycle touched (atomic SET NX
+    flags, ``coalesce.claim_many``); the LLM runs on the batch queue.
     """
-    if not get_summarizer().enabled:
-        return False
-    delay = int(settings.SUMMARY_DEBOUNCE_SECONDS)
-    if not cache.add(_debounce_key(visitor_id), 1, timeout=delay + 60):
-        return False
+    if not visitor_ids or not get_summarizer().enabled:
+        return []
     from ..tasks import summarize_visitor
+    from .coalesce import claim_many
 
-    summarize_visitor.apply_async((visitor_id,), countdown=delay)
-    return True
+    delay = int(settings.SUMMARY_DEBOUNCE_SECONDS)
+    claimed = [v for v, ok in zip(visitor_ids, claim_many([_debounce_key(v) for v in visitor_ids], delay + 60)) if ok]
+    for visitor_id in claimed:
+        summarize_visitor.apply_async((visitor_id,), countdown=delay)
+    return claimed
 
 
 def visitor_language(events: list[Event]) -> str:

@@ -24,8 +24,8 @@ def backend(request):
 
 
 def change(now_ms: int) -> tuple[bool, bool]:
-    return pushstate.on_change_many([("t:seq", "t:epoch", "t:online", "t:last")], now_ms=now_ms, window_ms=250,
-                                    epoch_ttl=60, burst_ttl=30)[0]
+    return pushstate.on_change_many([("t:seq", "t:epoch", "t:online", "t:last", "t:slots")], now_ms=now_ms,
+                                    window_ms=250, epoch_ttl=60, burst_ttl=30)[0][:2]
 
 
 def test_sequence_numbers_count_up_from_one_and_read_back_through_the_cache(backend):
@@ -50,3 +50,28 @@ def test_a_signature_swaps_only_when_it_changes(backend):
     assert pushstate.swap_signature("t:sig", '["a","b"]', 60)
     assert not pushstate.swap_signature("t:sig", '["a","b"]', 60)
     assert pushstate.swap_signature("t:sig", '["b","a"]', 60)
+
+
+def test_a_change_returns_its_number_and_the_watched_visitors_slot_registry(backend):
+    keys = [("t:seq", "t:epoch", "t:online", "t:last", "t:slots")]
+    first = pushstate.on_change_many(keys, now_ms=1_000, window_ms=250, epoch_ttl=60, burst_ttl=30)[0]
+    assert (first.online, first.seq, first.slots) == (False, 1, None)  # offline: numbered, registry unread
+    cache.set("t:online", 1)
+    cache.set("t:slots", {"for-you": 1.5, "similar:7": 2.5})  # as push.open_slots stores it
+    second = pushstate.on_change_many(keys, now_ms=2_000, window_ms=250, epoch_ttl=60, burst_ttl=30)[0]
+    assert second == (True, True, 2, {"for-you": 1.5, "similar:7": 2.5}) and cache.get("t:epoch") == 2
+
+
+def test_scripts_run_once_each_after_the_server_lost_them():
+    """The scripts go by sha; a server that forgot them (restart, SCRIPT FLUSH) gets them
+    loaded again, and no call of the pipeline runs twice."""
+    client = pushstate._redis()
+    cache.set("t:online", 1)
+    client.script_flush()
+    assert change(1_000) == (True, True)
+    client.script_flush()
+    assert change(1_100) == (True, False)
+    assert cache.get("t:seq") == 2  # each change counted once
+    client.script_flush()
+    assert pushstate.swap_signatures([("t:sig1", "a"), ("t:sig2", "b")], 60) == [True, True]
+    assert pushstate.swap_signatures([("t:sig1", "a"), ("t:sig2", "c")], 60) == [False, True]

@@ -64,15 +64,19 @@ def test_the_language_comes_from_a_locale_property_or_the_script_of_searches(db)
 @override_settings(LIVEREC={"ITEM_ADAPTERS": ["demo.catalogue.adapters.FilmAdapter"], "SUMMARY": SMOL,
                             "SUMMARY_DEBOUNCE_SECONDS": 3600})
 def test_summaries_are_debounced_per_visitor(db):
-    cache.delete(service._debounce_key("vis-debounce"))
+    cache.delete_many([service._debounce_key(v) for v in ("vis-debounce", "vis-other-debounce", "vis-third-debounce")])
     try:
         assert service.request_summary("vis-debounce") is True
         assert service.request_summary("vis-debounce") is False  # already pending
         assert service.request_summary("vis-other-debounce") is True
+        # A cycle's visitors at once (one round trip): only the one with nothing pending.
+        assert service.request_summaries(["vis-debounce", "vis-third-debounce", "vis-other-debounce"]) == [
+            "vis-third-debounce"]
+        assert cache.get(service._debounce_key("vis-third-debounce")) == 1  # readable through the cache API
     finally:
         from celery import current_app
 
-        cache.delete_many([service._debounce_key("vis-debounce"), service._debounce_key("vis-other-debounce")])
+        cache.delete_many([service._debounce_key(v) for v in ("vis-debounce", "vis-other-debounce", "vis-third-debounce")])
         current_app.control.purge()
 
 
