@@ -45,16 +45,14 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="then cProfile one batch refresh phase")
     args = parser.parse_args()
 
-    from bench.bench_freshness import ensure_catalogue
+    from bench.bench_freshness import ensure_catalogue, watching_visitors
     from recsys.services import cooccurrence, interests, push, serving
     from recsys.tasks import _update_sequence_states
     from tracking.services import append_events
 
     catalogue = ensure_catalogue()
     rng = random.Random(5)
-    visitors = [f"bench-cycle-{uuid.uuid4().hex[:10]}" for _ in range(args.visitors)]
-    for v in visitors:
-        push.socket_opened(v, ["for-you"])  # online, showing for-you: every change is ranked
+    visitors = watching_visitors("bench-cycle", args.visitors)  # every change of theirs is ranked
 
     def post_second() -> None:
         for v in visitors:

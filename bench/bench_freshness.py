@@ -82,6 +82,17 @@ def ensure_catalogue() -> list[str]:
     return list(Item.objects.exclude(embedding=None).values_list("item_id", flat=True))
 
 
+def watching_visitors(prefix: str, count: int) -> list[str]:
+    """``count`` new visitors registered online with "for-you" on their page, as an open socket
+    registers them (in-process benches: every change of theirs is ranked and pushed)."""
+    from recsys.services import push
+
+    visitors = [f"{prefix}-{uuid.uuid4().hex[:10]}" for _ in range(count)]
+    for v in visitors:
+        push.socket_opened(v, ["for-you"])
+    return visitors
+
+
 def ensure_demo_history() -> None:
     """What the demo site serves from: MovieLens' ratings as past visitors' history, folded
     into the projections, and a sequence model (for-you leads with it). The model is trained

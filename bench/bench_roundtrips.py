@@ -93,16 +93,13 @@ def main() -> None:
     parser.add_argument("--quiet", action="store_true", help="only the medians")
     args = parser.parse_args()
 
-    from bench.bench_freshness import ensure_catalogue
+    from bench.bench_freshness import ensure_catalogue, watching_visitors
     from recsys import tasks
-    from recsys.services import push
     from tracking.services import append_events
 
     catalogue = ensure_catalogue()
     rng = random.Random(3)
-    visitors = [f"bench-rt-{uuid.uuid4().hex[:10]}" for _ in range(args.visitors)]
-    for v in visitors:
-        push.socket_opened(v, ["for-you"])
+    visitors = watching_visitors("bench-rt", args.visitors)
 
     def post() -> None:
         for v in visitors:
