@@ -70,10 +70,10 @@ def next_batch(cursor_name: str, limit: int) -> tuple[ProjectionCursor, list]:
     ``tracking.selectors.stable_horizon``). The writes that follow are derived ones
     (``derived_write``).
 
-    Two round trips where BEGIN + ``derived_write`` + ``lock`` + cursor + ``stable_horizon`` +
-    events took six: the lock is taken in the statement that turns off the WAL-flush wait,
-    sent with the BEGIN (``pipelined``); then one statement reads the cursor, the horizon and
-    the events after them. Its snapshot is taken after the lock was granted (READ COMMITTED),
+    Two round trips after the BEGIN where ``derived_write`` + ``lock`` + cursor +
+    ``stable_horizon`` + events took five: the lock is taken in the statement that turns off
+    the WAL-flush wait; then one statement reads the cursor, the horizon and the events after
+    them. Its snapshot is taken after the lock was granted (READ COMMITTED),
     as ``lock`` reads the cursor, and the events below the horizon it computes have all
     committed before that snapshot. Each round trip is held inside the lock, which the two
     realtime workers' folds queue on.
@@ -82,9 +82,10 @@ def next_batch(cursor_name: str, limit: int) -> tuple[ProjectionCursor, list]:
 
     from tracking.models import Event
 
-    # BEGIN and the lock in one round trip (pipelined); the read after it, not in the pipeline:
-    # a raw queryset reads the column names before fetching, which a pipeline has yet to return.
-    with pipelined(), connection.cursor() as db:
+    # Not pipelined with the read: psycopg still sends the BEGIN on its own (it syncs to learn
+    # the transaction status), and a raw queryset reads the column names before fetching,
+    # which a pipeline has yet to return (libpq trace, bench_roundtrips).
+    with connection.cursor() as db:
         db.execute(f"SELECT {_DERIVED_WRITE}, {_LOCK}", [_lock_key(cursor_name)])
     events = list(Event.objects.raw(
         f"SELECT e.*, c.txid AS cursor_txid, c.position AS cursor_position "

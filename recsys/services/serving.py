@@ -31,7 +31,7 @@ def record(entries: Iterable[RecommendationLog]) -> None:
     if not rows:
         return
     try:
-        # BEGIN, the setting and the insert in one round trip (pipelined), then the COMMIT.
+        # The setting and the insert in one round trip (pipelined), between the BEGIN and COMMIT.
         with transaction.atomic(), pipelined():
             derived_write()  # analytics: no wait for the WAL flush (see projection.derived_write)
             RecommendationLog.objects.bulk_create(rows, ignore_conflicts=True)
