@@ -19,24 +19,13 @@ def claim(flag: str, ttl_seconds: int) -> bool:
 
 
 def claim_many(flags: list[str], ttl_seconds: int) -> list[bool]:
-    """``claim`` of each flag, in one round trip with Django's Redis cache backend (SET NX EX
-    pipelined on the cache's own client, the value stored as the cache stores an int).
-    A realtime cycle asks this for every visitor it touched (``summaries.request_summaries``):
-    one ``add`` each was one round trip each."""
-    from django.core.cache import cache
+    """``claim`` of each flag, in one round trip with Django's Redis cache backend
+    (``pushstate.set_values``). A realtime cycle asks this for every visitor it touched
+    (``summaries.request_summaries``): one ``add`` each was one round trip each."""
+    from .pushstate import set_values
 
-    from .pushstate import _redis
-
-    if not flags:
-        return []
     try:
-        client = _redis()
-        if client is None:
-            return [bool(cache.add(flag, 1, ttl_seconds)) for flag in flags]
-        pipe = client.pipeline(transaction=False)
-        for flag in flags:
-            pipe.set(cache.make_and_validate_key(flag), 1, ex=ttl_seconds, nx=True)
-        return [bool(ok) for ok in pipe.execute()]
+        return set_values([(flag, 1, ttl_seconds) for flag in flags], only_new=True)
     except Exception:  # noqa: BLE001 - cache down: enqueue anyway (a duplicate task is harmless)
         return [True] * len(flags)
 

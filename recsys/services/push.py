@@ -260,11 +260,9 @@ def refresh_many(visitor_ids: list[str], *, force: bool = False, logs: list | No
     the lists.
     """
     changes = changes or {}
-    keys_of = {v: changes[v][1] for v in visitor_ids if v in changes}
-    rest = [v for v in visitor_ids if v not in changes]
-    if rest:
-        keys_of.update(open_slots_many(rest))
-    keys_of = {v: keys_of[v] for v in visitor_ids}
+    unread = [v for v in visitor_ids if v not in changes]
+    read = open_slots_many(unread) if unread else {}
+    keys_of = {v: changes[v][1] if v in changes else read[v] for v in visitor_ids}
     lists, unknown = current_lists_many({v: keys for v, keys in keys_of.items() if keys},
                                         {v: number for v, (number, _) in changes.items()})
     if unknown:

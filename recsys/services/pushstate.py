@@ -51,18 +51,6 @@ def _redis():
     return backend._cache.get_client(write=True)
 
 
-_shas: dict[str, str] = {}
-
-
-def _sha(source: str) -> str:
-    sha = _shas.get(source)
-    if sha is None:
-        import hashlib
-
-        sha = _shas[source] = hashlib.sha1(source.encode()).hexdigest()
-    return sha
-
-
 def _eval_many(client, source: str, calls: list[tuple[list[str], list]]) -> list:
     """Run a Lua script once per (keys, args), pipelined in one round trip, by its sha.
 
@@ -71,20 +59,23 @@ def _eval_many(client, source: str, calls: list[tuple[list[str], list]]) -> list
     answers NOSCRIPT to every call of the pipeline, none of which ran (they all name the
     same sha), so loading it and sending the pipeline again runs each call once.
     """
+    import hashlib
+
     from redis.exceptions import NoScriptError
 
-    sha = _sha(source)
-    for attempt in range(2):
+    sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def send() -> list:
         pipe = client.pipeline(transaction=False)
         for keys, args in calls:
             pipe.evalsha(sha, len(keys), *keys, *args)
-        try:
-            return pipe.execute()
-        except NoScriptError:
-            if attempt:
-                raise
-            client.script_load(source)
-    raise AssertionError("unreachable")
+        return pipe.execute()
+
+    try:
+        return send()
+    except NoScriptError:
+        client.script_load(source)
+        return send()
 
 
 def _k(key: str) -> str:
@@ -133,7 +124,7 @@ def on_change_many(keys: list[tuple[str, str, str, str, str]], *, now_ms: int, w
     if client is not None:
         results = _eval_many(client, _ON_CHANGE, [([_k(k) for k in five], [epoch_ttl, now_ms, window_ms, burst_ttl])
                                                   for five in keys])
-        return [Change(bool(online), bool(lead), int(seq), _loads(slots) if slots else None)
+        return [Change(bool(online), bool(lead), int(seq), _serializer().loads(slots) if slots else None)
                 for online, lead, seq, slots in results]
     out = []
     for seq_key, epoch_key, online_key, last_key, slots_key in keys:
@@ -146,11 +137,6 @@ def on_change_many(keys: list[tuple[str, str, str, str, str]], *, now_ms: int, w
         cache.set(last_key, now_ms, burst_ttl)
         out.append(Change(True, last is None or now_ms - int(last) >= window_ms, seq, cache.get(slots_key)))
     return out
-
-
-def _loads(raw: bytes):
-    """A value as the cache API reads it (Django's Redis backend: int or pickle)."""
-    return _serializer().loads(raw)
 
 
 def _serializer():
@@ -189,19 +175,23 @@ def set_last_many(last_keys: list[str], now_ms: int, ttl: int) -> None:
     set_values([(key, now_ms, ttl) for key in last_keys])
 
 
-def set_values(entries: list[tuple[str, Any, int]]) -> None:
-    """Set each (key, value, ttl in seconds) as ``cache.set`` would, in one round trip with
-    Django's Redis backend (``cache.set_many`` takes one ttl for all: the lists and the burst
-    timers a push writes after its sends have two)."""
+def set_values(entries: list[tuple[str, Any, int]], *, only_new: bool = False) -> list[bool]:
+    """Set each (key, value, ttl in seconds) as ``cache.set`` would (``cache.add`` with
+    ``only_new``: only where the key is absent), in one round trip with Django's Redis backend;
+    True where a value was set. ``cache.set_many`` takes one ttl for all (the lists and the
+    burst timers a push writes after its sends have two) and the cache API has no ``add_many``
+    (a cycle claims a summary flag per visitor it touched: ``coalesce.claim_many``)."""
     if not entries:
-        return
+        return []
     client = _redis()
     if client is None:
+        if only_new:
+            return [bool(cache.add(key, value, ttl)) for key, value, ttl in entries]
         for key, value, ttl in entries:
             cache.set(key, value, ttl)
-        return
+        return [True] * len(entries)
     dumps = _serializer().dumps
     pipe = client.pipeline(transaction=False)
     for key, value, ttl in entries:
-        pipe.set(_k(key), dumps(value), ex=ttl)
-    pipe.execute()
+        pipe.set(_k(key), dumps(value), ex=ttl, nx=only_new)
+    return [bool(ok) for ok in pipe.execute()]
