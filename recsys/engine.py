@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection
 from django.utils import timezone
 
 from . import configcache, ranking, selectors
@@ -30,6 +29,7 @@ from .models import Item
 from .overlap import enabled as overlap_enabled
 from .overlap import submit
 from .services.interests import visitor_snapshots
+from .services.vectors import fetch_binary
 from .strategies import registry
 from .strategies.base import Candidate, Reason, RequestContext
 
@@ -126,17 +126,7 @@ def _meta(item_ids: list[str], with_vectors: bool) -> dict[str, _Row]:
         return {}
     sql = (f"SELECT item_id, title, url, source, categories, available, created_at, "
            f"{'embedding' if with_vectors else 'NULL::vector'} FROM {Item._meta.db_table} WHERE item_id = ANY(%s)")
-    ids = list(dict.fromkeys(item_ids))
-    if with_vectors:
-        from .services.vectors import binary_vector_cursor
-
-        with binary_vector_cursor() as cursor:
-            cursor.execute(sql, [ids], binary=True)
-            rows = cursor.fetchall()
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [ids])
-            rows = cursor.fetchall()
+    rows = fetch_binary(sql, [list(dict.fromkeys(item_ids))])
     out = {}
     for item_id, title, url, source, categories, available, created_at, emb in rows:
         vec = None

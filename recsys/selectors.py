@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
-from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
@@ -12,6 +11,7 @@ from tracking.models import Event
 
 from .conf import settings
 from .models import Item, SlotConfig, StrategyConfig
+from .services.vectors import fetch_binary
 
 
 def excluded_items(visitor_id: str, rules: dict[str, int | None]) -> set[str]:
@@ -100,10 +100,8 @@ def visitor_activity_many(visitor_ids: list[str], rules: dict[str, int | None], 
         sql += (f" UNION ALL (SELECT DISTINCT 'x', item_id, NULL, NULL::timestamptz, NULL FROM {table} "
                 f" WHERE visitor_id = q.v AND item_id <> '' AND ({' OR '.join(conds)}) LIMIT 5000)")
         params += cond_params
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT q.v, a.* FROM unnest(%s::text[]) AS q(v) CROSS JOIN LATERAL ({sql}) "
-                       f"AS a(kind, item_id, name, at, value)", [list(out), *params])
-        rows = cursor.fetchall()
+    rows = fetch_binary(f"SELECT q.v, a.* FROM unnest(%s::text[]) AS q(v) CROSS JOIN LATERAL ({sql}) "
+                          f"AS a(kind, item_id, name, at, value)", [list(out), *params])
     for visitor_id, kind, item_id, name, at, value in rows:
         engagements, excluded = out[visitor_id]
         if kind == "e":
@@ -124,20 +122,22 @@ def association_keys(item_ids: list[str], per_item: int) -> tuple[dict[str, list
 
     if not item_ids:
         return {}, {}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT s.a, i.title, x.item_b, x.log_key FROM unnest(%s::text[]) AS s(a) "
-            f"LEFT JOIN {Item._meta.db_table} i ON i.item_id = s.a CROSS JOIN LATERAL "
-            f"(SELECT item_b, log_key FROM {ItemAssociation._meta.db_table} WHERE item_a = s.a "
-            f" ORDER BY log_key DESC LIMIT %s) x",
-            [list(item_ids), per_item],
-        )
-        rows = cursor.fetchall()
+    # One row per seed with its neighbours as arrays, in binary: a row per pair (~500 per
+    # for-you request, each repeating the seed's title) cost 0.8 ms of client CPU to read
+    # here, the arrays 0.45.
+    rows = fetch_binary(
+        f"SELECT s.a, (SELECT title FROM {Item._meta.db_table} WHERE item_id = s.a), x.b, x.k "
+        f"FROM unnest(%s::text[]) AS s(a) CROSS JOIN LATERAL "
+        f"(SELECT array_agg(item_b ORDER BY log_key DESC) AS b, array_agg(log_key ORDER BY log_key DESC) AS k "
+        f" FROM (SELECT item_b, log_key FROM {ItemAssociation._meta.db_table} WHERE item_a = s.a "
+        f"       ORDER BY log_key DESC LIMIT %s) y) x",
+        [list(item_ids), per_item])
     out: dict[str, list[tuple[str, float]]] = {}
     titles: dict[str, str] = {}
-    for a, title, b, key in rows:
+    for a, title, bs, keys in rows:
         titles[a] = title or ""
-        out.setdefault(a, []).append((b, key))
+        if bs:
+            out[a] = list(zip(bs, keys))
     return out, titles
 
 

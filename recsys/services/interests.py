@@ -16,7 +16,7 @@ from . import projection
 from ..conf import settings
 from ..encoders import get_encoder
 from ..models import Item, ProjectionCursor, VisitorProfile
-from .vectors import binary_vector_cursor
+from .vectors import binary_vector_cursor, fetch_binary
 
 CURSOR = "interests"
 # Events per projection transaction. Measured: one visitor's event folds in well
@@ -377,15 +377,13 @@ def visitor_snapshots(visitor_ids) -> dict:
     ids = list(visitor_ids)
     if not ids:
         return {}
-    with binary_vector_cursor() as cursor:
-        cursor.execute(f"SELECT p.visitor_id, p.long_term, p.short_term, p.interests, p.rate_per_hour, "
-                       f"p.last_event_at, p.event_count, s.model_id, s.basis = p.last_event_id, s.state, "
-                       f"s.last_item_id, i.title "
-                       f"FROM {VisitorProfile._meta.db_table} p "
-                       f"LEFT JOIN {VisitorSequenceState._meta.db_table} s ON s.visitor_id = p.visitor_id "
-                       f"LEFT JOIN {Item._meta.db_table} i ON i.item_id = s.last_item_id "
-                       f"WHERE p.visitor_id = ANY(%s)", [ids], binary=True)
-        rows = cursor.fetchall()
+    rows = fetch_binary(f"SELECT p.visitor_id, p.long_term, p.short_term, p.interests, p.rate_per_hour, "
+                          f"p.last_event_at, p.event_count, s.model_id, s.basis = p.last_event_id, s.state, "
+                          f"s.last_item_id, i.title "
+                          f"FROM {VisitorProfile._meta.db_table} p "
+                          f"LEFT JOIN {VisitorSequenceState._meta.db_table} s ON s.visitor_id = p.visitor_id "
+                          f"LEFT JOIN {Item._meta.db_table} i ON i.item_id = s.last_item_id "
+                          f"WHERE p.visitor_id = ANY(%s)", [ids])
     out = {}
     for visitor_id, long_term, short_term, interests, rate, last_event_at, count, *sequence in rows:
         state = im.InterestState(
