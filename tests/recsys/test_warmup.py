@@ -14,9 +14,12 @@ class _Node:
 
 def test_freezing_keeps_old_objects_and_still_collects_new_cycles():
     kept = {"payload": list(range(10))}
+    thresholds = gc.get_threshold()
     try:
         frozen = warmup.freeze_heap()
         assert frozen == gc.get_freeze_count() > 0
+        assert gc.get_threshold() == warmup.GC_THRESHOLDS  # young collections far apart, not off
+        assert gc.isenabled()
         assert kept["payload"][-1] == 9  # frozen objects stay alive and usable
         # A reference cycle made after the freeze is garbage the collector still finds.
         a, b = _Node(), _Node()
@@ -25,4 +28,5 @@ def test_freezing_keeps_old_objects_and_still_collects_new_cycles():
         assert gc.collect() >= 2
     finally:
         gc.unfreeze()  # the test process keeps its ordinary collector
+        gc.set_threshold(*thresholds)
     assert gc.get_freeze_count() == 0
