@@ -101,7 +101,7 @@ def visitor_activity_many(visitor_ids: list[str], rules: dict[str, int | None], 
                 f" WHERE visitor_id = q.v AND item_id <> '' AND ({' OR '.join(conds)}) LIMIT 5000)")
         params += cond_params
     rows = fetch_binary(f"SELECT q.v, a.* FROM unnest(%s::text[]) AS q(v) CROSS JOIN LATERAL ({sql}) "
-                          f"AS a(kind, item_id, name, at, value)", [list(out), *params])
+                        f"AS a(kind, item_id, name, at, value)", [list(out), *params])
     for visitor_id, kind, item_id, name, at, value in rows:
         engagements, excluded = out[visitor_id]
         if kind == "e":

@@ -378,12 +378,12 @@ def visitor_snapshots(visitor_ids) -> dict:
     if not ids:
         return {}
     rows = fetch_binary(f"SELECT p.visitor_id, p.long_term, p.short_term, p.interests, p.rate_per_hour, "
-                          f"p.last_event_at, p.event_count, s.model_id, s.basis = p.last_event_id, s.state, "
-                          f"s.last_item_id, i.title "
-                          f"FROM {VisitorProfile._meta.db_table} p "
-                          f"LEFT JOIN {VisitorSequenceState._meta.db_table} s ON s.visitor_id = p.visitor_id "
-                          f"LEFT JOIN {Item._meta.db_table} i ON i.item_id = s.last_item_id "
-                          f"WHERE p.visitor_id = ANY(%s)", [ids])
+                        f"p.last_event_at, p.event_count, s.model_id, s.basis = p.last_event_id, s.state, "
+                        f"s.last_item_id, i.title "
+                        f"FROM {VisitorProfile._meta.db_table} p "
+                        f"LEFT JOIN {VisitorSequenceState._meta.db_table} s ON s.visitor_id = p.visitor_id "
+                        f"LEFT JOIN {Item._meta.db_table} i ON i.item_id = s.last_item_id "
+                        f"WHERE p.visitor_id = ANY(%s)", [ids])
     out = {}
     for visitor_id, long_term, short_term, interests, rate, last_event_at, count, *sequence in rows:
         state = im.InterestState(
