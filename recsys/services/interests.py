@@ -83,14 +83,12 @@ def item_vectors(item_ids: set[str]) -> tuple[set[str], dict[str, np.ndarray]]:
     known, items = set(), {}
     # pgvector's binary format straight into NumPy: the ORM parsed each embedding's text
     # form in Python (Vector._from_text), 3-5% of the realtime worker under load.
-    with binary_vector_cursor() as cursor:
-        cursor.execute(f"SELECT item_id, CASE WHEN embedding_model = %s THEN embedding END "
-                       f"FROM {Item._meta.db_table} WHERE item_id = ANY(%s)",
-                       [get_encoder().name, sorted(item_ids)], binary=True)
-        for item_id, emb in cursor:
-            known.add(item_id)
-            if emb is not None:
-                items[item_id] = emb.to_numpy()
+    for item_id, emb in fetch_binary(f"SELECT item_id, CASE WHEN embedding_model = %s THEN embedding END "
+                                     f"FROM {Item._meta.db_table} WHERE item_id = ANY(%s)",
+                                     [get_encoder().name, sorted(item_ids)]):
+        known.add(item_id)
+        if emb is not None:
+            items[item_id] = emb.to_numpy()
     return known, items
 
 
@@ -242,10 +240,8 @@ def load_profiles(visitor_ids: Iterable[str]) -> dict[str, VisitorProfile]:
     a visible share of the realtime worker under load). Built with ``from_db`` like any
     queryset row; the columns the fold never touches (``summary``) are deferred.
     """
-    with binary_vector_cursor() as cursor:
-        cursor.execute(f"SELECT {', '.join(_FOLD_COLUMNS)} FROM {VisitorProfile._meta.db_table} "
-                       "WHERE visitor_id = ANY(%b)", [sorted(visitor_ids)], binary=True)
-        rows = cursor.fetchall()
+    rows = fetch_binary(f"SELECT {', '.join(_FOLD_COLUMNS)} FROM {VisitorProfile._meta.db_table} "
+                        "WHERE visitor_id = ANY(%b)", [sorted(visitor_ids)])
     profiles = {}
     for pk, visitor_id, user_id, long_term, short_term, *rest in rows:
         profiles[visitor_id] = VisitorProfile.from_db(

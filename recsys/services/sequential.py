@@ -185,7 +185,7 @@ def _items_unknown_to(model: seqmodel.NextItemModel) -> tuple[list[str], np.ndar
     The difference is taken here, not in SQL: the vocabulary holds every item (a million at
     the largest catalogue benchmarked), too many for an ``IN`` list.
     """
-    from .vectors import binary_vector_cursor
+    from .vectors import fetch_binary
 
     encoder = get_encoder()
     table = Item._meta.db_table
@@ -195,9 +195,9 @@ def _items_unknown_to(model: seqmodel.NextItemModel) -> tuple[list[str], np.ndar
         missing = [r[0] for r in cursor.fetchall() if r[0] not in model.index]
     if not missing:
         return [], np.zeros((0, encoder.dim), dtype=np.float32)
-    with binary_vector_cursor() as cursor:
-        cursor.execute(f"SELECT item_id, embedding FROM {table} WHERE item_id = ANY(%s)", [missing], binary=True)
-        rows = [(i, e.to_numpy()) for i, e in cursor.fetchall() if e is not None and e.dimensions() == encoder.dim]
+    rows = [(i, e.to_numpy()) for i, e in fetch_binary(f"SELECT item_id, embedding FROM {table} WHERE item_id = ANY(%s)",
+                                                        [missing])
+            if e is not None and e.dimensions() == encoder.dim]
     return [r[0] for r in rows], np.asarray([r[1] for r in rows], dtype=np.float32).reshape(-1, encoder.dim)
 
 
