@@ -47,7 +47,7 @@ def main() -> None:
 
     from bench.bench_freshness import ensure_catalogue, watching_visitors
     from recsys.services import cooccurrence, interests, push, serving
-    from recsys.tasks import _update_sequence_states
+    from recsys.tasks import _sequence_states, _store_sequence_states
     from tracking.services import append_events
 
     catalogue = ensure_catalogue()
@@ -68,14 +68,17 @@ def main() -> None:
             times[name] = ((time.perf_counter() - w) * 1000, (time.process_time() - c) * 1000)
             return out
 
-        touched = phase("fold interests", interests.catch_up_in_order, 0)
+        folded: dict = {}
+        touched = phase("fold interests", interests.catch_up_in_order, 0, folded)
         ids = [v for v, _ in touched]
-        phase("sequence states", _update_sequence_states, ids)
+        states = phase("sequence states", _sequence_states, ids)
+        snapshots = {v: (state, states.states.get(v)) for v, state in folded.items()}  # as tasks.process_events
         logs: list = []
         if batch:
-            phase("refresh", lambda: push.profiles_changed(ids, logs=logs))
+            phase("refresh", lambda: push.profiles_changed(ids, logs=logs, snapshots=snapshots))
         else:
-            phase("refresh", lambda: [push.profiles_changed([v], logs=logs) for v in ids])
+            phase("refresh", lambda: [push.profiles_changed([v], logs=logs, snapshots=snapshots) for v in ids])
+        phase("store states", _store_sequence_states, states)
         phase("serve log", serving.record, logs)
         phase("fold associations", cooccurrence.catch_up, 0)
         times["touched"] = (len(ids), 0.0)
@@ -111,7 +114,7 @@ def main() -> None:
         post_second()
         time.sleep(0.3)
         ids = [v for v, _ in interests.catch_up_in_order(0)]
-        _update_sequence_states(ids)
+        _store_sequence_states(_sequence_states(ids))
         profiler = cProfile.Profile()
         profiler.runcall(push.profiles_changed, ids, logs=[])
         pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(40)

@@ -251,12 +251,20 @@ def cycle_report(start: float, end: float) -> str:
     if not busy:
         return f"  cycles: {len(cycles)}, none touched a visitor"
     med = {p: statistics.median(c.get(p, 0.0) for c in busy)
-           for p in ("total", "fold", "states", "refresh", "serve", "associations", "gc")}
-    return (f"  cycles: {len(cycles)} ({len(cycles) / (end - start):.1f}/s, {len(busy)} touching visitors: median "
+           for p in ("total", "cpu", "fold", "fold_cpu", "states", "states_cpu", "refresh", "refresh_cpu",
+                     "store_states", "serve", "associations", "gc")}
+    queued = [ms for c in cycles for ms in c.get("queued", ())] or [0.0]
+    # Steps inside the phases (``cycletrace.span``): wall / CPU ms, mean over the busy cycles.
+    names = sorted({k[5:] for c in busy for k in c if k.startswith("span:") and not k.endswith("_cpu")})
+    spans = ", ".join(f"{n} {statistics.mean(c.get(f'span:{n}', 0.0) for c in busy):.1f}/"
+                      f"{statistics.mean(c.get(f'span:{n}_cpu', 0.0) for c in busy):.1f}" for n in names)
+    return (f"  steps, wall/CPU ms (mean over those cycles): {spans}\n"
+            f"  cycles: {len(cycles)} ({len(cycles) / (end - start):.1f}/s, {len(busy)} touching visitors: median "
             f"{statistics.median(c['touched'] for c in busy):.0f} visitors, phases in ms: "
             + ", ".join(f"{p} {v:.1f}" for p, v in med.items()) + ")\n"
             f"  every push of the phase, server side (event received -> list sent to the channel layer): "
-            f"n={len(pushed)} p50={pct(pushed, 50):.1f} ms p99={pct(pushed, 99):.1f} ms\n"
+            f"n={len(pushed)} p50={pct(pushed, 50):.1f} ms p99={pct(pushed, 99):.1f} ms, of which waiting for "
+            f"a cycle to start p50={pct(queued, 50):.1f} ms p99={pct(queued, 99):.1f} ms\n"
             f"  slowest 1% of cycles ({len(slow)}), median phases in ms: "
             + ", ".join(f"{p} {statistics.median(c.get(p, 0.0) for c in slow):.1f}" for p in med) + "\n"
             f"  full garbage collections in cycles: {sum(c.get('gc_full', 0) for c in traced)}, "

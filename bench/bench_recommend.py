@@ -5,6 +5,7 @@
     ... bench_recommend.py --halfvec 100000   # also time a halfvec HNSW index (built, then dropped)
     ... bench_recommend.py --no-sequential 100000   # without the sequence model
     ... bench_recommend.py --overlap 0 100000   # strategies inline (default here: 3 threads)
+    ... bench_recommend.py --anchor 100000   # also repeat the anchors' bare HNSW measurement
 
 For each size: replaces the catalogue's ``bench-*`` items with N synthetic 384-d items
 (random cluster centres + Gaussian noise, unit length) loaded with binary COPY, rebuilds the
@@ -14,6 +15,14 @@ co-occurrence projections), trains the sequential/next-item model on them (its d
 an ensemble of two, but one epoch, none past 200,000 items: the bench times inference over
 the whole catalogue, not quality; ``--no-sequential`` leaves it out), then times ``recommend(visitor, "for-you")`` and, in the same
 process as baseline, a bare pgvector HNSW top-10 query. Prints figures; asserts nothing.
+
+``--anchor`` repeats the measurement ../shared/ANCHORS.md reports for this machine (pgvector
+HNSW, 100,000 x 384-d, top-10 cosine: p50 3.1 ms), on its protocol as far as we can tell:
+uniformly random unit vectors, no clusters, random queries, a default index (m=16,
+ef_construction=64, ef_search=40). The issue's target (for-you p99 under 20 ms "where HNSW
+alone answers in about 3 ms") is then also shown scaled by how fast this run's machine does
+that same query. The bench's own baseline query runs on the clustered catalogue, which HNSW
+searches 2-3x faster than random data, so it is not the anchor's figure.
 """
 from __future__ import annotations
 
@@ -254,6 +263,8 @@ def bench_size(n: int) -> None:
     print(f"  sample: {[(r.item_id, r.reasons[0].strategy) for r in sample.items[:4]]}")
     if HALFVEC:
         bench_halfvec(queries)
+    if ANCHOR:
+        report_anchor(engine)
 
 
 def time_bare_top10(kind: str, queries) -> list[float]:
@@ -294,14 +305,82 @@ def bench_halfvec(queries) -> None:
         cur.execute(f"DROP INDEX {name}")
 
 
+ANCHOR_TABLE = "bench_anchor_vectors"
+ANCHOR_HNSW_P50_MS = 3.1  # ../shared/ANCHORS.md
+TARGET_P99_MS = 20.0  # the recommendation engine issue: for-you p99 at 100,000 items
+
+
+def anchor_hnsw(n: int = 100_000) -> tuple[list[float], float | None]:
+    """Bare HNSW top-10 times (ms) on the anchors' protocol (module docstring), and the index
+    build time in s (None when ``--reuse`` found the table built)."""
+    from pgvector.psycopg import register_vector
+
+    rng = np.random.default_rng(17)
+    with connection.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [ANCHOR_TABLE])
+        exists = cur.fetchone()[0]
+        if exists:
+            cur.execute(f"SELECT count(*) FROM {ANCHOR_TABLE}")
+            exists = cur.fetchone()[0] == n
+    build_s = None
+    if not (REUSE and exists):
+        connection.ensure_connection()
+        register_vector(connection.connection)
+        with connection.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {ANCHOR_TABLE}")
+            cur.execute(f"CREATE TABLE {ANCHOR_TABLE} (id int PRIMARY KEY, embedding vector({DIM}))")
+        with connection.connection.cursor() as cur:
+            with cur.copy(f"COPY {ANCHOR_TABLE} (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(["int4", "vector"])
+                for start in range(0, n, 20000):
+                    vecs = rng.standard_normal((min(n, start + 20000) - start, DIM)).astype(np.float32)
+                    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+                    for i, v in enumerate(vecs):
+                        copy.write_row((start + i, v))
+        t0 = time.perf_counter()
+        with connection.cursor() as cur:
+            cur.execute("SET maintenance_work_mem = '1GB'")
+            cur.execute(f"CREATE INDEX ON {ANCHOR_TABLE} USING hnsw (embedding vector_cosine_ops)")
+            cur.execute(f"ANALYZE {ANCHOR_TABLE}")
+        build_s = time.perf_counter() - t0
+    queries = rng.standard_normal((RUNS + WARMUP, DIM)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    from recsys.services.vectors import to_literal
+
+    def bare(vec):
+        with connection.cursor() as cur:
+            cur.execute(f"SELECT id FROM {ANCHOR_TABLE} ORDER BY embedding <=> %s::vector({DIM}) LIMIT 10",
+                        [to_literal(vec)])
+            cur.fetchall()
+
+    for q in queries[:WARMUP]:
+        bare(q)
+    return time_calls(bare, [(q,) for q in queries[WARMUP:]]), build_s
+
+
+def report_anchor(engine_ms: list[float]) -> None:
+    anchor_ms, build_s = anchor_hnsw()
+    p50 = pct(anchor_ms, 50)
+    scaled = TARGET_P99_MS * p50 / ANCHOR_HNSW_P50_MS
+    p99 = pct(engine_ms, 99)
+    print(f"  anchor protocol (100,000 random unit vectors, random queries): HNSW top-10 p50 {p50:.2f} ms, "
+          f"p99 {pct(anchor_ms, 99):.2f} ms" + (f", index built in {build_s:.1f} s" if build_s is not None else "")
+          + f" (ANCHORS.md: p50 {ANCHOR_HNSW_P50_MS} ms)")
+    print(f"  for-you p99 {p99:.2f} ms against the target {TARGET_P99_MS:.0f} ms as written and "
+          f"{scaled:.2f} ms scaled to this run's HNSW speed ({p50:.2f} / {ANCHOR_HNSW_P50_MS} of the anchor's): "
+          f"{'within' if p99 < scaled else 'over'} the scaled one")
+
+
 REUSE = False
 HALFVEC = False
 SEQUENTIAL = True
+ANCHOR = False
 
 
 def main(argv: list[str]) -> None:
-    global REUSE, HALFVEC, SEQUENTIAL
+    global REUSE, HALFVEC, SEQUENTIAL, ANCHOR
     REUSE = "--reuse" in argv
+    ANCHOR = "--anchor" in argv
     HALFVEC = "--halfvec" in argv
     SEQUENTIAL = "--no-sequential" not in argv
     values = [a for i, a in enumerate(argv) if not a.startswith("--") and (i == 0 or argv[i - 1] != "--overlap")]

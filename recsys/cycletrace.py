@@ -47,27 +47,67 @@ def _clock() -> _GcClock:
     return _gc_clock
 
 
+_active: "CycleTrace | None" = None
+
+
+class span:
+    """``with span("rank"):`` adds the block's wall and CPU ms to the running cycle's trace as
+    ``rank`` and ``rank_cpu`` (summed when the block repeats). Off (no trace running): a global
+    read and two calls."""
+
+    __slots__ = ("name", "t0", "c0")
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self) -> None:
+        if _active is not None:
+            self.t0, self.c0 = time.perf_counter(), time.thread_time()
+
+    def __exit__(self, *exc) -> None:
+        trace = _active
+        if trace is not None:
+            spans = trace.spans
+            spans[self.name] = spans.get(self.name, 0.0) + (time.perf_counter() - self.t0) * 1000
+            key = f"{self.name}_cpu"
+            spans[key] = spans.get(key, 0.0) + (time.thread_time() - self.c0) * 1000
+
+
 class CycleTrace:
     def __init__(self):
+        global _active
         self.path = os.environ.get("LIVEREC_CYCLE_TRACE")
+        self.spans: dict[str, float] = {}
+        if self.path:
+            _active = self
         self.t0 = self.last = time.perf_counter()
         self.started = time.time()
+        self.cpu0 = self.last_cpu = time.thread_time()
         self.phases: dict[str, float] = {}
         self.gc_before = _clock().snapshot() if self.path else (0.0, 0)
 
     def mark(self, phase: str) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         self.phases[phase] = round((now - self.last) * 1000, 2)
-        self.last = now
+        self.phases[f"{phase}_cpu"] = round((cpu - self.last_cpu) * 1000, 2)
+        self.last, self.last_cpu = now, cpu
 
-    def done(self, touched: int, latencies: list[float], outcomes: dict[str, str], task: str = "cycle") -> None:
+    def done(self, touched: int, latencies: list[float], outcomes: dict[str, str], task: str = "cycle",
+             queued: list[float] = ()) -> None:
+        """``queued``: for each pushed visitor, ms from their event's receipt to this cycle's start."""
+        global _active
         if not self.path:
             return
+        if _active is self:
+            _active = None
         counts = Counter(outcomes.values())
         gc_ms, full = _clock().snapshot()
         line = json.dumps({"task": task, "pid": os.getpid(), "start": self.started, "touched": touched,
                            "latencies": [round(ms, 1) for ms in latencies], "outcomes": counts,
+                           "queued": [round(ms, 1) for ms in queued],
                            "total": round((time.perf_counter() - self.t0) * 1000, 2), **self.phases,
+                           "cpu": round((time.thread_time() - self.cpu0) * 1000, 2),
+                           **{f"span:{k}": round(v, 2) for k, v in self.spans.items()},
                            "gc": round(gc_ms - self.gc_before[0], 2), "gc_full": full - self.gc_before[1]})
         try:
             with open(self.path, "a") as f:

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from . import configcache, ranking, selectors
 from .conf import settings
+from .cycletrace import span
 from .models import Item
 from .overlap import enabled as overlap_enabled
 from .overlap import submit
@@ -178,21 +179,24 @@ def gather(visitor_id: str, conf: dict[str, Any], k: int, context: dict[str, Any
                         snapshot or configcache.snapshot())[0]
 
 
-def _gather_many(requests: list[_Request], snap: dict[str, Any]):
+def _gather_many(requests: list[_Request], snap: dict[str, Any], known: dict[str, tuple] | None = None):
     """``gather`` for many requests at once: each read is one round trip for all of them (the
     visitors' profiles, their recent activity, each strategy's candidates), which is what a
-    realtime worker refreshing the dozens of visitors a fold touched spends its time on."""
+    realtime worker refreshing the dozens of visitors a fold touched spends its time on.
+    ``known``: snapshots the caller holds (``recommend_many``), not read again."""
     overlap = any(len(slot_strategies(r.conf)) > 1 for r in requests) and overlap_enabled()
-    visitors = sorted({r.visitor_id for r in requests if r.visitor_id})
-    profiles = submit(visitor_snapshots, visitors, overlap=overlap) if visitors else None
+    known = known or {}
+    visitors = sorted({r.visitor_id for r in requests if r.visitor_id and r.visitor_id not in known})
+    profiles = submit(_spanned("e:profiles", visitor_snapshots), visitors, overlap=overlap) if visitors else None
     rules_of = [_key(r.conf.get("exclude_events", {})) for r in requests]
     by_rules: dict[str, set[str]] = {}
     for r, rules in zip(requests, rules_of):
         if r.visitor_id:
             by_rules.setdefault(rules, set()).add(r.visitor_id)
-    activity = {(rules, v): got for rules, vs in by_rules.items()
-                for v, got in selectors.visitor_activity_many(sorted(vs), json.loads(rules)).items()}
-    snapshots = profiles.result() if profiles is not None else {}
+    with span("e:activity"):
+        activity = {(rules, v): got for rules, vs in by_rules.items()
+                    for v, got in selectors.visitor_activity_many(sorted(vs), json.loads(rules)).items()}
+    snapshots = {**known, **(profiles.result() if profiles is not None else {})}
 
     ctxs, pools, filters_of = [], [], []
     for r, rules in zip(requests, rules_of):
@@ -228,9 +232,11 @@ def _gather_many(requests: list[_Request], snap: dict[str, Any]):
     strategies = {key: build_strategy(key[0], json.loads(key[1]), snapshot=snap) for key in groups}
     # Database-bound strategies start first (on the pool when overlapping), then the CPU-bound
     # ones run here while they wait; the fused order does not depend on which finishes first.
-    running = {key: submit(s.candidates_many, [ctxs[i] for i in groups[key]], key[2], overlap=overlap)
+    running = {key: submit(_spanned(f"c:{key[0]}", s.candidates_many), [ctxs[i] for i in groups[key]], key[2],
+                           overlap=overlap)
                for key, s in strategies.items() if not s.cpu_bound}
-    running.update({key: submit(s.candidates_many, [ctxs[i] for i in groups[key]], key[2], overlap=False)
+    running.update({key: submit(_spanned(f"c:{key[0]}", s.candidates_many), [ctxs[i] for i in groups[key]], key[2],
+                                overlap=False)
                     for key, s in strategies.items() if s.cpu_bound})
     found: dict[tuple[str, int], list[Candidate]] = {}
     for key, future in running.items():
@@ -257,9 +263,23 @@ def recommend(visitor_id: str, slot: str = "for-you", k: int | None = None,
     return recommend_many([(visitor_id, slot, k, context)], config=config)[0]
 
 
-def recommend_many(requests, *, config: dict[str, Any] | None = None) -> list[RecommendationList]:
+def _spanned(name: str, fn):
+    """``fn`` timed as ``name`` in the running cycle's trace (``cycletrace.span``), on whichever
+    thread it runs."""
+    def run(*args):
+        with span(name):
+            return fn(*args)
+    return run
+
+
+def recommend_many(requests, *, config: dict[str, Any] | None = None,
+                   snapshots: dict[str, tuple] | None = None) -> list[RecommendationList]:
     """``recommend`` for many ``(visitor_id, slot, k, context)`` at once, in the same number of
     database round trips as one (see ``_gather_many``); each list is what ``recommend`` gives.
+
+    ``snapshots``: {visitor: (InterestState, sequence state or None)} the caller already holds,
+    as ``interests.visitor_snapshots`` would read them (the realtime worker's fold just wrote
+    them): those visitors' profiles are not read again.
 
     ``ImproperlyConfigured`` for an unknown slot, as ``recommend``.
     """
@@ -268,13 +288,14 @@ def recommend_many(requests, *, config: dict[str, Any] | None = None) -> list[Re
     for visitor_id, slot, k, context in requests:
         conf = config if config is not None else slot_config(slot, visitor_id, snapshot=snap)
         reqs.append(_Request(visitor_id, slot, conf, int(k or conf.get("limit", 8)), clean_context(context)))
-    gathered = _gather_many(reqs, snap)
+    gathered = _gather_many(reqs, snap, snapshots)
     # Rules, freshness and diversity work on the head of each fused list: the pool.
     fused_lists = [ranking.fuse(per_strategy)[:pool] for per_strategy, _, _, pool in gathered]
     pins_of = [[(str(x["item_id"]), int(x.get("position", 0))) for x in (r.conf.get("rules") or ()) if x.get("action") == "pin"]
                for r in reqs]
     wanted = [c.item_id for fused in fused_lists for c in fused] + [p for pins in pins_of for p, _ in pins]
-    items = _meta(wanted, with_vectors=any(float(r.conf.get("diversity", 1.0)) < 1.0 for r in reqs))
+    with span("e:meta"):
+        items = _meta(wanted, with_vectors=any(float(r.conf.get("diversity", 1.0)) < 1.0 for r in reqs))
     return [_finish(r, fused, exclude, filters, pins, items)
             for r, fused, (_, exclude, filters, _), pins in zip(reqs, fused_lists, gathered, pins_of)]
 

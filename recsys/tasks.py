@@ -27,23 +27,29 @@ def process_events() -> int:
     """
     trace = CycleTrace()
     events.task_started()  # before reading the log: appends from now on enqueue a new task
-    touched = interests.catch_up_in_order(settle=0)
+    folded: dict = {}  # {visitor: InterestState} as this fold committed them
+    touched = interests.catch_up_in_order(settle=0, snapshots=folded)
     trace.mark("fold")
-    _update_sequence_states([visitor_id for visitor_id, _ in touched])
+    states = _sequence_states([visitor_id for visitor_id, _ in touched])
+    # The pushes rank from what the fold and the forward pass left in memory: no read of the
+    # profiles and states just computed, and the states are stored after the sends.
+    snapshots = {v: (state, states.states.get(v)) for v, state in folded.items()}
     trace.mark("states")
     logs: list = []  # the serve log of every push, written once after them all
     try:
         # All the touched visitors at once, first come first served: one ranking batch for
         # those opening a burst (engine.recommend_many), a few cache round trips for all.
-        outcomes = push.profiles_changed([visitor_id for visitor_id, _ in touched], logs=logs)
+        outcomes = push.profiles_changed([visitor_id for visitor_id, _ in touched], logs=logs, snapshots=snapshots)
     except Exception:
         logger.exception("recsys: pushes for %d visitors failed", len(touched))
         outcomes = {}
     trace.mark("refresh")
     now = timezone.now()
+    _store_sequence_states(states)
+    trace.mark("store_states")
     serving.record(logs)
-    latencies = [(now - received_at).total_seconds() * 1000.0 for visitor_id, received_at in touched
-                 if outcomes.get(visitor_id) == "pushed"]
+    pushed_at = [received_at for visitor_id, received_at in touched if outcomes.get(visitor_id) == "pushed"]
+    latencies = [(now - received_at).total_seconds() * 1000.0 for received_at in pushed_at]
     metrics.record_push_latencies(latencies)
     trace.mark("serve")
     touched = [visitor_id for visitor_id, _ in touched]
@@ -56,7 +62,8 @@ def process_events() -> int:
         cooccurrence.request_fold()
     trace.mark("associations")
     _request_summaries(touched)
-    trace.done(len(touched), latencies, outcomes)
+    trace.done(len(touched), latencies, outcomes, queued=[trace.started * 1000.0 - r.timestamp() * 1000.0
+                                                          for r in pushed_at])
     return len(touched)
 
 
@@ -97,14 +104,23 @@ def probe_push(visitor_id: str, nonce: str) -> None:
     push.probe(visitor_id, nonce)
 
 
-def _update_sequence_states(visitor_ids) -> None:
-    """The touched visitors' sequence-model states, in one batch before their pushes rank from them."""
+def _sequence_states(visitor_ids):
+    """The touched visitors' sequence-model states, in one batch before their pushes rank from
+    them (``sequential.compute_states``; stored by ``_store_sequence_states``)."""
     from .services import sequential
 
     try:
-        sequential.update_states(visitor_ids)
-    except Exception:  # rankings then run the model inline (the stored state no longer matches)
-        logger.exception("recsys: could not update sequence states")
+        return sequential.compute_states(visitor_ids)
+    except Exception:  # rankings then run the model inline (no state, or a stale one)
+        logger.exception("recsys: could not compute sequence states")
+        return sequential.StateBatch()
+
+
+def _store_sequence_states(batch) -> None:
+    try:
+        batch.write()
+    except Exception:  # later requests run the model inline until the next fold stores one
+        logger.exception("recsys: could not store sequence states")
 
 
 def _request_summaries(visitor_ids) -> None:

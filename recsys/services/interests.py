@@ -14,6 +14,7 @@ from .. import interest_model as im
 from .. import selectors
 from . import projection
 from ..conf import settings
+from ..cycletrace import span
 from ..encoders import get_encoder
 from ..models import Item, ProjectionCursor, VisitorProfile
 from .vectors import binary_vector_cursor, fetch_binary
@@ -270,28 +271,39 @@ def _ensure_items(events: list[Event], known: set[str]) -> bool:
     return True
 
 
-def _apply_batch(limit: int) -> tuple[dict[str, tuple[int, datetime]], int]:
+def _apply_batch(limit: int, snapshots: dict | None = None) -> tuple[dict[str, tuple[int, datetime]], int]:
     """Fold the next ``limit`` events after the cursor in one transaction. Returns the
     visitors touched, each with the id of its first event folded (the one that waited longest)
     and when the server received its newest one (push latency is measured from it).
+    ``snapshots``, when given, gets each touched visitor's state as committed (see
+    ``catch_up_in_order``).
 
     The transaction holds the cursor row lock, so concurrent workers serialise here
     and each event is applied exactly once; a crash rolls back profiles and cursor together.
     """
     with transaction.atomic():
-        cursor, events = projection.next_batch(CURSOR, limit)
+        with span("f:next_batch"):
+            cursor, events = projection.next_batch(CURSOR, limit)
         if not events:
             return {}, 0
         item_ids = {e.item_id for e in events if e.item_id}
-        known, item_vecs = item_vectors(item_ids)
+        with span("f:item_vectors"):
+            known, item_vecs = item_vectors(item_ids)
         if _ensure_items(events, known):  # new items: read their fresh embeddings too
             known, item_vecs = item_vectors(item_ids)
         visitor_ids = {e.visitor_id for e in events}
-        profiles = load_profiles(visitor_ids)
-        touched = fold(events, profiles, item_vecs)
-        with projection.pipelined():  # the profiles and the cursor in one round trip
+        with span("f:load_profiles"):
+            profiles = load_profiles(visitor_ids)
+        with span("f:fold"):
+            touched = fold(events, profiles, item_vecs)
+        with span("f:save"), projection.pipelined():  # the profiles and the cursor in one round trip
             _save([profiles[v] for v in touched])
             projection.advance(cursor, events[-1])
+    if snapshots is not None:
+        # After the commit: what a read of the profile would now return (``load_state`` of the
+        # stored fields: the interests as rounded for storage), so a ranking from it equals one
+        # from a fresh read.
+        snapshots.update({v: load_state(profiles[v]) for v in touched})
     first: dict[str, tuple[int, datetime]] = {}
     for e in events:
         if e.visitor_id in touched:
@@ -310,13 +322,21 @@ def catch_up(settle: float = projection.SETTLE_SECONDS) -> set[str]:
     return set().union(*projection.catch_up(_apply_batch, CURSOR, APPLY_BATCH, settle))
 
 
-def catch_up_in_order(settle: float = projection.SETTLE_SECONDS) -> list[tuple[str, datetime]]:
+def catch_up_in_order(settle: float = projection.SETTLE_SECONDS, snapshots: dict | None = None
+                      ) -> list[tuple[str, datetime]]:
     """``catch_up``; the visitors touched, each with when the server received its newest event,
     in the order their first folded event arrived: the realtime worker refreshes them first
     come, first served, so under load no visitor's push waits behind more than the visitors
-    who were waiting before it."""
+    who were waiting before it.
+
+    ``snapshots``, when given, is filled with {visitor: InterestState} of the touched visitors
+    as this fold committed them: the realtime worker ranks their pushes from these instead of
+    reading the profiles it just wrote (a round trip and its parse per cycle). A later fold
+    elsewhere may have moved a profile on since; its own push then carries a higher number.
+    """
     first: dict[str, list] = {}
-    for touched in projection.catch_up(_apply_batch, CURSOR, APPLY_BATCH, settle):
+    apply = _apply_batch if snapshots is None else (lambda limit: _apply_batch(limit, snapshots))
+    for touched in projection.catch_up(apply, CURSOR, APPLY_BATCH, settle):
         for visitor_id, (event_id, received_at) in touched.items():
             first.setdefault(visitor_id, [event_id, received_at])[1] = received_at
     return [(v, first[v][1]) for v in sorted(first, key=lambda v: first[v][0])]

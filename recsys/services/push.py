@@ -21,6 +21,7 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 
 from ..conf import settings
+from ..cycletrace import span
 from ..engine import recommend_many, slot_config
 from ..groups import visitor_group
 from . import layer, pushstate, serving
@@ -155,7 +156,8 @@ def current_lists(visitor_id: str, keys: list[str]):
     return [(key, seq, recs) for _, key, seq, recs in lists], [key for _, key in unknown]
 
 
-def current_lists_many(keys_of: dict[str, list[str]], numbers: dict[str, int] | None = None):
+def current_lists_many(keys_of: dict[str, list[str]], numbers: dict[str, int] | None = None,
+                       snapshots: dict[str, tuple] | None = None):
     """``current_lists`` of several visitors, ranked together (``engine.recommend_many``):
     [(visitor, key, seq, RecommendationList)] and the unknown [(visitor, key)].
 
@@ -163,6 +165,7 @@ def current_lists_many(keys_of: dict[str, list[str]], numbers: dict[str, int] | 
     (``profiles_changed``): taken before this ranking began, as ``next_seqs`` would be, and
     the visitor's epoch, so the lists stay reusable until the next change (``cached_lists``).
     Sharing it across the visitor's slots is fine: widgets compare numbers per slot.
+    ``snapshots``: the visitors' states the caller holds (``engine.recommend_many``).
     """
     numbers = numbers or {}
     wanted, unknown = [], []
@@ -180,7 +183,8 @@ def current_lists_many(keys_of: dict[str, list[str]], numbers: dict[str, int] | 
     unnumbered = [visitor_id for visitor_id, *_ in wanted if visitor_id not in numbers]
     fresh = iter(pushstate.next_seqs([_key("seq", visitor_id) for visitor_id in unnumbered]) if unnumbered else ())
     seqs = [numbers[visitor_id] if visitor_id in numbers else next(fresh) for visitor_id, *_ in wanted]
-    lists = recommend_many([(visitor_id, slot, None, context or None) for visitor_id, _, slot, context in wanted])
+    lists = recommend_many([(visitor_id, slot, None, context or None) for visitor_id, _, slot, context in wanted],
+                           snapshots=snapshots)
     return [(visitor_id, key, seq, recs) for (visitor_id, key, _, _), seq, recs in zip(wanted, seqs, lists)], unknown
 
 
@@ -250,28 +254,31 @@ def refresh(visitor_id: str, *, force: bool = False, logs: list | None = None) -
 
 
 def refresh_many(visitor_ids: list[str], *, force: bool = False, logs: list | None = None,
-                 changes: dict[str, tuple[int, list[str]]] | None = None) -> dict[str, list[str]]:
+                 changes: dict[str, tuple[int, list[str]]] | None = None,
+                 snapshots: dict[str, tuple] | None = None) -> dict[str, list[str]]:
     """``refresh`` of several visitors: their lists ranked together (``engine.recommend_many``),
     the cache read and written in a few round trips for all; pushes go out in the given order.
 
     ``changes`` gives, per visitor, the number of the change being pushed and the slot keys
     on their pages, as ``pushstate.on_change_many`` read them: no read before ranking then.
     Their burst timers restart when the sends are done (``profiles_changed``), written with
-    the lists.
+    the lists. ``snapshots``: states the caller holds (``engine.recommend_many``).
     """
     changes = changes or {}
     unread = [v for v in visitor_ids if v not in changes]
     read = open_slots_many(unread) if unread else {}
     keys_of = {v: changes[v][1] if v in changes else read[v] for v in visitor_ids}
-    lists, unknown = current_lists_many({v: keys for v, keys in keys_of.items() if keys},
-                                        {v: number for v, (number, _) in changes.items()})
+    with span("p:rank"):
+        lists, unknown = current_lists_many({v: keys for v, keys in keys_of.items() if keys},
+                                            {v: number for v, (number, _) in changes.items()}, snapshots)
     if unknown:
         logger.warning("recsys: visitor sockets name unknown slots %s", sorted({key for _, key in unknown}))
     # Signatures of the lists pushed to every tab; only pushes set them: a list sent to one
     # socket (resync) must not stop another tab, still showing an older list, from getting it.
-    changed = pushstate.swap_signatures(
-        [(f"{_key('sig', visitor_id)}:{key}", json.dumps(recs.signature())) for visitor_id, key, _, recs in lists],
-        PRESENCE_TTL)
+    with span("p:compare"):
+        changed = pushstate.swap_signatures(
+            [(f"{_key('sig', visitor_id)}:{key}", json.dumps(recs.signature())) for visitor_id, key, _, recs in lists],
+            PRESENCE_TTL)
     pushed: dict[str, list[str]] = {v: [] for v in visitor_ids}
     entries, sends = [], []
     for (visitor_id, key, seq, recs), new in zip(lists, changed):
@@ -280,7 +287,8 @@ def refresh_many(visitor_ids: list[str], *, force: bool = False, logs: list | No
         sends.append((visitor_group(visitor_id), {**message(key, recs, seq), "type": "recs.updated"}))
         pushed[visitor_id].append(key)
         entries.append(serving.log_entry(recs, "push", seq))
-    layer.group_send_many(sends)
+    with span("p:send"):
+        layer.group_send_many(sends)
     computed: dict[str, list] = {}
     for visitor_id, key, seq, recs in lists:
         computed.setdefault(visitor_id, []).append((key, seq, recs))
@@ -288,7 +296,8 @@ def refresh_many(visitor_ids: list[str], *, force: bool = False, logs: list | No
     # from here: on a busy machine a ranking can outlast the window, and the events that
     # arrived meanwhile still belong to the same burst.
     done_ms = int(time.time() * 1000)
-    store_lists_many(computed, [(_key("last", v), done_ms, BURST_STATE_TTL) for v in visitor_ids if v in changes])
+    with span("p:store"):
+        store_lists_many(computed, [(_key("last", v), done_ms, BURST_STATE_TTL) for v in visitor_ids if v in changes])
     if logs is None:
         serving.record(entries)
     else:
@@ -296,10 +305,14 @@ def refresh_many(visitor_ids: list[str], *, force: bool = False, logs: list | No
     return pushed
 
 
-def profiles_changed(visitor_ids: list[str], *, logs: list | None = None) -> dict[str, str]:
+def profiles_changed(visitor_ids: list[str], *, logs: list | None = None,
+                     snapshots: dict[str, tuple] | None = None) -> dict[str, str]:
     """These visitors' profiles just changed (the visitors a fold touched, in that order): push
     now, or fold into a pending trailing push. The ones opening a burst are refreshed together
     (one ranking batch), the others get their trailing push.
+
+    ``snapshots``: {visitor: (InterestState, sequence state)} as the fold left them, ranked
+    from instead of read back (``engine.recommend_many``).
 
     Returns what happened to each: "offline", "pushed", "unchanged" or "deferred".
     """
@@ -307,10 +320,12 @@ def profiles_changed(visitor_ids: list[str], *, logs: list | None = None) -> dic
     window = settings.PUSH_DEBOUNCE_MS / 1000.0
     # One round trip: invalidate the cached lists, check presence, read and move the burst
     # timers, and read the slots each watched visitor's pages show.
-    states = pushstate.on_change_many(
-        [(_key("seq", v), _key("epoch", v), _key("online", v), _key("last", v), _key("slots", v)) for v in visitor_ids],
-        now_ms=int(now * 1000), window_ms=int(settings.PUSH_DEBOUNCE_MS), epoch_ttl=LIST_CACHE_TTL,
-        burst_ttl=BURST_STATE_TTL)
+    with span("p:on_change"):
+        states = pushstate.on_change_many(
+            [(_key("seq", v), _key("epoch", v), _key("online", v), _key("last", v), _key("slots", v))
+             for v in visitor_ids],
+            now_ms=int(now * 1000), window_ms=int(settings.PUSH_DEBOUNCE_MS), epoch_ttl=LIST_CACHE_TTL,
+            burst_ttl=BURST_STATE_TTL)
     out: dict[str, str] = {}
     leading: dict[str, tuple[int, list[str]]] = {}
     for visitor_id, change in zip(visitor_ids, states):
@@ -326,14 +341,14 @@ def profiles_changed(visitor_ids: list[str], *, logs: list | None = None) -> dic
                 refresh_visitor.apply_async((visitor_id, now), countdown=window)
     if leading:
         try:
-            pushed = refresh_many(list(leading), logs=logs, changes=leading)
+            pushed = refresh_many(list(leading), logs=logs, changes=leading, snapshots=snapshots)
         except Exception:
             # One visitor's failing ranking must not cost the others their push: one by one.
             logger.exception("recsys: batch refresh of %d visitors failed; refreshing one by one", len(leading))
             pushed = {}
             for visitor_id in leading:
                 try:
-                    pushed.update(refresh_many([visitor_id], logs=logs, changes=leading))
+                    pushed.update(refresh_many([visitor_id], logs=logs, changes=leading, snapshots=snapshots))
                 except Exception:
                     logger.exception("recsys: push for visitor %s failed", visitor_id)
                     pushed[visitor_id] = []

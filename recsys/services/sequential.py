@@ -19,6 +19,7 @@ from tracking.models import Event
 
 from .. import seqmodel
 from ..conf import settings
+from ..cycletrace import span
 from ..encoders import get_encoder
 from ..models import Item, TrainedModel, VisitorProfile, VisitorSequenceState
 
@@ -244,8 +245,42 @@ def current_model() -> seqmodel.NextItemModel | None:
 BACKFILL_CHUNK = 500
 
 
-def update_states(visitor_ids, model: seqmodel.NextItemModel | None = None) -> int:
-    """Recompute the stored states of these visitors under the serving model; returns rows written.
+class StateBatch:
+    """The states ``compute_states`` made, before and after they are stored.
+
+    ``states`` holds them as the engine reads them (``interests.visitor_snapshots``): the
+    realtime cycle ranks its pushes from these and writes the rows after the sends
+    (``write``), one round trip fewer before the push. Until written, a request elsewhere
+    finds the older row, whose basis no longer matches the profile, and takes the full path.
+    """
+
+    def __init__(self, model_id: int | None = None, rows: tuple[list, ...] = ([], [], [], []),
+                 states: dict[str, seqmodel.VisitorState] | None = None):
+        self.model_id = model_id
+        self.rows = rows  # visitors, bases, state blobs, last items: the columns written
+        self.states = states or {}
+
+    def write(self) -> int:
+        """Store the rows; a row never replaces one of a newer basis or model. Returns rows written."""
+        visitors, bases, blobs, last_items = self.rows
+        if not visitors:
+            return 0
+        table = VisitorSequenceState._meta.db_table
+        with span("q:insert"), connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} AS t (visitor_id, model_id, basis, state, last_item_id, updated_at) "
+                f"SELECT v, m, b, s, l, now() FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bytea[], %s::text[]) "
+                f"  AS x(v, m, b, s, l) "
+                f"ON CONFLICT (visitor_id) DO UPDATE SET model_id = EXCLUDED.model_id, basis = EXCLUDED.basis, "
+                f"  state = EXCLUDED.state, last_item_id = EXCLUDED.last_item_id, updated_at = now() "
+                f"WHERE (EXCLUDED.model_id, EXCLUDED.basis) >= (t.model_id, t.basis)",
+                [visitors, [self.model_id] * len(visitors), bases, blobs, last_items])
+        return len(visitors)
+
+
+def compute_states(visitor_ids, model: seqmodel.NextItemModel | None = None) -> StateBatch:
+    """The states of these visitors under the serving model (an empty batch without one),
+    computed but not stored (``StateBatch.write``).
 
     Each state records the profile's fold position it was computed at (``basis``): a row older
     than the profile is not read (see ``VisitorSequenceState``), and a concurrent writer with
@@ -255,42 +290,45 @@ def update_states(visitor_ids, model: seqmodel.NextItemModel | None = None) -> i
     model = model or current_model()
     model_id = model.row_id if model is not None else None
     if not ids or model_id is None:
-        return 0
+        return StateBatch()
     events = Event._meta.db_table
-    with connection.cursor() as cursor:
+    with span("q:history"), connection.cursor() as cursor:
         # One round trip: each visitor's fold position and last max_len engaged items, oldest
-        # first (the history ``visitor_sequence_titled`` reads per request).
+        # first (the history ``visitor_sequence_titled`` reads per request), with their titles
+        # (the reason names the newest).
         cursor.execute(
-            f"SELECT q.v, p.last_event_id, e.item_id FROM unnest(%s::text[]) AS q(v) "
+            f"SELECT q.v, p.last_event_id, e.item_id, i.title FROM unnest(%s::text[]) AS q(v) "
             f"JOIN {VisitorProfile._meta.db_table} p ON p.visitor_id = q.v "
             f"LEFT JOIN LATERAL (SELECT item_id, occurred_at, id FROM {events} WHERE visitor_id = q.v "
             f"  AND {_ENGAGED} ORDER BY occurred_at DESC, id DESC LIMIT %s) e ON true "
+            f"LEFT JOIN {Item._meta.db_table} i ON i.item_id = e.item_id "
             f"ORDER BY q.v, e.occurred_at, e.id", [ids, _item_event_names(), model.config.max_len])
         rows = cursor.fetchall()
     basis: dict[str, int] = {}
     items: dict[str, list[str]] = defaultdict(list)
-    for visitor_id, last_event_id, item_id in rows:
+    titles: dict[str, str] = {}
+    for visitor_id, last_event_id, item_id, title in rows:
         basis[visitor_id] = last_event_id
         if item_id is not None:
             items[visitor_id].append(item_id)
-    encoded = {v: model.encode_history(items.get(v, ())) for v in basis}
-    known = [v for v in basis if encoded[v]]
-    states = dict(zip(known, model.hidden_states([encoded[v] for v in known]))) if known else {}
+            titles[item_id] = title or ""
+    with span("q:forward"):
+        encoded = {v: model.encode_history(items.get(v, ())) for v in basis}
+        known = [v for v in basis if encoded[v]]
+        hidden = dict(zip(known, model.hidden_states([encoded[v] for v in known]))) if known else {}
     visitors = sorted(basis)
     last_items = [next((i for i in reversed(items.get(v, ())) if i in model.index), "") for v in visitors]
-    blobs = [np.ascontiguousarray(states[v], dtype=np.float32).tobytes() if v in states else b""
-             for v in visitors]
-    table = VisitorSequenceState._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} AS t (visitor_id, model_id, basis, state, last_item_id, updated_at) "
-            f"SELECT v, m, b, s, l, now() FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bytea[], %s::text[]) "
-            f"  AS x(v, m, b, s, l) "
-            f"ON CONFLICT (visitor_id) DO UPDATE SET model_id = EXCLUDED.model_id, basis = EXCLUDED.basis, "
-            f"  state = EXCLUDED.state, last_item_id = EXCLUDED.last_item_id, updated_at = now() "
-            f"WHERE (EXCLUDED.model_id, EXCLUDED.basis) >= (t.model_id, t.basis)",
-            [visitors, [model_id] * len(visitors), [basis[v] for v in visitors], blobs, last_items])
-    return len(visitors)
+    flat = {v: np.ascontiguousarray(hidden[v], dtype=np.float32).reshape(-1) for v in hidden}
+    blobs = [flat[v].tobytes() if v in flat else b"" for v in visitors]
+    states = {v: seqmodel.VisitorState(int(model_id), flat.get(v), last, titles.get(last, "") if last else "")
+              for v, last in zip(visitors, last_items)}
+    return StateBatch(int(model_id), (visitors, [basis[v] for v in visitors], blobs, last_items), states)
+
+
+def update_states(visitor_ids, model: seqmodel.NextItemModel | None = None) -> int:
+    """Recompute and store the states of these visitors under the serving model; returns rows
+    written (``compute_states``, then ``StateBatch.write``)."""
+    return compute_states(visitor_ids, model).write()
 
 
 def backfill_states(model: seqmodel.NextItemModel | None = None, chunk: int = BACKFILL_CHUNK) -> int:

@@ -233,6 +233,66 @@ def test_requests_rank_from_the_state_the_fold_stored(embedded_catalogue, monkey
     assert not VisitorSequenceState.objects.filter(visitor_id="fresh").exists()
 
 
+def test_the_realtime_cycle_ranks_from_the_fold_in_memory_as_from_a_read(embedded_catalogue, monkeypatch):
+    """The realtime worker ranks its pushes from the profiles and sequence states its fold and
+    forward pass just made (no read of them) and stores the states after the sends: those
+    snapshots equal what ``visitor_snapshots`` reads once they are stored, and so do the lists."""
+    from recsys import engine
+    from recsys.models import Item, SlotConfig, StrategyConfig
+    from recsys.services import interests, sequential
+    from recsys.tasks import train_sequential
+    from tracking import hooks
+    from tracking.services import record_event
+
+    monkeypatch.setattr(hooks, "_subscribers", [])  # the test folds, not the live workers
+    chain, start = watch_the_alien_chain(embedded_catalogue)
+    record_event("item_viewed", visitor_id="fresh", item_id=chain[0], occurred_at=start + timedelta(hours=1))
+    interests.catch_up(settle=0)
+    StrategyConfig.objects.create(strategy_id="sequential/next-item", config=TINY)
+    SlotConfig.objects.create(slot="next", version=1, config={
+        "strategies": {"sequential/next-item": 1.0}, "exclude_events": {"item_viewed": None}, "limit": 3})
+    assert train_sequential() == 1
+    before = sequential.VisitorSequenceState.objects.get(visitor_id="fresh").basis
+
+    record_event("item_viewed", visitor_id="fresh", item_id=chain[1], occurred_at=start + timedelta(hours=1, minutes=1))
+    record_event("searched", visitor_id="fresh", properties={"query": "space horror"},
+                 occurred_at=start + timedelta(hours=1, minutes=2))
+    folded: dict = {}
+    touched = interests.catch_up_in_order(settle=0, snapshots=folded)
+    assert [v for v, _ in touched] == ["fresh"] and set(folded) == {"fresh"}
+    batch = sequential.compute_states(["fresh"])
+    # Computed, not stored yet: the row still holds the state of the backfill.
+    assert sequential.VisitorSequenceState.objects.get(visitor_id="fresh").basis == before
+    snapshots = {v: (state, batch.states.get(v)) for v, state in folded.items()}
+    requests = [("fresh", "for-you", 5, None), ("fresh", "next", 3, None)]
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("the fold's snapshot should have been used")
+
+    with monkeypatch.context() as m:
+        m.setattr(engine, "visitor_snapshots", no_read)
+        in_memory = [r.as_dict() for r in engine.recommend_many(requests, snapshots=snapshots)]
+    assert batch.write() == 1
+    state, sequence = snapshots["fresh"]
+    read_state, read_sequence = interests.visitor_snapshots(["fresh"])["fresh"]
+    for name in ("long_term", "short_term"):
+        np.testing.assert_array_equal(getattr(state, name), getattr(read_state, name))
+    assert [(i.weight, i.label) for i in state.interests] == [(i.weight, i.label) for i in read_state.interests]
+    for mine, theirs in zip(state.interests, read_state.interests, strict=True):
+        np.testing.assert_array_equal(mine.vector, theirs.vector)
+    assert (state.rate_per_hour, state.last_event_at, state.event_count) == \
+        (read_state.rate_per_hour, read_state.last_event_at, read_state.event_count)
+    assert sequence.hidden.tobytes() == read_sequence.hidden.tobytes()
+    assert (sequence.model_id, sequence.last_item_id, sequence.last_title) == \
+        (read_sequence.model_id, read_sequence.last_item_id, read_sequence.last_title) == \
+        (read_sequence.model_id, chain[1], Item.objects.get(item_id=chain[1]).title)
+    read = [r.as_dict() for r in engine.recommend_many(requests)]
+    for mine, theirs in zip(in_memory, read, strict=True):
+        assert mine["items"] and [i["item_id"] for i in mine["items"]] == [i["item_id"] for i in theirs["items"]]
+        assert [i["reasons"] for i in mine["items"]] == [i["reasons"] for i in theirs["items"]]
+        np.testing.assert_allclose([i["score"] for i in mine["items"]], [i["score"] for i in theirs["items"]], rtol=1e-6)
+
+
 def test_top_on_a_very_large_catalogue_searches_candidates_and_agrees_with_the_full_product():
     """From ANN_MIN_ITEMS up, candidates come from each member's inner-product index and the
     softmax normaliser's tail from a fixed sample: the items and their probabilities stay those
