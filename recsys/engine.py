@@ -32,7 +32,7 @@ from .overlap import submit
 from .services.interests import visitor_snapshots
 from .services.vectors import fetch_binary
 from .strategies import registry
-from .strategies.base import Candidate, Reason, RequestContext
+from .strategies.base import Candidate, Reason, RequestContext, run_together
 
 
 @dataclass
@@ -232,9 +232,18 @@ def _gather_many(requests: list[_Request], snap: dict[str, Any], known: dict[str
     strategies = {key: build_strategy(key[0], json.loads(key[1]), snapshot=snap) for key in groups}
     # Database-bound strategies start first (on the pool when overlapping), then the CPU-bound
     # ones run here while they wait; the fused order does not depend on which finishes first.
-    running = {key: submit(_spanned(f"c:{key[0]}", s.candidates_many), [ctxs[i] for i in groups[key]], key[2],
-                           overlap=overlap)
-               for key, s in strategies.items() if not s.cpu_bound}
+    database_bound = [key for key, s in strategies.items() if not s.cpu_bound]
+    if overlap:
+        running = {key: submit(_spanned(f"c:{key[0]}", strategies[key].candidates_many), [ctxs[i] for i in groups[key]],
+                               key[2], overlap=True)
+                   for key in database_bound}
+    else:
+        # Inline: their reads in one round trip per round (``base.run_together``).
+        with span("c:database-bound"):
+            together = run_together([strategies[key].candidates_steps([ctxs[i] for i in groups[key]], key[2])
+                                     for key in database_bound])
+        running = {key: submit(lambda value: value, result, overlap=False)
+                   for key, result in zip(database_bound, together)}
     running.update({key: submit(_spanned(f"c:{key[0]}", s.candidates_many), [ctxs[i] for i in groups[key]], key[2],
                                 overlap=False)
                     for key, s in strategies.items() if s.cpu_bound})

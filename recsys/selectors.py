@@ -118,21 +118,30 @@ def association_keys(item_ids: list[str], per_item: int) -> tuple[dict[str, list
     and the titles of the given items (for reasons), in one round trip. A batch of requests
     reads the union of their seeds once, then scales each request's own rows
     (``relative_weights``)."""
-    from .models import ItemAssociation
-
     if not item_ids:
         return {}, {}
+    return association_keys_from(fetch_binary(*association_keys_read(item_ids, per_item)))
+
+
+def association_keys_read(item_ids: list[str], per_item: int) -> tuple[str, list]:
+    """The read of ``association_keys`` (SQL, parameters), for a caller that runs it with
+    others (``strategies.base.run_together``)."""
+    from .models import ItemAssociation
+
     # One row per seed with its neighbours as arrays, in binary (text[]: psycopg's C loader;
     # varchar[] took 1.7x as long): a row per pair (~500 per for-you request, each repeating
     # the seed's title) cost 0.64 ms of client CPU for 10 seeds here, the arrays 0.26; 29 ms
     # for a realtime batch of 500 seeds, the arrays 5.
-    rows = fetch_binary(
-        f"SELECT s.a, (SELECT title FROM {Item._meta.db_table} WHERE item_id = s.a), x.b, x.k "
-        f"FROM unnest(%s::text[]) AS s(a) CROSS JOIN LATERAL "
-        f"(SELECT array_agg(item_b::text ORDER BY log_key DESC) AS b, array_agg(log_key ORDER BY log_key DESC) AS k "
-        f" FROM (SELECT item_b, log_key FROM {ItemAssociation._meta.db_table} WHERE item_a = s.a "
-        f"       ORDER BY log_key DESC LIMIT %s) y) x",
-        [list(item_ids), per_item])
+    return (f"SELECT s.a, (SELECT title FROM {Item._meta.db_table} WHERE item_id = s.a), x.b, x.k "
+            f"FROM unnest(%s::text[]) AS s(a) CROSS JOIN LATERAL "
+            f"(SELECT array_agg(item_b::text ORDER BY log_key DESC) AS b, array_agg(log_key ORDER BY log_key DESC) AS k "
+            f" FROM (SELECT item_b, log_key FROM {ItemAssociation._meta.db_table} WHERE item_a = s.a "
+            f"       ORDER BY log_key DESC LIMIT %s) y) x",
+            [list(item_ids), per_item])
+
+
+def association_keys_from(rows) -> tuple[dict[str, list[tuple[str, float]]], dict[str, str]]:
+    """``association_keys``' result from the rows of its read."""
     out: dict[str, list[tuple[str, float]]] = {}
     titles: dict[str, str] = {}
     for a, title, bs, keys in rows:

@@ -17,7 +17,7 @@ from ..conf import settings
 from ..cycletrace import span
 from ..encoders import get_encoder
 from ..models import Item, ProjectionCursor, VisitorProfile
-from .vectors import binary_vector_cursor, fetch_binary
+from .vectors import binary_vector_cursor, fetch_binary, fetch_binary_many
 
 CURSOR = "interests"
 # Events per projection transaction. Measured: one visitor's event folds in well
@@ -81,12 +81,19 @@ def item_vectors(item_ids: set[str]) -> tuple[set[str], dict[str, np.ndarray]]:
     in one round trip (a fold needs both: ``_ensure_items``, then ``fold``)."""
     if not item_ids:
         return set(), {}
-    known, items = set(), {}
+    return _item_vectors_from(fetch_binary(*_item_vectors_read(item_ids)))
+
+
+def _item_vectors_read(item_ids: set[str]) -> tuple[str, list]:
     # pgvector's binary format straight into NumPy: the ORM parsed each embedding's text
     # form in Python (Vector._from_text), 3-5% of the realtime worker under load.
-    for item_id, emb in fetch_binary(f"SELECT item_id, CASE WHEN embedding_model = %s THEN embedding END "
-                                     f"FROM {Item._meta.db_table} WHERE item_id = ANY(%s)",
-                                     [get_encoder().name, sorted(item_ids)]):
+    return (f"SELECT item_id, CASE WHEN embedding_model = %s THEN embedding END "
+            f"FROM {Item._meta.db_table} WHERE item_id = ANY(%s)", [get_encoder().name, sorted(item_ids)])
+
+
+def _item_vectors_from(rows) -> tuple[set[str], dict[str, np.ndarray]]:
+    known, items = set(), {}
+    for item_id, emb in rows:
         known.add(item_id)
         if emb is not None:
             items[item_id] = emb.to_numpy()
@@ -241,8 +248,15 @@ def load_profiles(visitor_ids: Iterable[str]) -> dict[str, VisitorProfile]:
     a visible share of the realtime worker under load). Built with ``from_db`` like any
     queryset row; the columns the fold never touches (``summary``) are deferred.
     """
-    rows = fetch_binary(f"SELECT {', '.join(_FOLD_COLUMNS)} FROM {VisitorProfile._meta.db_table} "
-                        "WHERE visitor_id = ANY(%b)", [sorted(visitor_ids)])
+    return _profiles_from(fetch_binary(*_profiles_read(visitor_ids)))
+
+
+def _profiles_read(visitor_ids: Iterable[str]) -> tuple[str, list]:
+    return (f"SELECT {', '.join(_FOLD_COLUMNS)} FROM {VisitorProfile._meta.db_table} WHERE visitor_id = ANY(%b)",
+            [sorted(visitor_ids)])
+
+
+def _profiles_from(rows) -> dict[str, VisitorProfile]:
     profiles = {}
     for pk, visitor_id, user_id, long_term, short_term, *rest in rows:
         profiles[visitor_id] = VisitorProfile.from_db(
@@ -287,13 +301,14 @@ def _apply_batch(limit: int, snapshots: dict | None = None) -> tuple[dict[str, t
         if not events:
             return {}, 0
         item_ids = {e.item_id for e in events if e.item_id}
-        with span("f:item_vectors"):
-            known, item_vecs = item_vectors(item_ids)
+        with span("f:read"):
+            # The events' items and visitors' profiles in one round trip (``fetch_binary_many``).
+            reads = [_profiles_read({e.visitor_id for e in events})] + ([_item_vectors_read(item_ids)] if item_ids else [])
+            rows = fetch_binary_many(reads)
+            profiles = _profiles_from(rows[0])
+            known, item_vecs = _item_vectors_from(rows[1]) if item_ids else (set(), {})
         if _ensure_items(events, known):  # new items: read their fresh embeddings too
             known, item_vecs = item_vectors(item_ids)
-        visitor_ids = {e.visitor_id for e in events}
-        with span("f:load_profiles"):
-            profiles = load_profiles(visitor_ids)
         with span("f:fold"):
             touched = fold(events, profiles, item_vecs)
         with span("f:save"), projection.pipelined():  # the profiles and the cursor in one round trip

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import association_model as am
 from .. import selectors
-from .base import Candidate, Reason, RequestContext, Strategy
+from .base import Candidate, Reason, RequestContext, Steps, Strategy, run_steps
 
 
 class CoOccurrence(Strategy):
@@ -37,9 +37,13 @@ class CoOccurrence(Strategy):
     def candidates_many(self, ctxs: list[RequestContext], n: int) -> list[list[Candidate]]:
         """One association read for the union of every request's seeds; each request then
         scores against its own seeds' rows, scaled as a read of those seeds alone."""
+        return run_steps(self.candidates_steps(ctxs, n))
+
+    def candidates_steps(self, ctxs: list[RequestContext], n: int) -> Steps:
         seeds_of = [self.seeds(ctx) for ctx in ctxs]
         wanted = sorted({a for seeds in seeds_of for a in seeds})
-        keys, titles = selectors.association_keys(wanted, int(self.config["neighbours"])) if wanted else ({}, {})
+        keys, titles = ({}, {}) if not wanted else selectors.association_keys_from(
+            (yield selectors.association_keys_read(wanted, int(self.config["neighbours"]))))
         return [self._rank(ctx, seeds, selectors.relative_weights({a: keys[a] for a in seeds if a in keys}),
                            titles, n) if seeds else []
                 for ctx, seeds in zip(ctxs, seeds_of)]

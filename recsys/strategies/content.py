@@ -7,7 +7,7 @@ from django.db import connection
 from ..encoders import get_encoder
 from ..models import Item
 from ..services.vectors import cast_expr
-from .base import Candidate, Reason, RequestContext, Strategy
+from .base import Candidate, Reason, RequestContext, Steps, Strategy, run_steps
 
 
 def nearest_items(vec, n: int, exclude: set[str]) -> list[tuple[str, float]]:
@@ -47,6 +47,11 @@ def _prepare_session(cursor, fetch: int) -> bool:
 def nearest_items_for(queries: list[tuple[object, set[str]]], n: int) -> list[list[tuple[str, float]]]:
     """Per ``(vector, excluded item ids)``, the ``n`` nearest available items that are not
     excluded, most similar first: one round trip for all (a batch of requests' interests)."""
+    return run_steps(nearest_items_steps(queries, n))
+
+
+def nearest_items_steps(queries: list[tuple[object, set[str]]], n: int):
+    """``nearest_items_for`` as a generator of its read (``base.Strategy.candidates_steps``)."""
     if not queries:
         return []
     from ..services.vectors import binary_vector_cursor
@@ -59,21 +64,19 @@ def nearest_items_for(queries: list[tuple[object, set[str]]], n: int) -> list[li
     params: list = []
     for vec, excluded in queries:
         params += [np.asarray(vec, dtype=np.float32), sorted(excluded)]
-    with binary_vector_cursor() as cursor:
+    with binary_vector_cursor() as cursor:  # the session's settings, once per connection
         fetch = n
         if not _prepare_session(cursor, fetch):
             # An older pgvector: the scan stops at ef_search rows, excluded ones included, so
             # read as many more as are excluded (and let ef_search cover them).
             fetch = n + max(len(ex) for _, ex in queries)
             _prepare_session(cursor, fetch)
-        cursor.execute(
-            f"SELECT q.i, x.item_id, x.sim FROM (VALUES {values}) AS q(i, v, ex) "
-            f"CROSS JOIN LATERAL (SELECT item_id, 1 - ({expr} <=> q.v) AS sim FROM {Item._meta.db_table}"
-            f" WHERE vector_dims(embedding) = {dim} AND available AND NOT (item_id = ANY(q.ex))"
-            f" ORDER BY {expr} <=> q.v LIMIT %s) x",
-            [*params, fetch],
-        )
-        rows = cursor.fetchall()
+    rows = yield (
+        f"SELECT q.i, x.item_id, x.sim FROM (VALUES {values}) AS q(i, v, ex) "
+        f"CROSS JOIN LATERAL (SELECT item_id, 1 - ({expr} <=> q.v) AS sim FROM {Item._meta.db_table}"
+        f" WHERE vector_dims(embedding) = {dim} AND available AND NOT (item_id = ANY(q.ex))"
+        f" ORDER BY {expr} <=> q.v LIMIT %s) x",
+        [*params, fetch])
     out: list[list[tuple[str, float]]] = [[] for _ in queries]
     for i, item_id, sim in rows:
         out[i - 1].append((item_id, float(sim)))
@@ -92,10 +95,13 @@ class InterestVectors(Strategy):
 
     def candidates_many(self, ctxs: list[RequestContext], n: int) -> list[list[Candidate]]:
         """One round trip of HNSW scans for every request's interest vectors."""
+        return run_steps(self.candidates_steps(ctxs, n))
+
+    def candidates_steps(self, ctxs: list[RequestContext], n: int) -> Steps:
         per = min(n, int(self.config["per_interest"]))
         queries_of = [self._queries(ctx) for ctx in ctxs]
-        found = iter(nearest_items_for([(vec, ctx.exclude) for ctx, queries in zip(ctxs, queries_of)
-                                        for vec, _, _ in queries], per))
+        found = iter((yield from nearest_items_steps([(vec, ctx.exclude) for ctx, queries in zip(ctxs, queries_of)
+                                                      for vec, _, _ in queries], per)))
         return [self._score(ctx, queries, [next(found) for _ in queries], n) for ctx, queries in zip(ctxs, queries_of)]
 
     def _queries(self, ctx: RequestContext) -> list:

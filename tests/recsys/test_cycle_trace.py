@@ -38,5 +38,5 @@ def test_a_cycle_appends_its_phases_to_the_trace_file_when_one_is_named(tmp_path
     assert all(line[p] >= 0 for p in phases) and line["total"] >= sum(line[p] for p in phases) - 0.1
     # CPU next to wall time (the rest is waiting), and the steps inside the phases (cycletrace.span).
     assert 0 <= line["cpu"] <= line["total"] + 1 and line["fold_cpu"] >= 0 and line["queued"] == []
-    assert {"span:f:next_batch", "span:f:load_profiles", "span:f:fold", "span:f:save"} <= set(line)
+    assert {"span:f:next_batch", "span:f:read", "span:f:fold", "span:f:save"} <= set(line)
     assert line["span:f:fold"] <= line["fold"] and line["span:f:fold_cpu"] >= 0

@@ -191,6 +191,50 @@ def test_pruning_drops_pairs_that_decayed_to_nothing_relative_to_the_newest_even
     assert list(ItemAssociation.objects.values_list("item_a", flat=True)) == ["new"]
 
 
+def test_inline_strategy_reads_share_one_round_trip_and_give_each_strategys_own_answer(embedded_catalogue,
+                                                                                      isolated_cache, monkeypatch):
+    """Inline (the realtime worker), the database-bound strategies hand their reads to the engine
+    (``candidates_steps``), which runs them together (``base.run_together``): one pipelined
+    round trip for the content and co-occurrence reads, and the candidates each strategy's own
+    ``candidates_many`` gives."""
+    from recsys import engine
+    from recsys.services import vectors
+    from recsys.strategies.base import RequestContext, run_together
+    from recsys.strategies.collaborative import CoOccurrence
+    from recsys.strategies.content import InterestVectors
+
+    films = {f.title: str(f.ml_id) for f in embedded_catalogue}
+    crowd = Timeline(timezone.now() - timedelta(hours=3))
+    for v in range(4):  # co-occurrence: Alien with Aliens, The Terminator with Terminator 2
+        for title in ("Alien", "Aliens", "The Terminator"):
+            crowd.record(f"crowd-{v}", "item_viewed", films[title])
+    for title in ("Alien", "The Terminator"):
+        crowd.record("together-visitor", "item_viewed", films[title])
+    run_projections()
+    batches = []
+    original = vectors.fetch_binary_many
+
+    def counting(reads):
+        batches.append(len(reads))
+        return original(reads)
+
+    monkeypatch.setattr(vectors, "fetch_binary_many", counting)
+    recs = recommend("together-visitor", "for-you", 5)
+    assert recs.items and 2 in batches  # content/interests and co-occurrence, together
+    assert {r.strategy for item in recs.items for r in item.reasons} >= {"content/interests",
+                                                                          "collaborative/co-occurrence"}
+
+    state = engine.visitor_snapshots(["together-visitor"])["together-visitor"][0]
+    from recsys import selectors
+
+    engagements, exclude = selectors.visitor_activity_many(["together-visitor"], {"item_viewed": None})["together-visitor"]
+    ctxs = [RequestContext("together-visitor", state=state, exclude=set(exclude), engagements=engagements)]
+    strategies = [InterestVectors(), CoOccurrence()]
+    together = run_together([s.candidates_steps(ctxs, 10) for s in strategies])
+    alone = [s.candidates_many(ctxs, 10) for s in strategies]
+    assert together == alone and all(found[0] for found in together)
+
+
 def test_overlapped_strategy_reads_give_the_inline_answer_on_pool_threads(shop, monkeypatch):
     """With STRATEGY_THREADS the database-bound strategies run on the engine's thread pool,
     each on a pooled connection of its own; the list is the inline one. Inside a transaction
@@ -211,11 +255,18 @@ def test_overlapped_strategy_reads_give_the_inline_answer_on_pool_threads(shop, 
     seen = []
     original = CoOccurrence.candidates_many
 
+    original_steps = CoOccurrence.candidates_steps
+
     def spy(self, ctxs, n):
         seen.append(threading.current_thread().name)
         return original(self, ctxs, n)
 
+    def spy_steps(self, ctxs, n):  # the inline path hands its read to the engine
+        seen.append(threading.current_thread().name)
+        return original_steps(self, ctxs, n)
+
     monkeypatch.setattr(CoOccurrence, "candidates_many", spy)
+    monkeypatch.setattr(CoOccurrence, "candidates_steps", spy_steps)
     with override_settings(LIVEREC={**django_settings.LIVEREC, "STRATEGY_THREADS": 2}):
         assert overlap.enabled()
         overlapped = recommend("overlap-visitor", "for-you", 5)
@@ -271,14 +322,16 @@ def test_one_failing_ranking_does_not_cost_the_other_visitors_their_push(shop, m
         shop.record(visitor, "item_viewed", item)
         push.socket_opened(visitor, ["for-you"])
     run_projections()
-    original = CoOccurrence.candidates_many
+    def broken_for_one(original):
+        def method(self, ctxs, n):
+            if any(ctx.visitor_id == "push-bad" for ctx in ctxs):
+                raise RuntimeError("a strategy bug met by one visitor")
+            return original(self, ctxs, n)
+        return method
 
-    def broken_for_one(self, ctxs, n):
-        if any(ctx.visitor_id == "push-bad" for ctx in ctxs):
-            raise RuntimeError("a strategy bug met by one visitor")
-        return original(self, ctxs, n)
-
-    monkeypatch.setattr(CoOccurrence, "candidates_many", broken_for_one)
+    # Both ways a strategy is called: its reads handed to the engine (inline), or on its own.
+    for name in ("candidates_steps", "candidates_many"):
+        monkeypatch.setattr(CoOccurrence, name, broken_for_one(getattr(CoOccurrence, name)))
     logs: list = []
     outcomes = push.profiles_changed(["push-bad", "push-good"], logs=logs)
     assert outcomes == {"push-bad": "unchanged", "push-good": "pushed"}

@@ -162,23 +162,36 @@ def watch_the_alien_chain(catalogue):
     return chain, start
 
 
-def test_requests_rank_from_the_state_the_fold_stored(embedded_catalogue, monkeypatch):
-    """Training backfills every visitor's state, each fold updates the touched visitors' states,
-    and a request ranks from the stored state (no history query, no forward pass) with the same
-    items, scores and reasons as the full path; a stale or foreign state is never used."""
-    from recsys.engine import recommend
-    from recsys.models import Item, SlotConfig, StrategyConfig, VisitorProfile, VisitorSequenceState
-    from recsys.services import interests, privacy, sequential
-    from recsys.tasks import process_events, train_sequential
+def train_on_the_alien_chain(catalogue):
+    """``watch_the_alien_chain``, then visitor "fresh" views Alien an hour later; the profiles
+    are folded, a "next" slot (the sequence model alone) published and a first model trained
+    (its backfill stores every visitor's state). Returns the chain and the start time."""
+    from recsys.models import SlotConfig, StrategyConfig
+    from recsys.services import interests
+    from recsys.tasks import train_sequential
     from tracking.services import record_event
 
-    chain, start = watch_the_alien_chain(embedded_catalogue)
+    chain, start = watch_the_alien_chain(catalogue)
     record_event("item_viewed", visitor_id="fresh", item_id=chain[0], occurred_at=start + timedelta(hours=1))
     interests.catch_up(settle=0)
     StrategyConfig.objects.create(strategy_id="sequential/next-item", config=TINY)
     SlotConfig.objects.create(slot="next", version=1, config={
         "strategies": {"sequential/next-item": 1.0}, "exclude_events": {"item_viewed": None}, "limit": 3})
     assert train_sequential() == 1
+    return chain, start
+
+
+def test_requests_rank_from_the_state_the_fold_stored(embedded_catalogue, monkeypatch):
+    """Training backfills every visitor's state, each fold updates the touched visitors' states,
+    and a request ranks from the stored state (no history query, no forward pass) with the same
+    items, scores and reasons as the full path; a stale or foreign state is never used."""
+    from recsys.engine import recommend
+    from recsys.models import Item, VisitorProfile, VisitorSequenceState
+    from recsys.services import interests, privacy, sequential
+    from recsys.tasks import process_events, train_sequential
+    from tracking.services import record_event
+
+    chain, start = train_on_the_alien_chain(embedded_catalogue)
 
     # The backfill wrote a current state for every profiled visitor.
     row = VisitorSequenceState.objects.get(visitor_id="fresh")
@@ -238,20 +251,13 @@ def test_the_realtime_cycle_ranks_from_the_fold_in_memory_as_from_a_read(embedde
     forward pass just made (no read of them) and stores the states after the sends: those
     snapshots equal what ``visitor_snapshots`` reads once they are stored, and so do the lists."""
     from recsys import engine
-    from recsys.models import Item, SlotConfig, StrategyConfig
+    from recsys.models import Item
     from recsys.services import interests, sequential
-    from recsys.tasks import train_sequential
     from tracking import hooks
     from tracking.services import record_event
 
     monkeypatch.setattr(hooks, "_subscribers", [])  # the test folds, not the live workers
-    chain, start = watch_the_alien_chain(embedded_catalogue)
-    record_event("item_viewed", visitor_id="fresh", item_id=chain[0], occurred_at=start + timedelta(hours=1))
-    interests.catch_up(settle=0)
-    StrategyConfig.objects.create(strategy_id="sequential/next-item", config=TINY)
-    SlotConfig.objects.create(slot="next", version=1, config={
-        "strategies": {"sequential/next-item": 1.0}, "exclude_events": {"item_viewed": None}, "limit": 3})
-    assert train_sequential() == 1
+    chain, start = train_on_the_alien_chain(embedded_catalogue)
     before = sequential.VisitorSequenceState.objects.get(visitor_id="fresh").basis
 
     record_event("item_viewed", visitor_id="fresh", item_id=chain[1], occurred_at=start + timedelta(hours=1, minutes=1))
