@@ -233,23 +233,24 @@ def _gather_many(requests: list[_Request], snap: dict[str, Any], known: dict[str
     # Database-bound strategies start first (on the pool when overlapping), then the CPU-bound
     # ones run here while they wait; the fused order does not depend on which finishes first.
     database_bound = [key for key, s in strategies.items() if not s.cpu_bound]
+    answers: dict[tuple[str, str, int], list[list[Candidate]]] = {}
+    running = {}
     if overlap:
         running = {key: submit(_spanned(f"c:{key[0]}", strategies[key].candidates_many), [ctxs[i] for i in groups[key]],
                                key[2], overlap=True)
                    for key in database_bound}
     else:
-        # Inline: their reads in one round trip per round (``base.run_together``).
+        # Inline: their reads go together, one round trip per round (``base.run_together``).
         with span("c:database-bound"):
-            together = run_together([strategies[key].candidates_steps([ctxs[i] for i in groups[key]], key[2])
-                                     for key in database_bound])
-        running = {key: submit(lambda value: value, result, overlap=False)
-                   for key, result in zip(database_bound, together)}
+            answers = dict(zip(database_bound, run_together(
+                [strategies[key].candidates_steps([ctxs[i] for i in groups[key]], key[2]) for key in database_bound])))
     running.update({key: submit(_spanned(f"c:{key[0]}", s.candidates_many), [ctxs[i] for i in groups[key]], key[2],
                                 overlap=False)
                     for key, s in strategies.items() if s.cpu_bound})
+    answers.update({key: future.result() for key, future in running.items()})
     found: dict[tuple[str, int], list[Candidate]] = {}
-    for key, future in running.items():
-        for i, cands in zip(groups[key], future.result()):
+    for key, answer in answers.items():
+        for i, cands in zip(groups[key], answer):
             found[(key[0], i)] = cands
     out = []
     for i, r in enumerate(requests):

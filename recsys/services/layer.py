@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import random
 import threading
@@ -24,6 +25,8 @@ import time
 from typing import Any
 
 from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
 
 SEND_TIMEOUT_SECONDS = 5.0
 
@@ -153,8 +156,10 @@ def _direct(layer):
         from redis.exceptions import NoScriptError
 
         try:
-            client.evalsha(_GROUP_SEND_SHA, len(keys), *keys, *header, *args)
-        except NoScriptError:
-            client.eval(_GROUP_SEND, len(keys), *keys, *header, *args)
+            over = client.evalsha(_GROUP_SEND_SHA, len(keys), *keys, *header, *args)
+        except NoScriptError:  # the server lost its script cache (restart, SCRIPT FLUSH)
+            over = client.eval(_GROUP_SEND, len(keys), *keys, *header, *args)
+        if over:  # as channels_redis reports it: a socket that stopped reading loses messages
+            logger.info("%s channel(s) over capacity in a send to %d group(s)", over, len(keys))
 
     return send

@@ -4,12 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generator
 
+from ..interest_model import InterestState
+
 # A database read a strategy hands to the engine (``Strategy.candidates_steps``): SQL and its
 # parameters; the rows come back as ``services.vectors.fetch_binary`` returns them.
 Read = tuple[str, list]
 Steps = Generator[Read, list[tuple], list[list["Candidate"]]]
-
-from ..interest_model import InterestState
 
 
 @dataclass
