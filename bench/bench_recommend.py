@@ -269,10 +269,13 @@ def bench_size(n: int) -> None:
 
 def time_bare_top10(kind: str, queries) -> list[float]:
     """Milliseconds per bare top-10 query on the ``kind`` ("vector" or "halfvec") HNSW index."""
-    from recsys.services.vectors import to_literal
+    return time_query(f"SELECT item_id FROM recsys_item WHERE vector_dims(embedding) = {DIM} "
+                      f"ORDER BY embedding::{kind}({DIM}) <=> %s::{kind}({DIM}) LIMIT 10", queries)
 
-    sql = (f"SELECT item_id FROM recsys_item WHERE vector_dims(embedding) = {DIM} "
-           f"ORDER BY embedding::{kind}({DIM}) <=> %s::{kind}({DIM}) LIMIT 10")
+
+def time_query(sql: str, queries) -> list[float]:
+    """Milliseconds per run of ``sql`` with each query vector (after WARMUP untimed runs)."""
+    from recsys.services.vectors import to_literal
 
     def bare(vec):
         with connection.cursor() as cur:
@@ -345,17 +348,8 @@ def anchor_hnsw(n: int = 100_000) -> tuple[list[float], float | None]:
         build_s = time.perf_counter() - t0
     queries = rng.standard_normal((RUNS + WARMUP, DIM)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    from recsys.services.vectors import to_literal
-
-    def bare(vec):
-        with connection.cursor() as cur:
-            cur.execute(f"SELECT id FROM {ANCHOR_TABLE} ORDER BY embedding <=> %s::vector({DIM}) LIMIT 10",
-                        [to_literal(vec)])
-            cur.fetchall()
-
-    for q in queries[:WARMUP]:
-        bare(q)
-    return time_calls(bare, [(q,) for q in queries[WARMUP:]]), build_s
+    return time_query(f"SELECT id FROM {ANCHOR_TABLE} ORDER BY embedding <=> %s::vector({DIM}) LIMIT 10",
+                      queries), build_s
 
 
 def report_anchor(engine_ms: list[float]) -> None:

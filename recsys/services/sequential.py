@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -245,6 +246,7 @@ def current_model() -> seqmodel.NextItemModel | None:
 BACKFILL_CHUNK = 500
 
 
+@dataclass
 class StateBatch:
     """The states ``compute_states`` made, before and after they are stored.
 
@@ -254,17 +256,15 @@ class StateBatch:
     finds the older row, whose basis no longer matches the profile, and takes the full path.
     """
 
-    def __init__(self, model_id: int | None = None, rows: tuple[list, ...] = ([], [], [], []),
-                 states: dict[str, seqmodel.VisitorState] | None = None):
-        self.model_id = model_id
-        self.rows = rows  # visitors, bases, state blobs, last items: the columns written
-        self.states = states or {}
+    states: dict[str, seqmodel.VisitorState] = field(default_factory=dict)
+    basis: dict[str, int] = field(default_factory=dict)  # the profile's fold position each was computed at
 
     def write(self) -> int:
         """Store the rows; a row never replaces one of a newer basis or model. Returns rows written."""
-        visitors, bases, blobs, last_items = self.rows
+        visitors = sorted(self.states)
         if not visitors:
             return 0
+        rows = [self.states[v] for v in visitors]
         table = VisitorSequenceState._meta.db_table
         with span("q:insert"), connection.cursor() as cursor:
             cursor.execute(
@@ -274,7 +274,8 @@ class StateBatch:
                 f"ON CONFLICT (visitor_id) DO UPDATE SET model_id = EXCLUDED.model_id, basis = EXCLUDED.basis, "
                 f"  state = EXCLUDED.state, last_item_id = EXCLUDED.last_item_id, updated_at = now() "
                 f"WHERE (EXCLUDED.model_id, EXCLUDED.basis) >= (t.model_id, t.basis)",
-                [visitors, [self.model_id] * len(visitors), bases, blobs, last_items])
+                [visitors, [s.model_id for s in rows], [self.basis[v] for v in visitors],
+                 [b"" if s.hidden is None else s.hidden.tobytes() for s in rows], [s.last_item_id for s in rows]])
         return len(visitors)
 
 
@@ -316,13 +317,12 @@ def compute_states(visitor_ids, model: seqmodel.NextItemModel | None = None) -> 
         encoded = {v: model.encode_history(items.get(v, ())) for v in basis}
         known = [v for v in basis if encoded[v]]
         hidden = dict(zip(known, model.hidden_states([encoded[v] for v in known]))) if known else {}
-    visitors = sorted(basis)
-    last_items = [next((i for i in reversed(items.get(v, ())) if i in model.index), "") for v in visitors]
-    flat = {v: np.ascontiguousarray(hidden[v], dtype=np.float32).reshape(-1) for v in hidden}
-    blobs = [flat[v].tobytes() if v in flat else b"" for v in visitors]
-    states = {v: seqmodel.VisitorState(int(model_id), flat.get(v), last, titles.get(last, "") if last else "")
-              for v, last in zip(visitors, last_items)}
-    return StateBatch(int(model_id), (visitors, [basis[v] for v in visitors], blobs, last_items), states)
+    states = {}
+    for v in basis:
+        last = next((i for i in reversed(items.get(v, ())) if i in model.index), "")
+        flat = np.ascontiguousarray(hidden[v], dtype=np.float32).reshape(-1) if v in hidden else None
+        states[v] = seqmodel.VisitorState(int(model_id), flat, last, titles.get(last, "") if last else "")
+    return StateBatch(states, basis)
 
 
 def update_states(visitor_ids, model: seqmodel.NextItemModel | None = None) -> int:
