@@ -42,6 +42,7 @@ import django  # noqa: E402
 
 django.setup()
 
+import aiohttp  # noqa: E402
 import httpx  # noqa: E402
 import websockets  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -114,6 +115,51 @@ def event(item_id: str) -> dict:
     return {"id": str(uuid.uuid4()), "name": "item_viewed", "item_id": item_id, "ts": int(time.time() * 1000)}
 
 
+class Poster:
+    """The bench's HTTP client: ``post(path, body)`` over keep-alive connections to the site.
+
+    ``aiohttp`` by default. With httpx, the load generator took 0.34 of the 2 cores at 200
+    events/s (py-spy: its pool scans every connection and tries an import on each request,
+    ~7 ms of CPU a post with 50 connections), CPU the machine under test lost to the harness
+    that, in production, the visitors' own machines spend. ``--client httpx`` repeats the
+    earlier sessions' runs."""
+
+    def __init__(self, kind: str, port: int, connections: int = 1):
+        self.kind, self.base = kind, f"http://127.0.0.1:{port}"
+        if kind == "httpx":
+            limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+            self._client = httpx.AsyncClient(base_url=self.base, limits=limits, timeout=30)
+        else:
+            self._client = None
+            self._connections = connections
+
+    async def __aenter__(self) -> "Poster":
+        if self.kind != "httpx":
+            self._client = aiohttp.ClientSession(
+                self.base, connector=aiohttp.TCPConnector(limit=self._connections),
+                timeout=aiohttp.ClientTimeout(total=30), json_serialize=json.dumps)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await (self._client.aclose() if self.kind == "httpx" else self._client.close())
+
+    async def post(self, path: str, body: dict) -> None:
+        """Raises ``PostError`` for a transport error or a status of 400 and above."""
+        try:
+            if self.kind == "httpx":
+                (await self._client.post(path, json=body)).raise_for_status()
+                return
+            async with self._client.post(path, json=body) as resp:
+                await resp.read()
+                resp.raise_for_status()
+        except (httpx.HTTPError, aiohttp.ClientError) as exc:
+            raise PostError(str(exc)) from exc
+
+
+class PostError(Exception):
+    pass
+
+
 async def open_socket(port: int, visitor: str):
     ws = await websockets.connect(f"ws://127.0.0.1:{port}/liverec/ws/?token={make_token(visitor)}&slots=for-you",
                                   origin=f"http://127.0.0.1:{port}", max_queue=None, open_timeout=60)
@@ -121,7 +167,7 @@ async def open_socket(port: int, visitor: str):
     return ws, first
 
 
-async def measure(port: int, http: httpx.AsyncClient, visitor: str, samples: int, gap: float,
+async def measure(port: int, http: Poster, visitor: str, samples: int, gap: float,
                   catalogue: list[str]) -> tuple[list[float], int]:
     """Post-to-push latencies (ms) for ``samples`` events; also how many got no push in 3 s."""
     ws, first = await open_socket(port, visitor)
@@ -132,9 +178,8 @@ async def measure(port: int, http: httpx.AsyncClient, visitor: str, samples: int
     try:
         for _ in range(samples):
             t0 = time.perf_counter()
-            resp = await http.post("/liverec/events/", json={"site_key": SITE_KEY, "visitor_id": visitor,
-                                                             "events": [event(items[0])]})
-            resp.raise_for_status()
+            await http.post("/liverec/events/", {"site_key": SITE_KEY, "visitor_id": visitor,
+                                                 "events": [event(items[0])]})
             answered.append((time.perf_counter() - t0) * 1000)
             deadline = t0 + 3.0
             while True:
@@ -155,11 +200,10 @@ async def measure(port: int, http: httpx.AsyncClient, visitor: str, samples: int
     return out, missed
 
 
-async def background(port: int, rate: int, visitors: int, catalogue: list[str], stop) -> dict:
+async def background(port: int, rate: int, visitors: int, catalogue: list[str], stop, client: str) -> dict:
     """``visitors`` visitors with open sockets post ``rate`` events/s in all, one batch per visitor per second."""
     per_visitor = max(1, rate // visitors)
     counts = {"events": 0, "posts": 0, "pushes": 0, "errors": 0}
-    limits = httpx.Limits(max_connections=visitors, max_keepalive_connections=visitors)
     started = time.perf_counter()
 
     async def reader(ws):
@@ -169,7 +213,7 @@ async def background(port: int, rate: int, visitors: int, catalogue: list[str], 
         except websockets.ConnectionClosed:
             pass
 
-    async def visitor(i: int, http: httpx.AsyncClient):
+    async def visitor(i: int, http: Poster):
         vid = f"bench-bg-{uuid.uuid4().hex[:12]}"
         ws, _ = await open_socket(port, vid)
         read = asyncio.create_task(reader(ws))
@@ -179,11 +223,10 @@ async def background(port: int, rate: int, visitors: int, catalogue: list[str], 
             while not stop.is_set():
                 batch = [event(random.choice(catalogue)) for _ in range(per_visitor)]
                 try:
-                    r = await http.post("/liverec/events/", json={"site_key": SITE_KEY, "visitor_id": vid, "events": batch})
-                    r.raise_for_status()
+                    await http.post("/liverec/events/", {"site_key": SITE_KEY, "visitor_id": vid, "events": batch})
                     counts["events"] += len(batch)
                     counts["posts"] += 1
-                except httpx.HTTPError:
+                except PostError:
                     counts["errors"] += 1
                 tick += 1.0
                 await asyncio.sleep(max(0.0, tick - time.perf_counter()))
@@ -191,15 +234,15 @@ async def background(port: int, rate: int, visitors: int, catalogue: list[str], 
             await ws.close()
             read.cancel()
 
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as http:
+    async with Poster(client, port, visitors) as http:
         await asyncio.gather(*(visitor(i, http) for i in range(visitors)))
     counts["seconds"] = time.perf_counter() - started
     return counts
 
 
-def background_process(port: int, rate: int, visitors: int, catalogue: list[str], stop, results) -> None:
+def background_process(port: int, rate: int, visitors: int, catalogue: list[str], stop, results, client: str) -> None:
     """``background`` in a process of its own (a spawned child; ``stop`` a multiprocessing Event)."""
-    results.put(asyncio.run(background(port, rate, visitors, catalogue, stop)))
+    results.put(asyncio.run(background(port, rate, visitors, catalogue, stop, client)))
 
 
 async def floor(port: int, samples: int) -> list[float]:
@@ -274,7 +317,7 @@ def cycle_report(start: float, end: float) -> str:
 
 async def run(args, port: int, catalogue: list[str]) -> None:
     gap = liverec.PUSH_DEBOUNCE_MS / 1000 + 0.05
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+    async with Poster(args.client, port) as http:
         await measure(port, http, f"bench-warm-{uuid.uuid4().hex[:8]}", 10, gap, catalogue)  # warm every process up
         if not args.load_only:
             idle_floor = await floor(port, args.samples)
@@ -288,7 +331,8 @@ async def run(args, port: int, catalogue: list[str]) -> None:
         # reads and posts (same cores still: the CPU they take is part of the load).
         mp = multiprocessing.get_context("spawn")
         stop, results = mp.Event(), mp.Queue()
-        load = mp.Process(target=background_process, args=(port, args.bg_rate, args.bg_visitors, catalogue, stop, results))
+        load = mp.Process(target=background_process, args=(port, args.bg_rate, args.bg_visitors, catalogue, stop, results,
+                                                          args.client))
         load.start()
         await asyncio.sleep(3)  # let the load reach its rate
         load_started = time.time()
@@ -323,6 +367,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=150)
     parser.add_argument("--bg-rate", type=int, default=200, help="background events per second")
     parser.add_argument("--bg-visitors", type=int, default=50)
+    parser.add_argument("--client", choices=("aiohttp", "httpx"), default="aiohttp",
+                        help="the HTTP client of the probe and the load (httpx: as before the tenth session)")
     parser.add_argument("--load-only", action="store_true", help="skip the floor and idle phases")
     parser.add_argument("--rt-workers", type=int, default=None,
                         help="realtime Celery workers (default: the devstack's, LIVEREC_RT_WORKERS or 2)")
@@ -336,7 +382,7 @@ def main() -> None:
     try:
         print(f"stack up on port {stack.port}; realtime workers: {args.rt_workers or os.environ.get('LIVEREC_RT_WORKERS', 2)}; "
               f"PUSH_DEBOUNCE_MS={liverec.PUSH_DEBOUNCE_MS}; "
-              f"{len(catalogue)} embedded items; {os.cpu_count()} CPUs", flush=True)
+              f"{len(catalogue)} embedded items; {os.cpu_count()} CPUs; HTTP client {args.client}", flush=True)
         asyncio.run(run(args, stack.port, catalogue))
     finally:
         stack.stop()
