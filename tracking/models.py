@@ -84,6 +84,9 @@ class Event(models.Model):
             models.Index(fields=["user_id", "occurred_at"], name="tracking_ev_user_time"),
             models.Index(fields=["occurred_at"], name="tracking_ev_time"),
             models.Index(fields=["txid", "id"], name="tracking_ev_txid"),
+            # A visitor's events in log order: a projection reads a visitor's last N events
+            # before its cursor as a backward scan of N entries, not the whole history.
+            models.Index(fields=["visitor_id", "txid", "id"], name="tracking_ev_visitor_log"),
         ]
 
     def __str__(self) -> str:

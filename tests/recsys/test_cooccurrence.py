@@ -48,3 +48,26 @@ def test_one_event_per_fold_builds_the_associations_of_a_replay(isolated_cache):
     assert replayed.keys() == live.keys()
     assert all(abs(replayed[p][0] - live[p][0]) < 1e-9 and replayed[p][1] == live[p][1] for p in replayed)
     assert not any("w5" in pair for pair in live)  # the bot's view and a not-interested form no pair
+
+
+def test_a_history_longer_than_the_window_reads_back_as_the_replay_holds_it(isolated_cache):  # noqa: F811
+    """The window is read back as each visitor's last ``3 x WINDOW_ITEMS`` events before the
+    cursor (a backward index scan, not the whole history): with a long history, a revisited
+    item and a second visitor interleaved, folding one event at a time still equals a replay."""
+    from django.test import override_settings
+
+    items = [f"h{i}" for i in range(14)]
+    make_items(*items)
+    start = timezone.now() - timedelta(hours=2)
+    with override_settings(LIVEREC={"COOCCURRENCE": {"WINDOW_ITEMS": 2}}):  # reads back 6 events
+        for n in range(24):
+            visitor = "co-long" if n % 3 else "co-other"
+            item = items[(n * 5) % len(items)] if n != 20 else items[0]  # n=20: back to the first item
+            record_event("item_viewed", visitor_id=visitor, item_id=item, occurred_at=start + timedelta(minutes=n))
+        while cooccurrence._apply_batch(1):
+            pass
+        live = associations()
+        assert cooccurrence.rebuild() == 24
+        replayed = associations()
+    assert len(live) > 20 and replayed.keys() == live.keys()
+    assert all(abs(replayed[p][0] - live[p][0]) < 1e-9 and replayed[p][1] == live[p][1] for p in replayed)
