@@ -67,6 +67,10 @@ DEFAULTS = {
     # popular/trending reads it when its half_life_hours equals this one (the default), and
     # otherwise falls back to a cached aggregate over the log. Changing it needs a replay.
     "TRENDING": {"HALF_LIFE_HOURS": 72.0},
+    # How long a process reuses an item's associated items once read (recsys.neighbours): a new
+    # pair reaches the co-occurrence strategy of other processes at most this much later.
+    # 0 reads them on every ranking.
+    "NEIGHBOUR_CACHE_SECONDS": 10.0,
     # Bursts of events for one visitor are coalesced into one refresh within this window.
     # 250 ms: quick human clicks land 100-250 ms apart; a lone event is still pushed at once.
     "PUSH_DEBOUNCE_MS": 250,

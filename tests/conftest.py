@@ -158,12 +158,13 @@ def _fresh_cache():
     own Redis database (settings.CACHE_URL), so this never touches the Celery queues."""
     from django.core.cache import cache
 
-    from recsys import configcache
+    from recsys import configcache, neighbours
     from recsys.services import sequential
     from recsys.strategies import trending
 
     cache.clear()
     trending._local.clear()
+    neighbours.forget_all()
     sequential.forget_checks()
     with configcache._lock:
         configcache._snapshot["generation"] = None

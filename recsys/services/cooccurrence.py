@@ -18,6 +18,7 @@ from django.db import transaction
 from tracking.models import Event
 
 from .. import association_model as am
+from .. import neighbours
 from ..conf import settings
 from . import coalesce, projection
 from ..models import ItemAssociation, ItemPopularity, ProjectionCursor
@@ -188,6 +189,7 @@ def _apply_batch(limit: int) -> int:
             _write(pairs, float(conf["HALF_LIFE_HOURS"]))
             _write_popularity(popularity)
             projection.advance(cursor, events[-1])
+    neighbours.forget_all()  # this process's rankings see the new pairs at once
     return len(events)
 
 
@@ -227,6 +229,7 @@ def rebuild(progress=None) -> int:
         ItemAssociation.objects.all().delete()
         ItemPopularity.objects.all().delete()
         ProjectionCursor.objects.filter(name=CURSOR).delete()
+    neighbours.forget_all()
     total = 0
     while True:
         count = _apply_batch(REPLAY_BATCH)
@@ -249,4 +252,5 @@ def prune(min_weight: float = 1e-3) -> int:
         return 0
     floor = am.log_key(1.0, newest, half_life) + math.log(min_weight)
     deleted, _ = ItemAssociation.objects.filter(log_key__lt=floor).delete()
+    neighbours.forget_all()
     return deleted

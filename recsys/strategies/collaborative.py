@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import association_model as am
-from .. import selectors
+from .. import neighbours, selectors
 from .base import Candidate, Reason, RequestContext, Steps, Strategy, run_steps
 
 
@@ -41,9 +41,16 @@ class CoOccurrence(Strategy):
 
     def candidates_steps(self, ctxs: list[RequestContext], n: int) -> Steps:
         seeds_of = [self.seeds(ctx) for ctx in ctxs]
-        wanted = sorted({a for seeds in seeds_of for a in seeds})
-        keys, titles = ({}, {}) if not wanted else selectors.association_keys_from(
-            (yield selectors.association_keys_read(wanted, int(self.config["neighbours"]))))
+        per_item = int(self.config["neighbours"])
+        # Seeds read in the last few seconds come from this process's cache (recsys.neighbours);
+        # the read, when one is left, is of the others only.
+        keys, titles, missing = neighbours.split(sorted({a for seeds in seeds_of for a in seeds}), per_item)
+        if missing:
+            read, read_titles = selectors.association_keys_from(
+                (yield selectors.association_keys_read(missing, per_item)))
+            neighbours.put(missing, per_item, read, read_titles)
+            keys.update(read)
+            titles.update(read_titles)
         return [self._rank(ctx, seeds, selectors.relative_weights({a: keys[a] for a in seeds if a in keys}),
                            titles, n) if seeds else []
                 for ctx, seeds in zip(ctxs, seeds_of)]

@@ -126,6 +126,40 @@ class TestCoOccurrence(StrategyContract):
         assert top[0].reasons[0].item_id in {"c0", "c1"}
         assert top[0].reasons[0].text in {"Because you watched Item c0", "Because you watched Item c1"}
 
+    def test_seeds_read_recently_come_from_the_process_cache(self, ctx, monkeypatch):
+        """A second ranking reads only the seeds the first did not (recsys.neighbours) and
+        ranks the same; a fold in this process shows its new pairs at once; with
+        NEIGHBOUR_CACHE_SECONDS = 0 every ranking reads every seed."""
+        from django.test import override_settings
+
+        from recsys import neighbours
+
+        reads = []
+        real = selectors.association_keys_read
+        monkeypatch.setattr(selectors, "association_keys_read",
+                            lambda ids, per: reads.append(list(ids)) or real(ids, per))
+        first = self.strategy().candidates(ctx, 5)
+        assert sorted(reads[0]) == ["c0", "c1"]
+        again = self.strategy().candidates(ctx, 5)
+        assert len(reads) == 1 and again == first
+        cold = self.strategy().candidates(RequestContext(visitor_id="cold", item_id="d0"), 5)
+        assert reads[1] == ["d0"] and cold
+
+        # c1 -> d5 forms in a fold run here: the cache is dropped, the pair ranks at once.
+        ctx.engagements = selectors.recent_engagements("returning")
+        for _ in range(3):
+            for item in ("c1", "d5"):
+                Timeline().record(f"later-{_}", "item_viewed", item)
+        run_projections()
+        after = self.strategy().candidates(ctx, 5)
+        assert len(reads) == 3 and "d5" in {c.item_id for c in after}
+
+        with override_settings(LIVEREC={"NEIGHBOUR_CACHE_SECONDS": 0}):
+            neighbours.forget_all()
+            self.strategy().candidates(ctx, 5)
+            self.strategy().candidates(ctx, 5)
+        assert len(reads) == 5
+
     def test_the_page_item_seeds_people_also_viewed(self, ctx):
         out = self.strategy().candidates(RequestContext(visitor_id="cold", item_id="d0"), 5)
         assert out and out[0].reasons[0].text.startswith("Often viewed with")
