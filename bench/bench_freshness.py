@@ -125,18 +125,16 @@ class Poster:
     earlier sessions' runs."""
 
     def __init__(self, kind: str, port: int, connections: int = 1):
-        self.kind, self.base = kind, f"http://127.0.0.1:{port}"
-        if kind == "httpx":
-            limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-            self._client = httpx.AsyncClient(base_url=self.base, limits=limits, timeout=30)
-        else:
-            self._client = None
-            self._connections = connections
+        self.kind, self.base, self.connections = kind, f"http://127.0.0.1:{port}", connections
+        self._client = None
 
     async def __aenter__(self) -> "Poster":
-        if self.kind != "httpx":
+        if self.kind == "httpx":
+            limits = httpx.Limits(max_connections=self.connections, max_keepalive_connections=self.connections)
+            self._client = httpx.AsyncClient(base_url=self.base, limits=limits, timeout=30)
+        else:
             self._client = aiohttp.ClientSession(
-                self.base, connector=aiohttp.TCPConnector(limit=self._connections),
+                self.base, connector=aiohttp.TCPConnector(limit=self.connections),
                 timeout=aiohttp.ClientTimeout(total=30), json_serialize=json.dumps)
         return self
 
@@ -157,7 +155,7 @@ class Poster:
 
 
 class PostError(Exception):
-    pass
+    """A post that failed (transport error or HTTP status >= 400), whichever client sent it."""
 
 
 async def open_socket(port: int, visitor: str):
