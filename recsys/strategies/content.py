@@ -58,12 +58,17 @@ def nearest_items_steps(queries: list[tuple[object, set[str]]], n: int):
 
     dim = get_encoder().dim
     expr = cast_expr(dim)
-    # One query vector per VALUES row, sent in binary: the text literals cost 5% of a for-you
-    # request, and a per-row text->vector cast inside the scan had tripled its cost.
-    values = ", ".join(f"({i}, %s::vector({dim}), %s::text[])" for i in range(1, len(queries) + 1))
-    params: list = []
-    for vec, excluded in queries:
-        params += [np.asarray(vec, dtype=np.float32), sorted(excluded)]
+    # One scan per query vector, grouped by exclusion set (a request's vectors share one): each
+    # set goes once, as a parameter of its group's scans, where PostgreSQL hashes ``<> ALL``
+    # of a constant array. Measured with 500 excluded items and four vectors: per-row arrays
+    # (``NOT item_id = ANY(q.ex)`` over a VALUES column, compared element by element for every
+    # row the index returned, and sent once per vector) took 2.7-3.9 ms of the server's CPU
+    # and 2.2-2.9 ms of the client's, this 1.8-2.0 and 1.0-1.2. Query vectors go in binary: the
+    # text literals cost 5% of a for-you request, and a per-row text->vector cast inside the
+    # scan had tripled its cost.
+    groups: dict[int, tuple[object, list[int]]] = {}
+    for i, (_, excluded) in enumerate(queries, start=1):
+        groups.setdefault(id(excluded), (excluded, []))[1].append(i)
     with binary_vector_cursor() as cursor:  # the session's settings, once per connection
         fetch = n
         if not _prepare_session(cursor, fetch):
@@ -71,12 +76,17 @@ def nearest_items_steps(queries: list[tuple[object, set[str]]], n: int):
             # read as many more as are excluded (and let ef_search cover them).
             fetch = n + max(len(ex) for _, ex in queries)
             _prepare_session(cursor, fetch)
-    rows = yield (
-        f"SELECT q.i, x.item_id, x.sim FROM (VALUES {values}) AS q(i, v, ex) "
-        f"CROSS JOIN LATERAL (SELECT item_id, 1 - ({expr} <=> q.v) AS sim FROM {Item._meta.db_table}"
-        f" WHERE vector_dims(embedding) = {dim} AND available AND NOT (item_id = ANY(q.ex))"
-        f" ORDER BY {expr} <=> q.v LIMIT %s) x",
-        [*params, fetch])
+    parts, params = [], []
+    for excluded, members in groups.values():
+        values = ", ".join(f"({i}, %s::vector({dim}))" for i in members)
+        parts.append(
+            f"SELECT q.i, x.item_id, x.sim FROM (VALUES {values}) AS q(i, v) "
+            f"CROSS JOIN LATERAL (SELECT item_id, 1 - ({expr} <=> q.v) AS sim FROM {Item._meta.db_table}"
+            f" WHERE vector_dims(embedding) = {dim} AND available AND item_id <> ALL(%s::text[])"
+            f" ORDER BY {expr} <=> q.v LIMIT %s) x")
+        params += [np.asarray(queries[i - 1][0], dtype=np.float32) for i in members]
+        params += [list(excluded), fetch]
+    rows = yield (" UNION ALL ".join(parts), params)
     out: list[list[tuple[str, float]]] = [[] for _ in queries]
     for i, item_id, sim in rows:
         out[i - 1].append((item_id, float(sim)))

@@ -51,6 +51,22 @@ class TestInterestVectors(StrategyContract):
         assert ids & {"8", "9", "10"} and ids & {"2", "3", "4", "5"}, top
 
 
+def test_each_scan_of_a_batch_keeps_its_own_exclusions(embedded_catalogue, isolated_cache):
+    """``nearest_items_for`` sends each exclusion set once for the scans that share it: every
+    scan still gives what it gives alone, and never an item its own set excludes."""
+    from recsys.models import Item
+    from recsys.strategies.content import nearest_items, nearest_items_for
+
+    vec = {i: v for i, v in Item.objects.values_list("item_id", "embedding")}
+    horror, kids = {"6", "7"}, {"1", "2", "3"}
+    queries = [(vec["6"], horror), (vec["1"], horror), (vec["1"], kids), (vec["8"], set()), (vec["6"], kids)]
+    together = nearest_items_for(queries, 5)
+    for (v, excluded), found in zip(queries, together):
+        assert found == nearest_items(v, 5, excluded) and len(found) == 5
+        assert not {item_id for item_id, _ in found} & excluded
+    assert together[0] != together[4]  # the same vector under another set
+
+
 class TestSimilarItems(StrategyContract):
     strategy_cls = SimilarItems
     config_override = {"unused": 1}
