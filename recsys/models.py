@@ -45,8 +45,14 @@ class VisitorProfile(models.Model):
     # Decayed weighted sums of item/query embeddings (not normalised: the norm is the evidence).
     long_term = VectorField(null=True, blank=True)
     short_term = VectorField(null=True, blank=True)
-    # Up to K interest centroids: [{"vector": [...], "weight": w, "label": str, "updated": ts}]
+    # Up to K interests: [{"weight": w, "label": str}], their centroids in ``interest_vectors``.
     interests = models.JSONField(default=list, blank=True)
+    # The interests' centroids (decayed weighted sums, like long_term), in ``interests`` order:
+    # float32 little-endian, one row of the encoder's dimension each. Binary, not JSON
+    # floats: the decimal text cost the fold's reads and writes ~9% of a realtime worker's CPU
+    # (decoding, rounding, encoding), and PostgreSQL parsed it into numerics and compressed
+    # it on every write (``services.interests.pack_vectors``).
+    interest_vectors = models.BinaryField(default=bytes, blank=True, editable=False)
     event_count = models.PositiveIntegerField(default=0)
     rate_per_hour = models.FloatField(default=0.0, help_text="Poisson activity rate (events/hour), decayed.")
     last_event_at = models.DateTimeField(null=True, blank=True)

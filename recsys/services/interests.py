@@ -29,39 +29,41 @@ def load_state(profile: VisitorProfile) -> im.InterestState:
     return im.InterestState(
         long_term=None if profile.long_term is None else np.asarray(profile.long_term, dtype=np.float32),
         short_term=None if profile.short_term is None else np.asarray(profile.short_term, dtype=np.float32),
-        interests=_interests(profile.interests),
+        interests=_interests(profile.interests, profile.interest_vectors),
         rate_per_hour=profile.rate_per_hour, last_event_at=profile.last_event_at, event_count=profile.event_count,
     )
 
 
-def _interests(stored) -> list[im.Interest]:
-    """The interests JSON of a profile row as the interest model's objects."""
-    return [im.Interest(np.asarray(i["vector"], dtype=np.float32), float(i["weight"]), i.get("label", ""))
-            for i in stored]
+def _interests(stored, packed) -> list[im.Interest]:
+    """A profile row's interests as the interest model's objects: weights and labels from the
+    JSON, centroids from ``interest_vectors`` (read-only views of its bytes: the model
+    replaces vectors, never writes into them)."""
+    if not stored:
+        return []
+    vectors = unpack_vectors(packed, len(stored))
+    return [im.Interest(vec, float(i["weight"]), i.get("label", "")) for i, vec in zip(stored, vectors)]
+
+
+def pack_vectors(vectors) -> bytes:
+    """``VisitorProfile.interest_vectors`` of these centroids: float32 little-endian, row after row."""
+    return np.asarray(vectors, dtype="<f4").tobytes() if len(vectors) else b""
+
+
+def unpack_vectors(packed, count: int) -> np.ndarray:
+    """``count`` centroids from ``interest_vectors`` bytes, one float32 row each."""
+    return np.frombuffer(packed, dtype="<f4").astype(np.float32, copy=False).reshape(count, -1)
 
 
 def store_state(profile: VisitorProfile, state: im.InterestState) -> None:
+    """The state into the profile's fields. The centroids are stored as computed (float32): a
+    read gives back exactly what the fold held."""
     profile.long_term = state.long_term
     profile.short_term = state.short_term
-    profile.interests = [{"vector": _rounded(it.vector), "weight": round(it.weight, 6),
-                          "label": it.label} for it in state.interests]
+    profile.interests = [{"weight": round(it.weight, 6), "label": it.label} for it in state.interests]
+    profile.interest_vectors = pack_vectors([it.vector for it in state.interests])
     profile.rate_per_hour = state.rate_per_hour
     profile.last_event_at = state.last_event_at
     profile.event_count = state.event_count
-
-
-def _rounded(vector) -> list[float]:
-    """``[round(float(x), 6) for x in vector]``, in NumPy for float32 vectors (all the fold makes).
-
-    Same floats: a float32 times 10**6 is exact in a double (24 + 14 significant bits), so
-    ``rint`` rounds the exact value half to even as ``round`` does, and the quotient by 10**6
-    is the double nearest the rounded decimal, which ``round`` returns too. Measured: the
-    per-float loop was ~3% of the realtime worker's time under bench_freshness.
-    """
-    v = np.asarray(vector)
-    if v.dtype != np.float32:
-        return [round(float(x), 6) for x in v]
-    return np.round(v.astype(np.float64), 6).tolist()
 
 
 def _vectors_for(events: list[Event], items: dict[str, np.ndarray] | None = None
@@ -187,6 +189,7 @@ def _insert(profiles: list[VisitorProfile]) -> None:
     ``updated_at``), so a column added to the model is written here too; the ids come back
     per visitor (unique) and the instances are marked saved, as ``bulk_create`` leaves them.
     """
+    from django.db import models
     from pgvector.django import VectorField
 
     fields = [f for f in VisitorProfile._meta.concrete_fields if not f.primary_key]
@@ -196,6 +199,9 @@ def _insert(profiles: list[VisitorProfile]) -> None:
         if isinstance(f, VectorField):
             params.append(_vectors(values))
             casts.append("%b::vector[]")
+        elif isinstance(f, models.BinaryField):
+            params.append([bytes(v) for v in values])
+            casts.append("%b::bytea[]")
         else:
             params.append([f.get_db_prep_save(v, connection) for v in values])
             casts.append(f"%b::{f.db_type(connection)}[]")
@@ -216,20 +222,20 @@ def _update(profiles: list[VisitorProfile]) -> None:
     per column and row) took 40% of a one-event projection transaction, ~40 ms.
 
     Every array goes in binary (``%b``), as in ``_insert``: in text, psycopg escapes each
-    element with a regex, and each interests JSON is ~15 kB of quotes to escape. The JSON
-    comes from orjson: the stdlib's float-by-float encoding of the interest vectors was 5% of
-    a realtime worker's time under bench_freshness's load (py-spy)."""
+    element with a regex. The interests' centroids are bytes (``pack_vectors``), their
+    weights and labels a small JSON from orjson."""
     cols = [[p.pk for p in profiles], [p.user_id for p in profiles], _vectors(p.long_term for p in profiles),
             _vectors(p.short_term for p in profiles), [orjson.dumps(p.interests).decode() for p in profiles],
+            [bytes(p.interest_vectors) for p in profiles],
             [p.rate_per_hour for p in profiles], [p.last_event_at for p in profiles],
             [p.event_count for p in profiles], [p.last_event_id for p in profiles]]
     with binary_vector_cursor() as cursor:
         cursor.execute(
             f"UPDATE {VisitorProfile._meta.db_table} AS p SET user_id = u.user_id, long_term = u.lt, "
-            "short_term = u.st, interests = u.interests::jsonb, rate_per_hour = u.rate, "
+            "short_term = u.st, interests = u.interests::jsonb, interest_vectors = u.iv, rate_per_hour = u.rate, "
             "last_event_at = u.at, event_count = u.cnt, last_event_id = u.leid, updated_at = now() "
-            "FROM unnest(%b::bigint[], %b::text[], %b::vector[], %b::vector[], %b::text[], %b::float8[], "
-            "%b::timestamptz[], %b::int[], %b::bigint[]) AS u(id, user_id, lt, st, interests, rate, at, cnt, leid) "
+            "FROM unnest(%b::bigint[], %b::text[], %b::vector[], %b::vector[], %b::text[], %b::bytea[], %b::float8[], "
+            "%b::timestamptz[], %b::int[], %b::bigint[]) AS u(id, user_id, lt, st, interests, iv, rate, at, cnt, leid) "
             "WHERE p.id = u.id",
             cols,
         )
@@ -237,8 +243,8 @@ def _update(profiles: list[VisitorProfile]) -> None:
 
 # The columns the fold reads and ``_update`` writes, in the model's field order (``from_db``
 # takes the values in that order); the others stay deferred.
-_FOLD_COLUMNS = ("id", "visitor_id", "user_id", "long_term", "short_term", "interests", "event_count",
-                 "rate_per_hour", "last_event_at", "last_event_id")
+_FOLD_COLUMNS = ("id", "visitor_id", "user_id", "long_term", "short_term", "interests", "interest_vectors",
+                 "event_count", "rate_per_hour", "last_event_at", "last_event_id")
 
 
 def load_profiles(visitor_ids: Iterable[str]) -> dict[str, VisitorProfile]:
@@ -408,7 +414,8 @@ def visitor_snapshots(visitor_ids) -> dict:
     ids = list(visitor_ids)
     if not ids:
         return {}
-    rows = fetch_binary(f"SELECT p.visitor_id, p.long_term, p.short_term, p.interests, p.rate_per_hour, "
+    rows = fetch_binary(f"SELECT p.visitor_id, p.long_term, p.short_term, p.interests, p.interest_vectors, "
+                        f"p.rate_per_hour, "
                         f"p.last_event_at, p.event_count, s.model_id, s.basis = p.last_event_id, s.state, "
                         f"s.last_item_id, i.title "
                         f"FROM {VisitorProfile._meta.db_table} p "
@@ -416,11 +423,11 @@ def visitor_snapshots(visitor_ids) -> dict:
                         f"LEFT JOIN {Item._meta.db_table} i ON i.item_id = s.last_item_id "
                         f"WHERE p.visitor_id = ANY(%s)", [ids])
     out = {}
-    for visitor_id, long_term, short_term, interests, rate, last_event_at, count, *sequence in rows:
+    for visitor_id, long_term, short_term, interests, packed, rate, last_event_at, count, *sequence in rows:
         state = im.InterestState(
             long_term=None if long_term is None else long_term.to_numpy().astype(np.float32, copy=False),
             short_term=None if short_term is None else short_term.to_numpy().astype(np.float32, copy=False),
-            interests=_interests(interests or ()),
+            interests=_interests(interests or (), packed),
             rate_per_hour=rate, last_event_at=last_event_at, event_count=count,
         )
         out[visitor_id] = (state, state_from_row(*sequence))

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from recsys import abtest, engine
 from recsys.models import AuditEntry, EvaluationRun, Experiment, InterestConfig, SlotConfig, VisitorProfile
+from recsys.services.interests import pack_vectors
 from tracking.models import Event
 
 pytestmark = pytest.mark.django_db
@@ -336,8 +337,8 @@ def _visitor():
     add_event("v-inspect", "item_viewed", "6", minutes_ago=3)
     add_event("v-inspect", "searched", minutes_ago=2, query="space horror")
     VisitorProfile.objects.create(visitor_id="v-inspect", event_count=2, summary="Likes dark science fiction.",
-                                  interests=[{"vector": [1.0] + [0.0] * 383, "weight": 3.0, "label": "space horror"},
-                                             {"vector": [0.0, 1.0] + [0.0] * 382, "weight": 1.0, "label": "comedy"}])
+                                  interests=[{"weight": 3.0, "label": "space horror"}, {"weight": 1.0, "label": "comedy"}],
+                                  interest_vectors=pack_vectors([[1.0] + [0.0] * 383, [0.0, 1.0] + [0.0] * 382]))
 
 
 def test_inspector_shows_timeline_interests_summary_and_recommendations(boss):

@@ -39,7 +39,7 @@ def snapshot() -> dict:
     for p in VisitorProfile.objects.order_by("visitor_id"):
         out[p.visitor_id] = {
             "long": np.asarray(p.long_term), "short": np.asarray(p.short_term),
-            "interests": [(np.asarray(i["vector"]), i["weight"]) for i in p.interests],
+            "interests": [(i.vector, i.weight) for i in interests.load_state(p).interests],
             "rate": p.rate_per_hour, "count": p.event_count, "last": p.last_event_at,
         }
     return out
@@ -216,6 +216,7 @@ def test_the_fold_resumes_from_and_stores_exactly_what_the_orm_reads(embedded_ca
                 want = getattr(folded, column)
                 assert stored_vector(stored, column) == (None if want is None else want.tolist())
             assert stored.interests == folded.interests
+            assert bytes(stored.interest_vectors) == bytes(folded.interest_vectors)
             assert (stored.user_id, stored.event_count, stored.last_event_id, stored.last_event_at) == \
                 (folded.user_id, folded.event_count, folded.last_event_id, folded.last_event_at)
             assert stored.summary == ""
@@ -236,22 +237,42 @@ def test_the_fold_resumes_from_and_stores_exactly_what_the_orm_reads(embedded_ca
     assert VisitorProfile.objects.get(visitor_id="vis-binary-none").long_term is None
 
 
-def test_interest_vectors_are_stored_to_six_decimals_as_round_does():
-    """Stored interest centroids are each float rounded to six decimals exactly as Python's
-    round() rounds it (half to even on the float's exact value), whatever the magnitude."""
-    import json
+def test_interest_centroids_are_stored_exactly_and_old_json_profiles_convert(transactional_db):
+    """The centroids go into ``interest_vectors`` as float32 bytes and come back bit for bit
+    (any magnitude, signed zeros); ``interests`` keeps weights and labels only. Migration 0007
+    moves the centroids of a profile stored the old way (floats in the JSON) into the column,
+    and its reverse puts them back."""
+    from importlib import import_module
+
+    from django.apps import apps
 
     from recsys import interest_model as im
 
     rng = np.random.default_rng(7)
     vectors = [rng.standard_normal(384).astype(np.float32) * np.float32(scale)
                for scale in (1e-7, 1e-4, 0.05, 1.0, 40.0, 3e5)]
-    # Exact ties at the sixth decimal (k/128 = n + 0.5 millionths for odd k), and values that
-    # round to a signed zero.
-    vectors.append(np.asarray([k / 128 for k in range(-200, 200)] + [-3e-7, 3e-7, -5e-7, 5e-7, 0.0, -0.0],
-                              dtype=np.float32))
-    state = im.InterestState(interests=[im.Interest(v, 1.0) for v in vectors])
-    profile = VisitorProfile(visitor_id="vis-rounding")
+    vectors.append(np.asarray([k / 128 for k in range(-200, 182)] + [-0.0, 0.0], dtype=np.float32))
+    state = im.InterestState(interests=[im.Interest(v, 0.5 + n, f"label {n}") for n, v in enumerate(vectors)])
+    profile = VisitorProfile(visitor_id="vis-exact")
     interests.store_state(profile, state)
-    assert json.dumps([i["vector"] for i in profile.interests]) == \
-        json.dumps([[round(float(x), 6) for x in v] for v in vectors])
+    assert profile.interests == [{"weight": 0.5 + n, "label": f"label {n}"} for n in range(len(vectors))]
+    interests._save([profile])
+    back = interests.load_state(interests.load_profiles(["vis-exact"])["vis-exact"])
+    assert [it.vector.tobytes() for it in back.interests] == [v.tobytes() for v in vectors]
+    assert [it.label for it in back.interests] == [f"label {n}" for n in range(len(vectors))]
+    engine_read = interests.visitor_snapshots(["vis-exact"])["vis-exact"][0]
+    assert [it.vector.tobytes() for it in engine_read.interests] == [v.tobytes() for v in vectors]
+
+    old = [{"vector": [round(float(x), 6) for x in v], "weight": 1.0, "label": "old"} for v in vectors[2:4]]
+    VisitorProfile.objects.create(visitor_id="vis-old-format", interests=old)
+    migration = import_module("recsys.migrations.0007_visitorprofile_interest_vectors")
+    migration._split(apps, None)
+    converted = VisitorProfile.objects.get(visitor_id="vis-old-format")
+    assert converted.interests == [{"weight": 1.0, "label": "old"}] * 2
+    got = interests.load_state(converted).interests
+    assert [it.vector.tolist() for it in got] == [np.asarray(i["vector"], dtype=np.float32).tolist() for i in old]
+    assert VisitorProfile.objects.get(visitor_id="vis-exact").interest_vectors == profile.interest_vectors
+    migration._join(apps, None)
+    assert VisitorProfile.objects.get(visitor_id="vis-old-format").interests == \
+        [{**i, "vector": np.round(np.asarray(i["vector"], dtype=np.float32).astype(np.float64), 6).tolist()}
+         for i in old]
