@@ -19,7 +19,10 @@ SETTLE_SECONDS = 5.0
 
 
 def derived_write() -> None:
-    """Within a transaction that writes only derived state: commit without waiting for the WAL flush.
+    """Within a transaction that writes only derived state, before its first write: commit
+    without waiting for the WAL flush, and declare that it never appends to the log
+    (``tracking.selectors.NO_APPENDS``), so its transaction id does not hold back the folds'
+    stable horizon. Such a transaction must not record events.
 
     A projection (profiles, associations) moves its cursor in the same transaction as its
     rows, and the serve log is analytics, so a crash that loses the last few such commits
@@ -30,12 +33,23 @@ def derived_write() -> None:
     """
     from django.db import connection
 
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {_DERIVED_WRITE}")
+    if _outermost():
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {_DERIVED_WRITE}")
 
 
-# ``SET LOCAL synchronous_commit TO OFF`` as an expression, so a statement can carry it.
-_DERIVED_WRITE = "set_config('synchronous_commit', 'off', true)"
+def _outermost() -> bool:
+    """Whether the innermost atomic block began the transaction: no caller's block around it,
+    whose writes (an event recorded in the same request, say) the two settings would cover.
+    A test case's own wrapping blocks do not count (Django's ``durable`` check alike)."""
+    from django.db import connection
+
+    return len([b for b in connection.atomic_blocks if not b._from_testcase]) <= 1
+
+
+# ``SET LOCAL synchronous_commit TO OFF`` and the no-appends declaration as expressions, so a
+# statement can carry them.
+_DERIVED_WRITE = f"set_config('synchronous_commit', 'off', true), {log.NO_APPENDS}"
 
 
 def lock(cursor_name: str) -> ProjectionCursor:
@@ -86,10 +100,10 @@ def next_batch(cursor_name: str, limit: int) -> tuple[ProjectionCursor, list]:
     # the transaction status), and a raw queryset reads the column names before fetching,
     # which a pipeline has yet to return (libpq trace, bench_roundtrips).
     with connection.cursor() as db:
-        db.execute(f"SELECT {_DERIVED_WRITE}, {_LOCK}", [_lock_key(cursor_name)])
+        db.execute(f"SELECT {_DERIVED_WRITE + ', ' if _outermost() else ''}{_LOCK}", [_lock_key(cursor_name)])
     events = list(Event.objects.raw(
         f"SELECT e.*, c.txid AS cursor_txid, c.position AS cursor_position "
-        f"FROM (SELECT txid, position, pg_snapshot_xmin(pg_current_snapshot()) AS horizon "
+        f"FROM (SELECT txid, position, {log.HORIZON} AS horizon "
         f"      FROM {ProjectionCursor._meta.db_table} WHERE name = %s) c "
         f"CROSS JOIN LATERAL (SELECT * FROM {Event._meta.db_table} "
         f"  WHERE (txid, id) > (c.txid::text::xid8, c.position) AND txid < c.horizon "

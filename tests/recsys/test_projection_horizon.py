@@ -94,3 +94,55 @@ def test_a_projection_takes_no_transaction_id_until_it_writes(embedded_catalogue
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_current_xact_id_if_assigned()")
             assert cursor.fetchone()[0] is None
+
+
+def test_a_derived_write_in_flight_does_not_hold_back_the_folds(embedded_catalogue):
+    """A transaction that declared it never appends (``projection.derived_write``: the
+    association fold, the serve log) leaves the horizon alone while it writes: an event
+    committed meanwhile is folded at once, not after it ends."""
+    from tracking import selectors as log
+
+    release = threading.Event()
+
+    def deriving():
+        projection.derived_write()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_xact_id()")  # it has written: it has an id
+
+    in_other_transaction(deriving, release)
+    try:
+        record_event("item_viewed", visitor_id="visitor-hz-derived", item_id="3")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+            xmax = cursor.fetchone()[0]
+        assert log.stable_horizon() == xmax  # nothing running counts
+        assert interests.catch_up(settle=0) == {"visitor-hz-derived"}
+    finally:
+        release.set()
+
+
+def test_a_derived_write_inside_a_callers_transaction_declares_nothing(embedded_catalogue):
+    """Inside a caller's transaction (a view under ATOMIC_REQUESTS that recorded an event and
+    renders a widget, which logs what it served) the declaration would cover the caller's
+    event: ``derived_write`` then does nothing, and that transaction holds the horizon back."""
+    from tracking import selectors as log
+
+    release = threading.Event()
+
+    def request():
+        record_event("purchased", visitor_id="visitor-hz-caller", item_id="4")
+        with transaction.atomic():  # the serve log's own block, nested
+            projection.derived_write()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('synchronous_commit'), pg_current_xact_id()::text::bigint")
+            assert cursor.fetchone()[0] == "on"
+
+    in_other_transaction(request, release)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            oldest = cursor.fetchone()[0]
+        assert log.stable_horizon() == oldest
+    finally:
+        release.set()
+    assert interests.catch_up() == {"visitor-hz-caller"}
