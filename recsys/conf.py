@@ -67,6 +67,12 @@ DEFAULTS = {
     # popular/trending reads it when its half_life_hours equals this one (the default), and
     # otherwise falls back to a cached aggregate over the log. Changing it needs a replay.
     "TRENDING": {"HALF_LIFE_HOURS": 72.0},
+    # The association and trending fold (batch worker) runs at most about this often: a new
+    # pair or view reaches co-occurrence and trending up to this much later (plus the fold).
+    # Each fold's upsert writes ~40 rows per event with two indexes to keep; run after every
+    # realtime cycle (0), its write traffic slowed the realtime path's reads and commits:
+    # bench_freshness under 200 events/s, probe p50 101-129 ms with 1000 against 175-325.
+    "ASSOCIATION_FOLD_INTERVAL_MS": 1000,
     # How long a process reuses an item's associated items once read (recsys.neighbours): a new
     # pair reaches the co-occurrence strategy of other processes at most this much later.
     # 0 reads them on every ranking.

@@ -205,13 +205,17 @@ FOLD_QUEUED_TTL_SECONDS = 30
 
 
 def request_fold() -> None:
-    """Ask the batch worker to fold what is pending (``tasks.fold_associations``); never raises."""
+    """Ask the batch worker to fold what is pending (``tasks.fold_associations``), at most one
+    fold per ``ASSOCIATION_FOLD_INTERVAL_MS``: the task is sent with that delay and the flag
+    stays claimed until it starts, so the events of every cycle meanwhile wait for it. Never
+    raises."""
     from ..tasks import fold_associations
 
     if not coalesce.claim(FOLD_QUEUED_FLAG, FOLD_QUEUED_TTL_SECONDS):
         return
+    delay = float(settings.ASSOCIATION_FOLD_INTERVAL_MS) / 1000.0
     try:
-        fold_associations.apply_async(retry=False)
+        fold_associations.apply_async(retry=False, countdown=delay if delay > 0 else None)
     except Exception as exc:  # broker down: the events wait in the log for the next request
         fold_started()
         logger.warning("recsys: could not enqueue the association fold: %s", exc)

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
+from django.test import override_settings
 
 from recsys import tasks
+from recsys.conf import settings as liverec_settings
 from recsys.services import events
 
 
@@ -60,6 +62,12 @@ def test_fold_requests_while_one_waits_enqueue_nothing_more(monkeypatch):
     cooccurrence.fold_started()  # the queued fold begins: what is appended from now on needs a new one
     cooccurrence.request_fold()
     assert len(calls) == 2
+    # At most one fold per ASSOCIATION_FOLD_INTERVAL_MS: each is sent that much later.
+    assert [kw["countdown"] for kw in calls] == [liverec_settings.ASSOCIATION_FOLD_INTERVAL_MS / 1000.0] * 2 != [0.0] * 2
+    with override_settings(LIVEREC={"ASSOCIATION_FOLD_INTERVAL_MS": 0}):
+        cooccurrence.fold_started()
+        cooccurrence.request_fold()
+    assert calls[-1]["countdown"] is None
 
 
 def test_a_failed_fold_request_releases_its_flag(monkeypatch):
