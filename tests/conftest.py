@@ -128,9 +128,27 @@ def pytest_runtest_teardown(item, nextitem):
     if _STACK_STARTED and _flushes_database(item):
         from django.db import connection
 
+        _wait_for_a_queued_association_fold()
         _quiesce_test_database(dict(connection.settings_dict))
         _lose_deadlocks_to_workers(connection)
     yield
+
+
+def _wait_for_a_queued_association_fold() -> None:
+    """A fold the test's events asked for reaches the batch worker ASSOCIATION_FOLD_INTERVAL_MS
+    later: wait until it has started (it releases its flag then, and the quiet check below
+    sees its transaction). Flushed before it, the next test's tables got the pairs and
+    popularity of this test's events (a "For you" list led by another test's film)."""
+    import time
+
+    from django.core.cache import cache
+
+    from recsys.conf import settings as liverec
+    from recsys.services.cooccurrence import FOLD_QUEUED_FLAG
+
+    deadline = time.monotonic() + liverec.ASSOCIATION_FOLD_INTERVAL_MS / 1000.0 + 3.0
+    while cache.get(FOLD_QUEUED_FLAG) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _lose_deadlocks_to_workers(connection) -> None:
