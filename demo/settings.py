@@ -135,6 +135,8 @@ LIVEREC = {
     "SUMMARY": {"BACKEND": os.environ.get("LIVEREC_SUMMARY_BACKEND", "recsys.summaries.SmolLM2Summarizer"),
                 "OPTIONS": {"threads": 1}},
     "STRATEGY_THREADS": int(os.environ.get("LIVEREC_STRATEGY_THREADS", "0")),
+    # bench_freshness compares intervals with it (recsys.conf: 1000).
+    "ASSOCIATION_FOLD_INTERVAL_MS": int(os.environ.get("LIVEREC_ASSOCIATION_FOLD_INTERVAL_MS", "1000")),
 }
 
 # Under ASGI each request's sync code runs in its own thread, so persistent connections
