@@ -17,39 +17,43 @@ from django.db import migrations, models
 BATCH = 2000
 
 
-def _split(apps, schema_editor):
+def _rewrite(apps, fields: list[str], change) -> None:
+    """``change(profile)`` on every profile, in batches; those it returns True for are saved."""
     Profile = apps.get_model("recsys", "VisitorProfile")
     batch = []
-    for p in Profile.objects.only("id", "interests").order_by("id").iterator(chunk_size=BATCH):
-        stored = p.interests or []
-        vectors = [i.pop("vector") for i in stored if "vector" in i]
-        if not vectors:
-            continue
-        p.interest_vectors = np.asarray(vectors, dtype="<f4").tobytes()
-        batch.append(p)
+    for p in Profile.objects.only("id", *fields).order_by("id").iterator(chunk_size=BATCH):
+        if change(p):
+            batch.append(p)
         if len(batch) >= BATCH:
-            Profile.objects.bulk_update(batch, ["interests", "interest_vectors"])
+            Profile.objects.bulk_update(batch, fields)
             batch = []
     if batch:
-        Profile.objects.bulk_update(batch, ["interests", "interest_vectors"])
+        Profile.objects.bulk_update(batch, fields)
+
+
+def _move_out(p) -> bool:
+    vectors = [i.pop("vector") for i in p.interests or [] if "vector" in i]
+    if vectors:
+        p.interest_vectors = np.asarray(vectors, dtype="<f4").tobytes()
+    return bool(vectors)
+
+
+def _move_back(p) -> bool:
+    stored = p.interests or []
+    if not stored or not p.interest_vectors:
+        return False
+    vectors = np.frombuffer(bytes(p.interest_vectors), dtype="<f4").reshape(len(stored), -1)
+    for i, vec in zip(stored, vectors):
+        i["vector"] = np.round(vec.astype(np.float64), 6).tolist()
+    return True
+
+
+def _split(apps, schema_editor):
+    _rewrite(apps, ["interests", "interest_vectors"], _move_out)
 
 
 def _join(apps, schema_editor):
-    Profile = apps.get_model("recsys", "VisitorProfile")
-    batch = []
-    for p in Profile.objects.only("id", "interests", "interest_vectors").order_by("id").iterator(chunk_size=BATCH):
-        stored = p.interests or []
-        if not stored or not p.interest_vectors:
-            continue
-        vectors = np.frombuffer(bytes(p.interest_vectors), dtype="<f4").reshape(len(stored), -1)
-        for i, vec in zip(stored, vectors):
-            i["vector"] = np.round(vec.astype(np.float64), 6).tolist()
-        batch.append(p)
-        if len(batch) >= BATCH:
-            Profile.objects.bulk_update(batch, ["interests"])
-            batch = []
-    if batch:
-        Profile.objects.bulk_update(batch, ["interests"])
+    _rewrite(apps, ["interests", "interest_vectors"], _move_back)
 
 
 class Migration(migrations.Migration):

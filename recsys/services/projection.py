@@ -33,18 +33,21 @@ def derived_write() -> None:
     """
     from django.db import connection
 
-    if _outermost():
+    expressions = _derived_write_expressions()
+    if expressions:
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT {_DERIVED_WRITE}")
+            cursor.execute(f"SELECT {', '.join(expressions)}")
 
 
-def _outermost() -> bool:
-    """Whether the innermost atomic block began the transaction: no caller's block around it,
-    whose writes (an event recorded in the same request, say) the two settings would cover.
-    A test case's own wrapping blocks do not count (Django's ``durable`` check alike)."""
+def _derived_write_expressions() -> list[str]:
+    """``_DERIVED_WRITE`` when the innermost atomic block began the transaction, else nothing:
+    around it a caller's block may hold writes (an event recorded in the same request, say)
+    that the two settings would cover. A test case's own wrapping blocks do not count
+    (Django's ``durable`` check alike)."""
     from django.db import connection
 
-    return len([b for b in connection.atomic_blocks if not b._from_testcase]) <= 1
+    outermost = len([b for b in connection.atomic_blocks if not b._from_testcase]) <= 1
+    return [_DERIVED_WRITE] if outermost else []
 
 
 # ``SET LOCAL synchronous_commit TO OFF`` and the no-appends declaration as expressions, so a
@@ -100,7 +103,7 @@ def next_batch(cursor_name: str, limit: int) -> tuple[ProjectionCursor, list]:
     # the transaction status), and a raw queryset reads the column names before fetching,
     # which a pipeline has yet to return (libpq trace, bench_roundtrips).
     with connection.cursor() as db:
-        db.execute(f"SELECT {_DERIVED_WRITE + ', ' if _outermost() else ''}{_LOCK}", [_lock_key(cursor_name)])
+        db.execute(f"SELECT {', '.join(_derived_write_expressions() + [_LOCK])}", [_lock_key(cursor_name)])
     events = list(Event.objects.raw(
         f"SELECT e.*, c.txid AS cursor_txid, c.position AS cursor_position "
         f"FROM (SELECT txid, position, {log.HORIZON} AS horizon "

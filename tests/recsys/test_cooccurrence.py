@@ -64,7 +64,7 @@ def test_a_history_longer_than_the_window_reads_back_as_the_replay_holds_it(isol
             visitor = "co-long" if n % 3 else "co-other"
             item = items[(n * 5) % len(items)] if n != 20 else items[0]  # n=20: back to the first item
             record_event("item_viewed", visitor_id=visitor, item_id=item, occurred_at=start + timedelta(minutes=n))
-        while cooccurrence._apply_batch(1):
+        while cooccurrence._apply_batch(1):  # one event per fold, until the log is folded
             pass
         live = associations()
         assert cooccurrence.rebuild() == 24
