@@ -368,6 +368,8 @@ def main() -> None:
     parser.add_argument("--client", choices=("aiohttp", "httpx"), default="aiohttp",
                         help="the HTTP client of the probe and the load (httpx: as before the tenth session)")
     parser.add_argument("--load-only", action="store_true", help="skip the floor and idle phases")
+    parser.add_argument("--keep-trace", action="store_true",
+                        help="keep the cycle trace (one JSON line per realtime cycle) for a closer look")
     parser.add_argument("--rt-workers", type=int, default=None,
                         help="realtime Celery workers (default: the devstack's, LIVEREC_RT_WORKERS or 2)")
     args = parser.parse_args()
@@ -384,7 +386,10 @@ def main() -> None:
         asyncio.run(run(args, stack.port, catalogue))
     finally:
         stack.stop()
-        TRACE.unlink(missing_ok=True)
+        if args.keep_trace:
+            print(f"cycle trace kept: {TRACE}", flush=True)
+        else:
+            TRACE.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -73,8 +73,11 @@ def fold_associations() -> int:
 
     Coalesced like ``process_events``: no ids, the cursor knows what is pending, and a flag
     keeps at most one such task waiting (``cooccurrence.request_fold``)."""
+    trace = CycleTrace()
     cooccurrence.fold_started()
     read = cooccurrence.catch_up(settle=0)
+    trace.mark("fold")
+    trace.done(read, [], {}, task="associations")  # touched: the events folded
     if read:
         # While this fold wrote, its transaction held back the stable horizon: an event
         # committed meanwhile was skipped by any interest fold that ran then, and only an
