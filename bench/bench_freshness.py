@@ -67,6 +67,18 @@ def summary(name: str, ms: list[float], extra: str = "") -> str:
             f"p99={pct(ms, 99):7.1f} ms  mean={statistics.fmean(ms):6.1f} ms {extra}")
 
 
+def wal_position() -> int:
+    """PostgreSQL's current WAL position in bytes: the load phase's WAL volume is the difference
+    (every synchronous commit, the ingest's, waits for what was written before it to be flushed)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+        position = int(cursor.fetchone()[0])
+    connection.close()
+    return position
+
+
 def ensure_catalogue() -> list[str]:
     call_command("migrate", "--noinput", verbosity=0)
     if Item.objects.exclude(embedding=None).count() < 1682:
@@ -201,7 +213,7 @@ async def measure(port: int, http: Poster, visitor: str, samples: int, gap: floa
 async def background(port: int, rate: int, visitors: int, catalogue: list[str], stop, client: str) -> dict:
     """``visitors`` visitors with open sockets post ``rate`` events/s in all, one batch per visitor per second."""
     per_visitor = max(1, rate // visitors)
-    counts = {"events": 0, "posts": 0, "pushes": 0, "errors": 0}
+    counts = {"events": 0, "posts": 0, "pushes": 0, "errors": 0, "tenths": [0] * 10}
     started = time.perf_counter()
 
     async def reader(ws):
@@ -211,15 +223,19 @@ async def background(port: int, rate: int, visitors: int, catalogue: list[str], 
         except websockets.ConnectionClosed:
             pass
 
-    async def visitor(i: int, http: Poster):
-        vid = f"bench-bg-{uuid.uuid4().hex[:12]}"
-        ws, _ = await open_socket(port, vid)
+    async def visitor(i: int, http: Poster, ws, vid: str, start: float):
         read = asyncio.create_task(reader(ws))
-        await asyncio.sleep(i / visitors)  # spread the visitors over the second
-        tick = time.perf_counter()
+        # Visitor i posts at start + i/visitors (+ whole seconds): spread evenly over the second.
+        # Until the twelfth session each visitor started i/visitors after its own socket had
+        # opened, and the sockets open one after another (each ranks a first list), so the
+        # phases bunched up: in one run every post arrived in the first half of each second,
+        # 400 events/s for half a second and nothing for the other half.
+        tick = start + i / visitors
+        await asyncio.sleep(max(0.0, tick - time.perf_counter()))
         try:
             while not stop.is_set():
                 batch = [event(random.choice(catalogue)) for _ in range(per_visitor)]
+                counts["tenths"][int((time.perf_counter() - start) % 1.0 * 10)] += 1
                 try:
                     await http.post("/liverec/events/", {"site_key": SITE_KEY, "visitor_id": vid, "events": batch})
                     counts["events"] += len(batch)
@@ -232,8 +248,11 @@ async def background(port: int, rate: int, visitors: int, catalogue: list[str], 
             await ws.close()
             read.cancel()
 
+    vids = [f"bench-bg-{uuid.uuid4().hex[:12]}" for _ in range(visitors)]
+    sockets = await asyncio.gather(*(open_socket(port, vid) for vid in vids))
+    start = time.perf_counter()
     async with Poster(client, port, visitors) as http:
-        await asyncio.gather(*(visitor(i, http) for i in range(visitors)))
+        await asyncio.gather(*(visitor(i, http, ws, vid, start) for i, (vid, (ws, _)) in enumerate(zip(vids, sockets))))
     counts["seconds"] = time.perf_counter() - started
     return counts
 
@@ -334,10 +353,12 @@ async def run(args, port: int, catalogue: list[str]) -> None:
         load.start()
         await asyncio.sleep(3)  # let the load reach its rate
         load_started = time.time()
+        wal_before = await asyncio.to_thread(wal_position)
         with cpucount.Phase() as cpu:
             loaded, missed = await measure(port, http, f"bench-load-{uuid.uuid4().hex[:8]}", args.samples, gap, catalogue)
         # The floor again, under the same load: a do-nothing realtime task waits for a free
         # worker like an event's cycle does, so this is the queueing + transport share.
+        wal_bytes = await asyncio.to_thread(wal_position) - wal_before
         floor_loaded = await floor(port, 50)
         stop.set()
         counts = await asyncio.to_thread(results.get, True, 120)
@@ -346,10 +367,12 @@ async def run(args, port: int, catalogue: list[str]) -> None:
         print(summary(f"load ({args.bg_rate}/s): POST -> pushed list", loaded, f"(no push: {missed})"), flush=True)
         print(summary("  of which the POST answered", measure.answered), flush=True)
         print(f"  background: {rate:.0f} events/s achieved from {args.bg_visitors} visitors with open sockets, "
-              f"{counts['posts']} posts, {counts['pushes']} pushes received, {counts['errors']} errors", flush=True)
+              f"{counts['posts']} posts, {counts['pushes']} pushes received, {counts['errors']} errors; "
+              f"posts sent in each tenth of the second: {counts['tenths']}", flush=True)
         print(summary("  floor under the load: task -> socket", floor_loaded,
                       f"(no answer in 5 s: {floor.missed})"), flush=True)
         print(cpu.report(), flush=True)
+        print(f"  WAL written during the load: {wal_bytes / 1e6:.0f} MB, {wal_bytes / 1e6 / cpu.seconds:.1f} MB/s", flush=True)
         # CPU per push: steadier than the latency between runs on a shared machine (the same
         # code's p50 moved by 1.5x from run to run), so changes are compared on it as well.
         per_second = counts["pushes"] / counts["seconds"] + len(loaded) / cpu.seconds

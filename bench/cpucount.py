@@ -55,18 +55,32 @@ def snapshot() -> dict[int, tuple[str, float]]:
     return out
 
 
+def machine() -> dict[str, float]:
+    """The whole machine's CPU seconds so far by state (/proc/stat): busy (user, nice, system,
+    irq, softirq), idle, iowait and steal (time the hypervisor gave this VM's cores to others)."""
+    fields = [int(x) / TICKS for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    return {"busy": user + nice + system + irq + softirq, "idle": idle, "iowait": iowait, "steal": steal}
+
+
 class Phase:
     """``with Phase() as p: ...`` then ``p.report()``: each role's CPU as cores busy on average."""
 
     def __enter__(self):
         self.before = snapshot()
+        self.machine_before = machine()
         self.t0 = time.monotonic()
         return self
 
     def __exit__(self, *exc):
         self.seconds = time.monotonic() - self.t0
         self.after = snapshot()
+        self.machine_after = machine()
         return False
+
+    def machine_shares(self) -> dict[str, float]:
+        """The machine's cores by state over the phase (every process, not only the roles)."""
+        return {k: (self.machine_after[k] - self.machine_before[k]) / self.seconds for k in self.machine_before}
 
     def shares(self) -> dict[str, float]:
         used: dict[str, float] = {}
@@ -78,4 +92,6 @@ class Phase:
     def report(self) -> str:
         shares = self.shares()
         parts = ", ".join(f"{role} {share:.2f}" for role, share in shares.items())
-        return f"  CPU over {self.seconds:.0f} s, in cores busy: {parts} (sum {sum(shares.values()):.2f} of {os.cpu_count()})"
+        whole = ", ".join(f"{k} {v:.2f}" for k, v in self.machine_shares().items())
+        return (f"  CPU over {self.seconds:.0f} s, in cores busy: {parts} (sum {sum(shares.values()):.2f} of "
+                f"{os.cpu_count()}); the whole machine, in cores: {whole}")
