@@ -12,8 +12,8 @@ clicks are. Phases:
 
 - idle: nothing else happening;
 - load: other visitors, each with an open socket, post ``--bg-rate`` events/s in tracker-sized
-  batches (one POST per visitor per second), for as long as the load samples take, from a
-  process of their own;
+  batches (one POST per visitor per second, the visitors' posts spread evenly over the second),
+  for as long as the load samples take, from a process of their own;
 - floor: a Celery task on the realtime queue doing nothing but a group_send (apply_async ->
   WebSocket), the cost of the transport alone.
 
