@@ -24,6 +24,7 @@ lower CPU weight instead (``CPUWeight=``): cgroups share the CPU the way autogro
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -39,7 +40,9 @@ def own_niceness() -> int:
     return os.getpriority(os.PRIO_PROCESS, 0)
 
 
+@functools.lru_cache(maxsize=1)
 def autogroups_enabled() -> bool:
+    """Read once per process: a kernel setting an administrator rarely flips."""
     try:
         return _AUTOGROUP_SWITCH.read_text().strip() == "1"
     except OSError:  # not Linux, or no autogroup support: nice values weigh machine-wide
@@ -99,7 +102,9 @@ def follow_niceness(sender, connection, **kwargs) -> None:
             current = autogroup_niceness(pid)
             if current is not None and current < nice:
                 set_autogroup_niceness(nice, pid)
-    except OSError as exc:  # not ours to renice (another user's server), or gone
+    except (ProcessLookupError, FileNotFoundError):  # the backend exited meanwhile
+        return
+    except OSError as exc:  # not ours to renice (another user's server)
         _unable = True
         logger.info("recsys: database backends keep their priority (could not renice pid %s: %s)", pid, exc)
 
