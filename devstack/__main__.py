@@ -55,7 +55,10 @@ def worker_commands(python: str, realtime: int | None = None) -> list[tuple[str,
     # At a lower CPU priority (LIVEREC_BATCH_NICE, default 10): an LLM summary is ~2 s of a
     # core and 50 live visitors ask for close to one a second, so an equal-priority batch
     # worker took a core the pushes needed (bench_freshness under load). Background work
-    # still gets every cycle the realtime path leaves idle.
+    # still gets every cycle the realtime path leaves idle. Each service runs in a session of
+    # its own, and with Linux's autogroup scheduling a nice value weighs only inside its
+    # session: the worker also weighs its session, and its PostgreSQL backends, as niced
+    # (recsys.priority, at start-up and per connection).
     nice = int(os.environ.get("LIVEREC_BATCH_NICE", "10"))
     batch = (["nice", "-n", str(nice)] if nice else []) + celery + ["worker", "-Q", "liverec.batch", "-P", "prefork", "-c", "1",
                       f"--max-memory-per-child={limit_kb}", "-n", "batch@%h", "-l", "warning"]
