@@ -62,19 +62,28 @@ def set_autogroup_niceness(nice: int, pid: int | str = "self") -> None:
     Path(f"/proc/{pid}/autogroup").write_text(str(nice))
 
 
+def _lower(pid: int, nice: int) -> None:
+    """Give process ``pid`` niceness ``nice``, as nice value and (with autogroups) as its
+    session's weight, where it is higher now. Raises OSError when not allowed or gone."""
+    if os.getpriority(os.PRIO_PROCESS, pid) < nice:
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
+    if autogroups_enabled():
+        current = autogroup_niceness(pid)
+        if current is not None and current < nice:
+            set_autogroup_niceness(nice, pid)
+
+
 def lower_own_session() -> None:
     """A niced process (the batch worker) weighs its session by its own niceness, so the nice
     value it was started with counts against the other services, not only inside its session.
     Called at worker start-up (``recsys.warmup``)."""
     nice = own_niceness()
-    if nice <= 0 or not autogroups_enabled():
+    if nice <= 0:
         return
-    current = autogroup_niceness()
-    if current is not None and current < nice:
-        try:
-            set_autogroup_niceness(nice)
-        except OSError as exc:
-            logger.info("recsys: this worker's session keeps its CPU weight (%s)", exc)
+    try:
+        _lower(os.getpid(), nice)
+    except OSError as exc:
+        logger.info("recsys: this worker's session keeps its CPU weight (%s)", exc)
 
 
 def _is_local(settings_dict: dict) -> bool:
@@ -95,13 +104,7 @@ def follow_niceness(sender, connection, **kwargs) -> None:
     if not pid:
         return
     try:
-        # A pooled connection comes back here on every checkout: a few syscalls, no query.
-        if os.getpriority(os.PRIO_PROCESS, pid) < nice:
-            os.setpriority(os.PRIO_PROCESS, pid, nice)
-        if autogroups_enabled():
-            current = autogroup_niceness(pid)
-            if current is not None and current < nice:
-                set_autogroup_niceness(nice, pid)
+        _lower(pid, nice)  # a pooled connection comes back here on every checkout: syscalls, no query
     except (ProcessLookupError, FileNotFoundError):  # the backend exited meanwhile
         return
     except OSError as exc:  # not ours to renice (another user's server)
@@ -110,6 +113,9 @@ def follow_niceness(sender, connection, **kwargs) -> None:
 
 
 def connect() -> None:
+    """Only in a process started niced: the others (the realtime workers, the ASGI server)
+    open connections on their hot paths and have nothing to pass on."""
     from django.db.backends.signals import connection_created
 
-    connection_created.connect(follow_niceness, dispatch_uid="recsys.priority")
+    if own_niceness() > 0:
+        connection_created.connect(follow_niceness, dispatch_uid="recsys.priority")
