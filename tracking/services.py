@@ -122,10 +122,12 @@ def append_events(raw_events: Sequence[Any], *, visitor_id: str, user_id: str = 
         # trip (one less than BEGIN..COMMIT, measured on bench_ingest); inside a caller's atomic
         # block it joins it, and on_commit waits for that block.
         inserted = _insert(valid, verdicts, received_at=now, source=source)
-        preprocess.remember(visitor_id, verdicts)
         if inserted:
             ids = sorted(inserted.values())
             transaction.on_commit(lambda: hooks.publish_appended(ids))
+        # After the hooks: in autocommit they have run (the realtime worker is told), so this
+        # cache write is not one more round trip between the commit and the push.
+        preprocess.remember(visitor_id, verdicts)
     for out in outcomes:
         if out.status == "pending":
             out.status = "accepted" if out.id in inserted else "duplicate"
