@@ -105,6 +105,8 @@ def main() -> None:
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT, check=False)
         shutil.rmtree(snapshot, ignore_errors=True)
+        if not args.stack:  # a temporary stack's data (~1 GB); the logs stay
+            shutil.rmtree(stack, ignore_errors=True)
 
 
 if __name__ == "__main__":
