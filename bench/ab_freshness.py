@@ -73,7 +73,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", required=True, help="the git revision to compare against (e.g. HEAD~1, a commit)")
     parser.add_argument("--pairs", type=int, default=3)
-    parser.add_argument("--stack", default=None, help="the stack directory the runs use (default: a temporary one)")
+    parser.add_argument("--stack", default=None, help="the stack directory the runs use, built if missing; its data is restored from a copy "
+                        "of its state at the start before every run (default: a temporary one)")
     parser.add_argument("bench_args", nargs="*", help="after --: passed to bench_freshness.py (e.g. --rt-workers 1)")
     args = parser.parse_args()
 
