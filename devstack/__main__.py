@@ -41,7 +41,7 @@ def worker_commands(python: str, realtime: int | None = None) -> list[tuple[str,
     projection cursor, but the rankings of the visitors a fold touched, most of a push's
     cost, then run on both cores, and one long cycle does not hold every push. Measured with
     bench_freshness under 200 events/s from 50 live visitors, on equal data (thirteenth
-    session, ``bench/ab_freshness.py``): one worker gave the same p50 and p99 for 20% less CPU
+    session, ``bench/ab_freshness.py``): one worker gave the same p50, no worse a p99, for 20% less CPU
     per push (its cycles rank two visitors where two workers' rank one), so
     ``LIVEREC_RT_WORKERS=1`` suits a machine whose cores the site itself needs. (Under the
     fifth session's bunched load, one worker had fallen behind.)
