@@ -17,6 +17,10 @@ clicks are. Phases:
 - floor: a Celery task on the realtime queue doing nothing but a group_send (apply_async ->
   WebSocket), the cost of the transport alone.
 
+After the idle and the load phases it splits the measured visitor's own pushes into the POST,
+the ingest and the wait for a worker, the cycle, and the socket, from the cycle trace
+(``bench.probepath``).
+
 Loopback only; every loop is bounded. Prints p50/p90/p99 in milliseconds.
 """
 from __future__ import annotations
@@ -36,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import bench.prodenv  # noqa: E402,F401  (DEBUG off, one thread, offline models)
-from bench import cpucount  # noqa: E402
+from bench import cpucount, probepath  # noqa: E402
 
 import django  # noqa: E402
 
@@ -185,9 +189,10 @@ async def measure(port: int, http: Poster, visitor: str, samples: int, gap: floa
     items = [r["item_id"] for r in first["recs"]["items"]] or [random.choice(catalogue)]
     seq, out, missed = first["seq"], [], 0
     answered = []  # the POST's own response time: ingest's share of the path
+    walls = []  # (POST sent, list received) on the wall clock, for ``probe_path``
     try:
         for _ in range(samples):
-            t0 = time.perf_counter()
+            t0, sent = time.perf_counter(), time.time()
             await http.post("/liverec/events/", {"site_key": SITE_KEY, "visitor_id": visitor,
                                                  "events": [event(items[0])]})
             answered.append((time.perf_counter() - t0) * 1000)
@@ -200,13 +205,14 @@ async def measure(port: int, http: Poster, visitor: str, samples: int, gap: floa
                     break
                 if msg.get("type") == "recs" and msg["seq"] > seq:
                     out.append((time.perf_counter() - t0) * 1000)
+                    walls.append((sent, time.time()))
                     seq = msg["seq"]
                     items = [r["item_id"] for r in msg["recs"]["items"]] or [random.choice(catalogue)]
                     break
             await asyncio.sleep(gap + random.random() * 0.1)
     finally:
         await ws.close()
-    measure.answered = answered
+    measure.answered, measure.walls = answered, walls
     return out, missed
 
 
@@ -332,6 +338,15 @@ def cycle_report(start: float, end: float) -> str:
             + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
 
 
+def probe_path(visitor: str, walls: list[tuple[float, float]]) -> str:
+    """The measured visitor's pushes split into their parts (``bench.probepath``)."""
+    try:
+        traced = [json.loads(line) for line in TRACE.read_text().splitlines()]
+    except OSError:
+        return "  (no cycle trace)"
+    return probepath.report(traced, visitor, walls)
+
+
 async def run(args, port: int, catalogue: list[str]) -> None:
     gap = liverec.PUSH_DEBOUNCE_MS / 1000 + 0.05
     async with Poster(args.client, port) as http:
@@ -340,9 +355,11 @@ async def run(args, port: int, catalogue: list[str]) -> None:
             idle_floor = await floor(port, args.samples)
             print(summary("floor: Celery task -> WebSocket", idle_floor,
                           f"(no answer in 5 s: {floor.missed})"), flush=True)
-            idle, missed = await measure(port, http, f"bench-idle-{uuid.uuid4().hex[:8]}", args.samples, gap, catalogue)
+            probe = f"bench-idle-{uuid.uuid4().hex[:8]}"
+            idle, missed = await measure(port, http, probe, args.samples, gap, catalogue)
             print(summary("idle: POST -> pushed list", idle, f"(no push: {missed})"), flush=True)
             print(summary("  of which the POST answered", measure.answered), flush=True)
+            print(probe_path(probe, measure.walls), flush=True)
         # The other visitors run in a process of their own, as they would on other machines:
         # sharing this event loop, their 50 sockets and posts delayed the measured client's own
         # reads and posts (same cores still: the CPU they take is part of the load).
@@ -354,8 +371,10 @@ async def run(args, port: int, catalogue: list[str]) -> None:
         await asyncio.sleep(3)  # let the load reach its rate
         load_started = time.time()
         wal_before = await asyncio.to_thread(wal_position)
+        probe = f"bench-load-{uuid.uuid4().hex[:8]}"
         with cpucount.Phase() as cpu:
-            loaded, missed = await measure(port, http, f"bench-load-{uuid.uuid4().hex[:8]}", args.samples, gap, catalogue)
+            loaded, missed = await measure(port, http, probe, args.samples, gap, catalogue)
+        walls = measure.walls
         # The floor again, under the same load: a do-nothing realtime task waits for a free
         # worker like an event's cycle does, so this is the queueing + transport share.
         wal_bytes = await asyncio.to_thread(wal_position) - wal_before
@@ -381,6 +400,7 @@ async def run(args, port: int, catalogue: list[str]) -> None:
               + ", ".join(f"{role} {share * 1000 / per_second:.1f} ms" for role, share in shares.items())
               + f" (sum {sum(shares.values()) * 1000 / per_second:.1f} ms)", flush=True)
         print(cycle_report(load_started, time.time()), flush=True)
+        print(probe_path(probe, walls), flush=True)
 
 
 def main() -> None:

@@ -93,8 +93,9 @@ class CycleTrace:
         self.last, self.last_cpu = now, cpu
 
     def done(self, touched: int, latencies: list[float], outcomes: dict[str, str], task: str = "cycle",
-             queued: list[float] = ()) -> None:
-        """``queued``: for each pushed visitor, ms from their event's receipt to this cycle's start."""
+             queued: list[float] = (), pushed: list[str] = ()) -> None:
+        """``queued``: for each pushed visitor, ms from their event's receipt to this cycle's start;
+        ``pushed``: those visitors, in the same order (a bench follows its own visitor's pushes)."""
         global _active
         if not self.path:
             return
@@ -104,7 +105,7 @@ class CycleTrace:
         gc_ms, full = _clock().snapshot()
         line = json.dumps({"task": task, "pid": os.getpid(), "start": self.started, "touched": touched,
                            "latencies": [round(ms, 1) for ms in latencies], "outcomes": counts,
-                           "queued": [round(ms, 1) for ms in queued],
+                           "queued": [round(ms, 1) for ms in queued], "pushed": list(pushed),
                            "total": round((time.perf_counter() - self.t0) * 1000, 2), **self.phases,
                            "cpu": round((time.thread_time() - self.cpu0) * 1000, 2),
                            **{f"span:{k}": round(v, 2) for k, v in self.spans.items()},

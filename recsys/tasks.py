@@ -48,7 +48,8 @@ def process_events() -> int:
     _store_sequence_states(states)
     trace.mark("store_states")
     serving.record(logs)
-    pushed_at = [received_at for visitor_id, received_at in touched if outcomes.get(visitor_id) == "pushed"]
+    pushed = [(visitor_id, received_at) for visitor_id, received_at in touched if outcomes.get(visitor_id) == "pushed"]
+    pushed_at = [received_at for _, received_at in pushed]
     latencies = [(now - received_at).total_seconds() * 1000.0 for received_at in pushed_at]
     metrics.record_push_latencies(latencies)
     trace.mark("serve")
@@ -63,7 +64,7 @@ def process_events() -> int:
     trace.mark("associations")
     _request_summaries(touched)
     trace.done(len(touched), latencies, outcomes, queued=[trace.started * 1000.0 - r.timestamp() * 1000.0
-                                                          for r in pushed_at])
+                                                          for r in pushed_at], pushed=[v for v, _ in pushed])
     return len(touched)
 
 

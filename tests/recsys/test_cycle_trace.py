@@ -40,3 +40,21 @@ def test_a_cycle_appends_its_phases_to_the_trace_file_when_one_is_named(tmp_path
     assert 0 <= line["cpu"] <= line["total"] + 1 and line["fold_cpu"] >= 0 and line["queued"] == []
     assert {"span:f:next_batch", "span:f:read", "span:f:fold", "span:f:save"} <= set(line)
     assert line["span:f:fold"] <= line["fold"] and line["span:f:fold_cpu"] >= 0
+
+
+def test_the_trace_names_each_pushed_visitor_beside_its_times(tmp_path, monkeypatch, isolated_cache):  # noqa: F811
+    from recsys.services import push
+
+    make_items("tp1", "tp2")
+    push.socket_opened("visitor-trace-live", ["for-you"])  # online: its change is ranked and pushed
+    trace = tmp_path / "cycles.jsonl"
+    monkeypatch.setenv("LIVEREC_CYCLE_TRACE", str(trace))
+    record_event("item_viewed", visitor_id="visitor-trace-live", item_id="tp1")
+    record_event("item_viewed", visitor_id="visitor-trace-quiet", item_id="tp2")  # offline: folded, not pushed
+
+    assert tasks.process_events() == 2
+
+    (line,) = [json.loads(x) for x in trace.read_text().splitlines()]
+    assert line["outcomes"] == {"pushed": 1, "offline": 1}
+    assert line["pushed"] == ["visitor-trace-live"]
+    assert len(line["queued"]) == len(line["latencies"]) == 1 and 0 <= line["queued"][0] <= line["latencies"][0]
