@@ -17,7 +17,9 @@ def test_freezing_keeps_old_objects_and_still_collects_new_cycles():
     thresholds = gc.get_threshold()
     try:
         frozen = warmup.freeze_heap()
-        assert frozen == gc.get_freeze_count() > 0
+        # Reference counting still frees a frozen object that falls out of use, at any moment
+        # and on any of the process's threads (a pool's worker), so the count only ever drops.
+        assert 0 < gc.get_freeze_count() <= frozen
         assert gc.get_threshold() == thresholds  # the ASGI process keeps CPython's collector
         warmup.tune_collector()  # a Celery worker's
         assert gc.get_threshold() == warmup.GC_THRESHOLDS and gc.isenabled()  # young collections far apart, not off
