@@ -69,8 +69,6 @@ ASGI_APPLICATION = "demo.asgi.application"
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/liverec")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
-# Django's PostgreSQL backend with a last-in-first-out connection pool (recsys.dbbackend).
-DATABASES["default"]["ENGINE"] = "recsys.dbbackend"
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("LIVEREC_TEST_DB_NAME", "test_liverec")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
