@@ -300,12 +300,19 @@ async def floor(port: int, samples: int) -> list[float]:
 TRACE = Path(os.environ.get("TMPDIR", "/tmp")) / f"liverec-cycles-{os.getpid()}.jsonl"
 
 
-def cycle_report(start: float, end: float) -> str:
-    """The realtime workers' cycles that began within [start, end] (``recsys.cycletrace``)."""
+def read_trace() -> list[dict] | None:
+    """Every line of the cycle trace so far (``recsys.cycletrace``), None without one."""
     try:
-        traced = [c for c in map(json.loads, TRACE.read_text().splitlines()) if start <= c["start"] <= end]
+        return [json.loads(line) for line in TRACE.read_text().splitlines()]
     except OSError:
+        return None
+
+
+def cycle_report(traced: list[dict] | None, start: float, end: float) -> str:
+    """The realtime workers' cycles (of ``read_trace``) that began within [start, end]."""
+    if traced is None:
         return "  (no cycle trace)"
+    traced = [c for c in traced if start <= c["start"] <= end]
     cycles = [c for c in traced if c.get("task", "cycle") == "cycle"]  # not the trailing pushes
     outcomes: dict[str, int] = {}
     for c in traced:
@@ -338,13 +345,9 @@ def cycle_report(start: float, end: float) -> str:
             + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
 
 
-def probe_path(visitor: str, walls: list[tuple[float, float]]) -> str:
+def probe_path(traced: list[dict] | None, visitor: str, walls: list[tuple[float, float]]) -> str:
     """The measured visitor's pushes split into their parts (``bench.probepath``)."""
-    try:
-        traced = [json.loads(line) for line in TRACE.read_text().splitlines()]
-    except OSError:
-        return "  (no cycle trace)"
-    return probepath.report(traced, visitor, walls)
+    return "  (no cycle trace)" if traced is None else probepath.report(traced, visitor, walls)
 
 
 async def run(args, port: int, catalogue: list[str]) -> None:
@@ -359,7 +362,7 @@ async def run(args, port: int, catalogue: list[str]) -> None:
             idle, missed = await measure(port, http, probe, args.samples, gap, catalogue)
             print(summary("idle: POST -> pushed list", idle, f"(no push: {missed})"), flush=True)
             print(summary("  of which the POST answered", measure.answered), flush=True)
-            print(probe_path(probe, measure.walls), flush=True)
+            print(probe_path(read_trace(), probe, measure.walls), flush=True)
         # The other visitors run in a process of their own, as they would on other machines:
         # sharing this event loop, their 50 sockets and posts delayed the measured client's own
         # reads and posts (same cores still: the CPU they take is part of the load).
@@ -374,7 +377,6 @@ async def run(args, port: int, catalogue: list[str]) -> None:
         probe = f"bench-load-{uuid.uuid4().hex[:8]}"
         with cpucount.Phase() as cpu:
             loaded, missed = await measure(port, http, probe, args.samples, gap, catalogue)
-        walls = measure.walls
         # The floor again, under the same load: a do-nothing realtime task waits for a free
         # worker like an event's cycle does, so this is the queueing + transport share.
         wal_bytes = await asyncio.to_thread(wal_position) - wal_before
@@ -399,8 +401,9 @@ async def run(args, port: int, catalogue: list[str]) -> None:
         print(f"  CPU per push received ({per_second:.1f}/s): "
               + ", ".join(f"{role} {share * 1000 / per_second:.1f} ms" for role, share in shares.items())
               + f" (sum {sum(shares.values()) * 1000 / per_second:.1f} ms)", flush=True)
-        print(cycle_report(load_started, time.time()), flush=True)
-        print(probe_path(probe, walls), flush=True)
+        traced = read_trace()  # one read for both reports
+        print(cycle_report(traced, load_started, time.time()), flush=True)
+        print(probe_path(traced, probe, measure.walls), flush=True)
 
 
 def main() -> None:
