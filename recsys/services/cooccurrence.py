@@ -55,6 +55,36 @@ def _engages(ev: Event) -> bool:
     return bool(ev.item_id) and not ev.is_bot and not ev.is_repeat and event_weight(ev) > 0
 
 
+def window_sql() -> str:
+    """Each visitor's last events before the cursor, for ``_windows_before``: parameters
+    (visitors, cursor txid, cursor position, window start, positive event names, how many).
+
+    Only the columns a window needs, as plain values in binary (a rating only for ``rated``,
+    as JSON that psycopg decodes): building full Event instances (Event.objects.raw, its
+    converters, every properties JSON and three timestamps parsed from text) was about half
+    of this fold's time in the realtime worker under load. Each visitor's last ``keep``
+    events before the cursor are a backward scan of the (visitor, txid, id) index: a window
+    function over all their events in the window hours read a visitor's whole day (24 ms
+    against 1.9 ms for 50 visitors with ~600 events each, the freshness bench's load).
+
+    The window's start is compared as ``occurred_at + 0 s`` so that no index on occurred_at
+    can serve it: events newer than the table's statistics are estimated at one row, and
+    PostgreSQL then scanned the log-wide time index, every event of the window hours for
+    each visitor (207-243 ms against 4.6 ms for 50 visitors, same rows, after one freshness
+    bench load; this read was then the costliest statement of the whole database).
+    """
+    return (
+        f"SELECT w.visitor_id, w.item_id, w.name, w.rating, w.occurred_at "
+        f"FROM unnest(%b::text[]) AS q(v) CROSS JOIN LATERAL ("
+        f"  SELECT visitor_id, item_id, name, CASE WHEN name = 'rated' THEN properties -> 'value' END AS rating, "
+        f"  occurred_at, txid, id FROM {Event._meta.db_table} WHERE visitor_id = q.v "
+        f"  AND (txid, id) <= (%b::text::xid8, %b::bigint) AND occurred_at + interval '0 seconds' >= %b "
+        f"  AND item_id <> '' "
+        f"  AND NOT is_bot AND NOT is_repeat AND name = ANY(%b) ORDER BY txid DESC, id DESC LIMIT %b::bigint) w "
+        f"ORDER BY w.txid, w.id"
+    )
+
+
 def _windows_before(events: list[Event], cursor: ProjectionCursor, conf: dict) -> dict[str, am.Window]:
     """Each batch visitor's window as it stood at the cursor, read back from the applied log."""
     visitors = sorted({e.visitor_id for e in events})
@@ -64,24 +94,8 @@ def _windows_before(events: list[Event], cursor: ProjectionCursor, conf: dict) -
     windows = {v: am.Window(int(conf["WINDOW_ITEMS"]), float(conf["WINDOW_HOURS"])) for v in visitors}
     if cursor.position == 0:
         return windows
-    # Only the columns a window needs, as plain values in binary (a rating only for ``rated``,
-    # as JSON that psycopg decodes): building full Event instances (Event.objects.raw, its
-    # converters, every properties JSON and three timestamps parsed from text) was about half
-    # of this fold's time in the realtime worker under load. Each visitor's last ``keep``
-    # events before the cursor are a backward scan of the (visitor, txid, id) index: a window
-    # function over all their events in the window hours read a visitor's whole day (24 ms
-    # against 1.9 ms for 50 visitors with ~600 events each, the freshness bench's load).
     with binary_vector_cursor() as db:
-        db.execute(
-            f"SELECT w.visitor_id, w.item_id, w.name, w.rating, w.occurred_at "
-            f"FROM unnest(%b::text[]) AS q(v) CROSS JOIN LATERAL ("
-            f"  SELECT visitor_id, item_id, name, CASE WHEN name = 'rated' THEN properties -> 'value' END AS rating, "
-            f"  occurred_at, txid, id FROM {Event._meta.db_table} WHERE visitor_id = q.v "
-            f"  AND (txid, id) <= (%b::text::xid8, %b::bigint) AND occurred_at >= %b AND item_id <> '' "
-            f"  AND NOT is_bot AND NOT is_repeat AND name = ANY(%b) ORDER BY txid DESC, id DESC LIMIT %b::bigint) w "
-            f"ORDER BY w.txid, w.id",
-            [visitors, str(cursor.txid), cursor.position, since, positive, keep], binary=True,
-        )
+        db.execute(window_sql(), [visitors, str(cursor.txid), cursor.position, since, positive, keep], binary=True)
         rows = db.fetchall()
     for visitor_id, item_id, name, rating, occurred_at in rows:
         # As ``_engages``: the query already left out bots, repeats and events without an item.
