@@ -418,7 +418,13 @@ def main() -> None:
                         help="keep the cycle trace (one JSON line per realtime cycle) for a closer look")
     parser.add_argument("--rt-workers", type=int, default=None,
                         help="realtime Celery workers (default: the devstack's, LIVEREC_RT_WORKERS or 2)")
+    parser.add_argument("--allow-strays", action="store_true",
+                        help="run even when ASGI servers or Celery workers of another stack are running")
     args = parser.parse_args()
+    others = cpucount.strays()
+    if others and not args.allow_strays:
+        sys.exit("bench_freshness: other LiveRec processes are running (they take CPU, and may write into this "
+                 "stack's database); stop them or pass --allow-strays:\n  " + "\n  ".join(others))
     catalogue = ensure_catalogue()
     from tests.stack import start_stack
 

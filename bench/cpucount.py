@@ -55,6 +55,34 @@ def snapshot() -> dict[int, tuple[str, float]]:
     return out
 
 
+def strays() -> list[str]:
+    """The ASGI servers and Celery workers running that this process did not start (not among
+    its descendants): another bench's stack left behind, say. They take CPU, and one whose stack
+    directory was restored under it writes into this bench's database (seen here: an orphaned
+    ASGI server and load generator, left by an interrupted run, posted into the next run's
+    stack, whose figures then counted their CPU and their events)."""
+    parents, cmdlines = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdlines[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:  # exited meanwhile
+            continue
+    me, out = os.getpid(), []
+    for pid, cmdline in cmdlines.items():
+        role = _role(pid, parents[pid], cmdline)
+        if role not in ("asgi", "realtime workers", "batch worker", "celery (other)"):
+            continue
+        ancestor, seen = parents.get(pid, 0), 0
+        while ancestor not in (0, 1, me) and seen < 64:
+            ancestor, seen = parents.get(ancestor, 0), seen + 1
+        if ancestor != me:
+            out.append(f"{pid} ({role}): {cmdline[:120]}")
+    return out
+
+
 def machine() -> dict[str, float]:
     """The whole machine's CPU seconds so far by state (/proc/stat): busy (user, nice, system,
     irq, softirq), idle, iowait and steal (time the hypervisor gave this VM's cores to others)."""
