@@ -66,10 +66,11 @@ def strays() -> list[str]:
         if not entry.name.isdigit():
             continue
         try:
-            cmdlines[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except OSError:  # exited meanwhile
             continue
+        cmdlines[int(entry.name)], parents[int(entry.name)] = cmdline, parent
     me, out = os.getpid(), []
     for pid, cmdline in cmdlines.items():
         role = _role(pid, parents[pid], cmdline)

@@ -77,8 +77,8 @@ def test_a_history_longer_than_the_window_reads_back_as_the_replay_holds_it(isol
 def test_the_window_read_scans_each_visitor_not_every_event_of_the_window_hours(isolated_cache):  # noqa: F811
     """The fold reads its visitors' windows back from the log. Events newer than the table's
     statistics (any live traffic since the last ANALYZE) are estimated at one row, which once
-    led PostgreSQL to scan the log-wide time index, every visitor's events of the window
-    hours for each visitor read: the plan must go through the visitor's own events."""
+    led PostgreSQL to read the window hours of the whole log through the time index, once per
+    visitor: the plan must go through each visitor's own events."""
     from django.db import connection, transaction
 
     from recsys.services.vectors import binary_vector_cursor
