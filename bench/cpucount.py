@@ -35,19 +35,23 @@ def _role(pid: int, ppid: int, cmdline: str) -> str | None:
     return None
 
 
-def snapshot() -> dict[int, tuple[str, float]]:
-    """{pid: (role, CPU seconds so far)} for the processes of known roles."""
-    out = {}
+def _processes():
+    """(pid, its /proc stat fields after the command name, its command line) of every process."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        pid = int(entry.name)
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
             stat = (entry / "stat").read_text()
         except OSError:  # exited meanwhile
             continue
-        fields = stat.rsplit(")", 1)[1].split()
+        yield int(entry.name), stat.rsplit(")", 1)[1].split(), cmdline
+
+
+def snapshot() -> dict[int, tuple[str, float]]:
+    """{pid: (role, CPU seconds so far)} for the processes of known roles."""
+    out = {}
+    for pid, fields, cmdline in _processes():
         role = _role(pid, int(fields[1]), cmdline)
         if role is None:
             continue
@@ -61,22 +65,14 @@ def strays() -> list[str]:
     directory was restored under it writes into this bench's database (seen here: an orphaned
     ASGI server and load generator, left by an interrupted run, posted into the next run's
     stack, whose figures then counted their CPU and their events)."""
-    parents, cmdlines = {}, {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except OSError:  # exited meanwhile
-            continue
-        cmdlines[int(entry.name)], parents[int(entry.name)] = cmdline, parent
+    found = [(pid, int(fields[1]), cmdline) for pid, fields, cmdline in _processes()]
+    parents = {pid: ppid for pid, ppid, _ in found}
     me, out = os.getpid(), []
-    for pid, cmdline in cmdlines.items():
-        role = _role(pid, parents[pid], cmdline)
+    for pid, ppid, cmdline in found:
+        role = _role(pid, ppid, cmdline)
         if role not in ("asgi", "realtime workers", "batch worker", "celery (other)"):
             continue
-        ancestor, seen = parents.get(pid, 0), 0
+        ancestor, seen = ppid, 0
         while ancestor not in (0, 1, me) and seen < 64:
             ancestor, seen = parents.get(ancestor, 0), seen + 1
         if ancestor != me:
