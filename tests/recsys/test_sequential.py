@@ -139,12 +139,34 @@ def test_the_inference_forward_equals_the_encoder_modules(layers, heads):
                            seqmodel.SeqConfig.from_dict({**TINY, "layers": layers, "heads": heads, "epochs": 2}))
     rows = torch.tensor([[3, 0, 0, 0, 0, 0, 0, 0], [5, 9, 2, 7, 1, 4, 8, 6], [2, 2, 11, 0, 0, 0, 0, 0]])
     at = torch.tensor([0, 7, 2])
-    for net, table in zip(model.nets, model.tables()):
+    in_numpy = model._forward()(rows.numpy(), at.numpy())  # every member at once: (3, members, d)
+    for m, (net, table) in enumerate(zip(model.nets, model.tables())):
         with torch.no_grad():
             full = net.hidden(rows, table)[torch.arange(3), at]
         with torch.inference_mode():
             fast = net.hidden_at(rows, table, at)
         np.testing.assert_allclose(fast.numpy(), full.numpy(), atol=1e-5)
+        np.testing.assert_allclose(in_numpy[:, m], full.numpy(), atol=1e-5)
+
+
+def test_small_batches_take_the_numpy_forward_and_large_ones_torch_with_the_same_states():
+    """The realtime fold's batches (a few visitors) run ``_NumpyForward``, a replay's run
+    torch's ``hidden_at``: a visitor's stored state must not depend on which one computed it,
+    nor on items added to the model after its NumPy forward was built."""
+    rng = np.random.default_rng(11)
+    items = [f"i{n}" for n in range(30)]
+    seqs = [[items[j] for j in rng.integers(0, 30, 7)] for _ in range(40)]
+    model = seqmodel.train(seqs, items, rng.standard_normal((30, 8)).astype(np.float32),
+                           seqmodel.SeqConfig.from_dict({**TINY, "epochs": 2, "ensemble": 2}))
+    histories = [model.encode_history(s) for s in seqs[:5]]
+    small = model.hidden_states(histories)
+    model.NUMPY_FORWARD_MAX_ROWS = 0
+    np.testing.assert_allclose(model.hidden_states(histories), small, atol=1e-5)
+    model.NUMPY_FORWARD_MAX_ROWS = 16
+    assert model.add_items(["new"], rng.standard_normal((1, 8)).astype(np.float32)) == 1
+    with_new = model.hidden_states([histories[0] + [model.index["new"]]])  # a stale forward would fail
+    model.NUMPY_FORWARD_MAX_ROWS = 0
+    np.testing.assert_allclose(model.hidden_states([histories[0] + [model.index["new"]]]), with_new, atol=1e-5)
 
 
 @pytest.mark.django_db(transaction=True)
