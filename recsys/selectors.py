@@ -117,7 +117,7 @@ def association_keys(item_ids: list[str], per_item: int) -> tuple[dict[str, list
     """Top ``per_item`` associated items of each item, by stored log key (one index scan each),
     and the titles of the given items (for reasons), in one round trip. A batch of requests
     reads the union of their seeds once, then scales each request's own rows
-    (``relative_weights``)."""
+    (``seed_weights``)."""
     if not item_ids:
         return {}, {}
     return association_keys_from(fetch_binary(*association_keys_read(item_ids, per_item)))
@@ -151,13 +151,24 @@ def association_keys_from(rows) -> tuple[dict[str, list[tuple[str, float]]], dic
     return out, titles
 
 
-def relative_weights(keys: dict[str, list[tuple[str, float]]]) -> dict[str, list[tuple[str, float]]]:
-    """Log keys -> weights relative to the strongest pair among them: forward decay makes the
-    ratio between any two pairs independent of the time they are compared at."""
-    if not keys:
-        return {}
-    top = max(key for rows in keys.values() for _, key in rows)
-    return {a: [(b, math.exp(max(-700.0, key - top))) for b, key in rows] for a, rows in keys.items()}
+def seed_weights(keys: dict[str, list[tuple[str, float]]]) -> dict[str, tuple[float, tuple[tuple[str, float], ...]]]:
+    """Log keys -> (the seed's strongest key, its pairs' weights relative to that pair).
+
+    Forward decay makes the ratio between any two pairs independent of the time they are
+    compared at, so a request scales a seed's whole row by one factor,
+    ``exp(seed's top - the request's top)`` (``relative_scale``), instead of exponentiating
+    each of its ~500 pairs per request: these rows are what the neighbour cache keeps.
+    """
+    out = {}
+    for a, rows in keys.items():
+        top = max(key for _, key in rows)
+        out[a] = (top, tuple((b, math.exp(max(-700.0, key - top))) for b, key in rows))
+    return out
+
+
+def relative_scale(seed_top: float, top: float) -> float:
+    """The factor taking a seed's weights (``seed_weights``) to weights relative to ``top``."""
+    return math.exp(max(-700.0, seed_top - top))
 
 
 # --- Admin tuning UI: experiments and the interest settings the projection reads ------------------

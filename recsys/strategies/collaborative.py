@@ -44,20 +44,27 @@ class CoOccurrence(Strategy):
         per_item = int(self.config["neighbours"])
         # Seeds read in the last few seconds come from this process's cache (recsys.neighbours);
         # the read, when one is left, is of the others only.
-        keys, titles, missing = neighbours.split(sorted({a for seeds in seeds_of for a in seeds}), per_item)
+        rows, titles, missing = neighbours.split(sorted({a for seeds in seeds_of for a in seeds}), per_item)
         if missing:
             read, read_titles = selectors.association_keys_from(
                 (yield selectors.association_keys_read(missing, per_item)))
+            read = selectors.seed_weights(read)
             neighbours.put(missing, per_item, read, read_titles)
-            keys.update(read)
+            rows.update(read)
             titles.update(read_titles)
-        return [self._rank(ctx, seeds, selectors.relative_weights({a: keys[a] for a in seeds if a in keys}),
-                           titles, n) if seeds else []
+        return [self._rank(ctx, seeds, {a: rows[a] for a in seeds if a in rows}, titles, n) if seeds else []
                 for ctx, seeds in zip(ctxs, seeds_of)]
 
-    def _rank(self, ctx: RequestContext, seeds: dict[str, float], neighbours, titles: dict[str, str],
+    def _rank(self, ctx: RequestContext, seeds: dict[str, float], rows: dict[str, tuple], titles: dict[str, str],
               n: int) -> list[Candidate]:
-        scored = am.score_candidates(seeds, neighbours, ctx.exclude)
+        """``rows``: {seed: (its top key, its pairs' weights)} (``selectors.seed_weights``)."""
+        if not rows:
+            return []
+        # Pairs relative to the strongest pair of this request's seeds: one factor per seed,
+        # folded into the seed's weight (the score is sum seed_weight * pair_weight).
+        top = max(seed_top for seed_top, _ in rows.values())
+        scaled = {a: w * selectors.relative_scale(rows[a][0], top) for a, w in seeds.items() if a in rows}
+        scored = am.score_candidates(scaled, {a: pairs for a, (_, pairs) in rows.items()}, ctx.exclude)
         ranked = sorted(scored.items(), key=lambda kv: (-kv[1][0], kv[0]))[:n]
         last_name = {}
         for e in ctx.engagements:  # newest first: keep the strongest engagement per item

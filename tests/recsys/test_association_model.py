@@ -64,3 +64,20 @@ def test_candidates_sum_over_seeds_and_name_the_strongest_seed():
     out = am.score_candidates({"A": 1.0, "B": 2.0}, {"A": [("X", 1.0), ("B", 1.0)], "B": [("X", 0.5), ("Y", 0.1)]},
                               exclude={"Y"})
     assert out == {"X": (2.0, "A"), "B": (1.0, "A")}
+
+
+def test_seed_rows_scaled_once_per_request_weigh_as_each_pair_against_the_requests_top():
+    """The co-occurrence strategy keeps each seed's pairs relative to the seed's own strongest
+    key (``selectors.seed_weights``, what its cache holds) and scales them per request by one
+    factor per seed: the same weights as every pair exponentiated against the request's top."""
+    from recsys import selectors
+
+    keys = {"A": [("X", 12.5), ("Y", 11.0), ("Z", 3.0)], "B": [("X", 9.0), ("W", 8.25)], "old": [("Q", -900.0)]}
+    rows = selectors.seed_weights(keys)
+    assert rows["A"][0] == 12.5 and rows["A"][1][0] == ("X", 1.0)
+    top = max(seed_top for seed_top, _ in rows.values())
+    for a, pairs in keys.items():
+        scale = selectors.relative_scale(rows[a][0], top)
+        for (b, key), (b2, weight) in zip(pairs, rows[a][1]):
+            assert b == b2
+            assert math.isclose(weight * scale, math.exp(max(-700.0, key - top)), rel_tol=1e-12, abs_tol=1e-300)
