@@ -330,7 +330,6 @@ class NextItemModel:
         with torch.no_grad():
             self._tables = [torch.cat([table, net.proj(rows)]) for net, table in zip(self.nets, self.tables())]
         self._int8_tables = None
-        self._numpy_forward = None
         with self._ann_lock:
             self._ann_indexes = None  # rebuilt over the new table (a build in flight is dropped)
         for item_id, _ in new:
@@ -392,7 +391,8 @@ class NextItemModel:
     def _forward(self) -> _NumpyForward:
         tables = self.tables()
         forward = self._numpy_forward
-        if forward is None or forward.source is not tables[0]:  # built before items were added
+        # Rebuilt when ``add_items`` replaced the tables (also under a concurrent call).
+        if forward is None or forward.source is not tables[0]:
             forward = self._numpy_forward = _NumpyForward(self.nets, tables)
         return forward
 
@@ -453,10 +453,10 @@ class NextItemModel:
 
     def _top_exact(self, states: np.ndarray, n: int, exclude: Sequence[str]) -> list[tuple[str, float]]:
         """``top_from_hidden`` below ``INT8_MIN_ITEMS``: the float product with each member's
-        whole table, in NumPy on the tables' views (``_NumpyForward``). The same arithmetic as
+        whole table, in NumPy on zero-copy views of the tables. The same arithmetic as
         the torch path (float32 softmax per member, their mean); at 1,682 items torch's
         dispatch around a 12 us product was most of the call (88-97 against 167-199 us)."""
-        tables = self._forward().tables
+        tables = [t.numpy() for t in self.tables()]
         probs = None
         for h, table in zip(states, tables):
             logits = table[1:] @ h
