@@ -6,11 +6,15 @@ import os
 from celery import Celery
 from celery.signals import worker_ready
 
+from devstack import priority
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
 
 app = Celery("demo")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# The stack runs the batch worker niced: its session and its database backends follow suit.
+priority.connect()
 
 
 @worker_ready.connect
@@ -23,3 +27,4 @@ def catch_up_on_start(sender=None, **kwargs) -> None:
     queues = {q.name for q in sender.app.amqp.queues.consume_from.values()} if sender else set()
     if "liverec.realtime" in queues:
         sender.app.send_task("recsys.tasks.process_events", queue="liverec.realtime")
+    priority.lower_own_session()  # a niced (batch) worker's session weighs as niced (autogroups)

@@ -62,7 +62,7 @@ def worker_commands(python: str, realtime: int | None = None) -> list[tuple[str,
     # still gets every cycle the realtime path leaves idle. Each service runs in a process
     # session of its own (setsid), and with Linux's autogroup scheduling a nice value weighs only
     # inside its session: the worker also weighs its session, and its PostgreSQL backends, as niced
-    # (recsys.priority, at start-up and per connection).
+    # (devstack.priority, at start-up and per connection).
     nice = int(os.environ.get("LIVEREC_BATCH_NICE", "10"))
     batch = (["nice", "-n", str(nice)] if nice else []) + celery + ["worker", "-Q", "liverec.batch", "-P", "prefork", "-c", "1",
                       f"--max-memory-per-child={limit_kb}", "-n", "batch@%h", "-l", "warning"]

@@ -44,7 +44,7 @@ TMP_PATH = re.compile(r"(?<![\w.~-])/tmp/")
 # Files where /tmp/ is a value the code uses, not a machine's path told as documentation.
 TMP_ALLOWED = {
     "Makefile": "PEERS_DATA's default directory for the MovieLens CSVs",
-    "tests/recsys/test_priority.py": "a Unix-socket directory as a database HOST value",
+    "tests/devstack/test_priority.py": "a Unix-socket directory as a database HOST value",
 }
 
 SELF = Path(__file__).resolve().relative_to(ROOT).as_posix()
