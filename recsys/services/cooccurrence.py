@@ -20,7 +20,7 @@ from tracking.models import Event
 from .. import association_model as am
 from .. import neighbours
 from ..conf import settings
-from . import coalesce, projection
+from . import coalesce, dispatch, projection
 from ..models import ItemAssociation, ItemPopularity, ProjectionCursor
 from .vectors import binary_vector_cursor  # a server-side-binding cursor: reads and writes in binary
 
@@ -223,13 +223,11 @@ def request_fold() -> None:
     fold per ``ASSOCIATION_FOLD_INTERVAL_MS``: the task is sent with that delay and the flag
     stays claimed until it starts, so the events of every cycle meanwhile wait for it. Never
     raises."""
-    from ..tasks import fold_associations
-
     if not coalesce.claim(FOLD_QUEUED_FLAG, FOLD_QUEUED_TTL_SECONDS):
         return
     delay = float(settings.ASSOCIATION_FOLD_INTERVAL_MS) / 1000.0
     try:
-        fold_associations.apply_async(retry=False, countdown=delay if delay > 0 else None)
+        dispatch.task("fold_associations").apply_async(retry=False, countdown=delay if delay > 0 else None)
     except Exception as exc:  # broker down: the events wait in the log for the next request
         fold_started()
         logger.warning("recsys: could not enqueue the association fold: %s", exc)

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..models import EvaluationRun
-from . import audit
+from . import audit, dispatch
 
 COMMAND = "recsys_evaluate"
 _PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)%|progress[ :=]+(0?\.\d+|1(?:\.0+)?)")
@@ -36,7 +36,7 @@ def start_run(params: dict[str, Any], *, user: str) -> EvaluationRun:
         raise ValidationError("parameters are a JSON object of command options")
     if not command_available():
         raise ValidationError(f"the {COMMAND!r} management command is not installed")
-    from ..tasks import run_evaluation
+    run_evaluation = dispatch.task("run_evaluation")
 
     with transaction.atomic():
         run = EvaluationRun.objects.create(params=params, created_by=user)

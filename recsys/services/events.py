@@ -5,7 +5,7 @@ import logging
 import time
 from typing import Sequence
 
-from . import coalesce
+from . import coalesce, dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -35,12 +35,10 @@ def on_events_appended(event_ids: Sequence[int]) -> None:
     (or ``manage.py recsys_replay --catch-up``) applies it from the cursor.
     """
     global _skip_until
-    from ..tasks import process_events
-
     if time.monotonic() < _skip_until or not coalesce.claim(QUEUED_FLAG, QUEUED_FLAG_TTL_SECONDS):
         return
     try:
-        process_events.apply_async(retry=False)
+        dispatch.task("process_events").apply_async(retry=False)
     except Exception as exc:  # broker down: never fail the ingest request
         task_started()  # nothing is queued after all
         _skip_until = time.monotonic() + BROKER_DOWN_BACKOFF_SECONDS

@@ -7,6 +7,7 @@ from django.db import transaction
 
 from ..encoders import get_encoder
 from ..models import Item
+from . import dispatch
 from .vectors import drop_hnsw_index, ensure_hnsw_index
 
 # Measured: all-MiniLM-L6-v2 on one thread encodes ~300-400 short titles/s; 64 per
@@ -30,9 +31,7 @@ def upsert_item(data: dict[str, Any], *, embed: bool = True) -> Item:
             item.save()
             changed = before != item.embedding_text() or item.embedding is None
         if changed and embed:
-            from ..tasks import embed_items
-
-            transaction.on_commit(lambda: embed_items.delay([item.pk]))
+            transaction.on_commit(lambda: dispatch.task("embed_items").delay([item.pk]))
     return item
 
 
@@ -162,8 +161,8 @@ def enqueue_embedding(item_pks: Sequence[int]) -> int:
     Big runs (a backend switch, ``recsys_embed --all``) go in bulk mode: no index
     maintenance per row, one index build when every item carries the new vector.
     """
-    from ..tasks import embed_items as task
-    from ..tasks import finish_bulk_embedding
+    task = dispatch.task("embed_items")
+    finish_bulk_embedding = dispatch.task("finish_bulk_embedding")
 
     pks = _by_text_length(item_pks)
     bulk = len(pks) > BULK_INDEX_THRESHOLD

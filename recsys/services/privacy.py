@@ -23,7 +23,7 @@ from django.db.models import Q
 from tracking.models import Event
 
 from ..models import ProjectionCursor, RecommendationLog, VisitorProfile, VisitorSequenceState
-from . import interests, projection, push
+from . import dispatch, interests, projection, push
 
 # Visitors re-folded per query after retention: bounds the rows read at once.
 REFOLD_CHUNK = 500
@@ -92,10 +92,8 @@ def refold(visitor_ids: Sequence[str]) -> dict[str, int]:
 
 
 def _rebuild_associations_later() -> None:
-    from ..tasks import rebuild_associations
-
     try:
-        rebuild_associations.delay()
+        dispatch.task("rebuild_associations").delay()
     except Exception:  # broker down: the next retention sweep (or recsys_replay) rebuilds them
         pass
 

@@ -24,7 +24,7 @@ from ..conf import settings
 from ..cycletrace import span
 from ..engine import recommend_many, slot_config
 from ..groups import visitor_group
-from . import layer, pushstate, serving
+from . import dispatch, layer, pushstate, serving
 
 logger = logging.getLogger(__name__)
 
@@ -336,9 +336,7 @@ def profiles_changed(visitor_ids: list[str], *, logs: list | None = None,
         else:
             out[visitor_id] = "deferred"
             if cache.add(_key("trail", visitor_id), now, BURST_STATE_TTL):
-                from ..tasks import refresh_visitor
-
-                refresh_visitor.apply_async((visitor_id, now), countdown=window)
+                dispatch.task("refresh_visitor").apply_async((visitor_id, now), countdown=window)
     if leading:
         try:
             pushed = refresh_many(list(leading), logs=logs, changes=leading, snapshots=snapshots)
@@ -364,9 +362,7 @@ def trailing_refresh(visitor_id: str, deferred_at: float) -> str:
     window = settings.PUSH_DEBOUNCE_MS / 1000.0
     quiet_for = now - (pushstate.last_ms(_key("last", visitor_id)) or 0) / 1000.0
     if quiet_for < window and now - deferred_at < settings.PUSH_MAX_DELAY_MS / 1000.0:
-        from ..tasks import refresh_visitor
-
-        refresh_visitor.apply_async((visitor_id, deferred_at), countdown=window - quiet_for)
+        dispatch.task("refresh_visitor").apply_async((visitor_id, deferred_at), countdown=window - quiet_for)
         return "held"
     # Release before recomputing: a change folded from here on schedules its own push.
     cache.delete(_key("trail", visitor_id))

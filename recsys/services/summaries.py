@@ -12,6 +12,7 @@ from tracking.models import Event
 from ..conf import settings
 from ..models import Item, VisitorProfile
 from ..summaries import get_summarizer
+from . import dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def request_summaries(visitor_ids: list[str]) -> list[str]:
     """
     if not visitor_ids or not get_summarizer().enabled:
         return []
-    from ..tasks import summarize_visitor
+    summarize_visitor = dispatch.task("summarize_visitor")
     from .coalesce import claim_many
 
     delay = int(settings.SUMMARY_DEBOUNCE_SECONDS)
