@@ -90,26 +90,15 @@ def register(model: type[models.Model], *, item_id: Getter = "pk", title: Getter
 
 
 def register_adapter(adapter: ItemAdapter) -> ItemAdapter:
-    from django.db.models.signals import post_delete, post_save
-
-    from .services import items
-
+    """Mirror ``adapter.model`` into the catalogue: saves and deletes of its rows reach
+    ``recsys.services.items`` through the receivers that ``RecsysConfig.ready()`` connects."""
     _registry[adapter.model] = adapter
-    uid = f"liverec-{adapter.label()}"
-    post_save.connect(items.on_host_saved, sender=adapter.model, dispatch_uid=uid + "-save", weak=False)
-    post_delete.connect(items.on_host_deleted, sender=adapter.model, dispatch_uid=uid + "-delete", weak=False)
     return adapter
 
 
 def unregister(model: type[models.Model]) -> None:
     """Stop mirroring a host model (tests, or a site that swaps its adapter)."""
-    from django.db.models.signals import post_delete, post_save
-
-    adapter = _registry.pop(model, None)
-    if adapter is not None:
-        uid = f"liverec-{adapter.label()}"
-        post_save.disconnect(sender=model, dispatch_uid=uid + "-save")
-        post_delete.disconnect(sender=model, dispatch_uid=uid + "-delete")
+    _registry.pop(model, None)
 
 
 def adapter_for(model: type[models.Model]) -> ItemAdapter | None:

@@ -5,6 +5,7 @@ from typing import Any, Iterable, Sequence
 
 from django.db import transaction
 
+from ..adapters import adapter_for, adapters
 from ..encoders import get_encoder
 from ..models import Item
 from . import dispatch
@@ -66,16 +67,14 @@ def ensure_items_from_events(rows: Iterable[tuple[str, dict]]) -> list[int]:
 
 
 def on_host_saved(sender, instance, **kwargs) -> None:
-    from ..adapters import adapter_for
-
+    """post_save of any model (connected once, without a sender, in ``RecsysConfig.ready()``):
+    a dict lookup for models that are not a catalogue source."""
     adapter = adapter_for(sender)
     if adapter is not None:
         upsert_item(adapter.to_item(instance))
 
 
 def on_host_deleted(sender, instance, **kwargs) -> None:
-    from ..adapters import adapter_for
-
     adapter = adapter_for(sender)
     if adapter is not None:
         Item.objects.filter(item_id=str(adapter.to_item(instance)["item_id"])).update(available=False)
@@ -137,8 +136,6 @@ def stale_item_pks() -> list[int]:
 
 def sync_from_adapters() -> int:
     """Upsert every registered host object into the catalogue in bulk (no per-row signals)."""
-    from ..adapters import adapters
-
     total = 0
     for adapter in adapters():
         rows = [adapter.to_item(obj) for obj in adapter.queryset().iterator(chunk_size=2000)]
