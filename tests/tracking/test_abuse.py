@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from tests.visitors import as_visitor
 from tracking import bots, ratelimit
 from tracking.models import Event
 
@@ -27,6 +28,7 @@ def view(item="1", ts=None):
 
 def post(client, visitor, events, ua=BROWSER_UA, ip="127.0.0.1"):
     body = {"site_key": "demo-site-key", "visitor_id": visitor, "sent_at": int(time.time() * 1000), "events": events}
+    as_visitor(client, body)
     return client.post(URL, data=json.dumps(body), content_type="application/json",
                        HTTP_USER_AGENT=ua, REMOTE_ADDR=ip)
 
