@@ -55,7 +55,7 @@ class RecommendationsConsumer(AsyncJsonWebsocketConsumer):
     message number the page saw, when reconnecting). No token in the URL (proxies and access
     logs keep URLs): the first client message is ``{"type": "auth", "token": "..."}``; a socket
     with ``token`` in its URL, a bad or expired token, or no token within
-    ``AUTH_TIMEOUT_SECONDS`` is closed with 4401.
+    ``AUTH_TIMEOUT_SECONDS`` is closed with 4401 and the reason.
     Client messages then: ``{"type": "subscribe"|"resync", "slots": [...], "seq": n}``, ``{"type": "ping"}``.
     Server messages: ``{"type": "recs", "key", "slot", "seq", "recs": {...}, "resync"?: true}``,
     ``{"type": "error", "key", "slot", "error"}``, ``{"type": "error", "error"}`` (a message
@@ -91,9 +91,7 @@ class RecommendationsConsumer(AsyncJsonWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode())
         await self.accept()
         if "token" in query:
-            await self.send_json({"type": "error", "error": "the token goes in the first message "
-                                  '{"type": "auth", "token": ...}, never in the URL'})
-            await self.close(code=CLOSE_BAD_TOKEN)
+            await self.close(code=CLOSE_BAD_TOKEN, reason="token in the URL: send it as the first message")
             return
         self.keys = push.clean_slot_keys((query.get("slots") or [""])[0].split(",")) or list(push.DEFAULT_SLOTS)
         try:
@@ -107,7 +105,7 @@ class RecommendationsConsumer(AsyncJsonWebsocketConsumer):
     async def _auth_timed_out(self):
         if not getattr(self, "online", False) and not getattr(self, "_closing", False):
             self._closing = True
-            await self.close(code=CLOSE_BAD_TOKEN)
+            await self.close(code=CLOSE_BAD_TOKEN, reason="no token")
 
     async def _authenticate(self, content: dict):
         """The first message: ``{"type": "auth", "token", "slots"?, "seq"?}`` joins the visitor's
@@ -118,9 +116,8 @@ class RecommendationsConsumer(AsyncJsonWebsocketConsumer):
                 raise InvalidToken("the first message must be {\"type\": \"auth\", \"token\": ...}")
             self.visitor_id = read_token(content["token"])
         except InvalidToken as exc:
-            await self.send_json({"type": "error", "error": str(exc)})
             self._closing = True
-            await self.close(code=CLOSE_BAD_TOKEN)
+            await self.close(code=CLOSE_BAD_TOKEN, reason=str(exc)[:120])  # a close reason is at most 123 bytes
             return
         if "slots" in content:
             self.keys = push.clean_slot_keys(content["slots"]) or self.keys
