@@ -23,6 +23,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from recsys.services import interests
+from tracking import identity
 from tracking.conf import settings as tracking_settings
 from tracking.models import Event
 from tracking.validation import KNOWN_EVENTS
@@ -265,6 +266,7 @@ def test_what_the_fuzzer_found_stays_fixed(field, value):
 
 def test_limits_are_refused_with_the_reason():
     check = Checker()
+    check.client.cookies["lr_vid"] = identity.sign("visitor-limits")
     ev = lambda: {"id": str(uuid.uuid4()), "name": "page_viewed", "ts": now_ms()}  # noqa: E731
     too_many = {"site_key": "demo-site-key", "visitor_id": "visitor-limits", "events": [ev() for _ in range(101)]}
     resp = check.client.post(URL, data=json.dumps(too_many), content_type="application/json")
