@@ -1,6 +1,6 @@
 """What the admin tools cost: the engine's experiment lookup, a side-by-side preview, the dashboard.
 
-    LIVEREC_STACK_DIR=/tmp/st-bench python -m devstack run -- python bench/bench_admin.py [events]
+    LIVEREC_STACK_DIR=.stack/bench python -m devstack run -- python bench/bench_admin.py [events]
 
 Builds a synthetic ``bench-admin-*`` catalogue (2,000 random unit 384-d items), 50 visitors
 with 20 views each folded by the real interest projection, and ``events`` (default 100,000)
