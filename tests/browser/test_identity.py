@@ -32,6 +32,9 @@ def test_a_forged_visitor_cookie_does_not_read_another_visitors_list(stack, embe
     browser_context.add_cookies([{"name": "lr_vid", "value": value, "url": stack.url}])
 
     page = browser_context.new_page()
+    urls = []  # every URL the page opens: the token travels in a header or a socket message only
+    page.on("request", lambda request: urls.append(request.url))
+    page.on("websocket", lambda ws: urls.append(ws.url))
     page.goto(f"{stack.url}/")
     page.wait_for_function(f"document.querySelector('{WIDGET}').hasAttribute('live')", timeout=15000)
     shot = Path(os.environ.get("LIVEREC_SCREENSHOT_DIR") or tmp_path) / "forged-cookie.png"
@@ -48,3 +51,4 @@ def test_a_forged_visitor_cookie_does_not_read_another_visitors_list(stack, embe
     rows = wait_for(lambda: list(RecommendationLog.objects.filter(rec_id=fetched["id"])), what="the served list logged")
     assert {r.visitor_id for r in rows} == {issued}
     assert not RecommendationLog.objects.filter(visitor_id=victim).exists()
+    assert any("/liverec/ws/" in u for u in urls) and not [u for u in urls if "token" in u or token in u], urls
