@@ -147,11 +147,13 @@ class Poster:
     async def __aenter__(self) -> "Poster":
         if self.kind == "httpx":
             limits = httpx.Limits(max_connections=self.connections, max_keepalive_connections=self.connections)
-            self._client = httpx.AsyncClient(base_url=self.base, limits=limits, timeout=30)
+            self._client = httpx.AsyncClient(base_url=self.base, limits=limits, timeout=30,
+                                             headers=bench.prodenv.SERVER_KEY_HEADERS)
         else:
             self._client = aiohttp.ClientSession(
                 self.base, connector=aiohttp.TCPConnector(limit=self.connections),
-                timeout=aiohttp.ClientTimeout(total=30), json_serialize=json.dumps)
+                timeout=aiohttp.ClientTimeout(total=30), json_serialize=json.dumps,
+                headers=bench.prodenv.SERVER_KEY_HEADERS)
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -175,8 +177,9 @@ class PostError(Exception):
 
 
 async def open_socket(port: int, visitor: str):
-    ws = await websockets.connect(f"ws://127.0.0.1:{port}/liverec/ws/?token={make_token(visitor)}&slots=for-you",
+    ws = await websockets.connect(f"ws://127.0.0.1:{port}/liverec/ws/?slots=for-you",
                                   origin=f"http://127.0.0.1:{port}", max_queue=None, open_timeout=60)
+    await ws.send(json.dumps({"type": "auth", "token": make_token(visitor)}))  # as widget.js does
     first = json.loads(await asyncio.wait_for(ws.recv(), 30))
     return ws, first
 

@@ -13,13 +13,19 @@ import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "liverec-demo-insecure-key-change-me")
-DEBUG = os.environ.get("DEBUG", "1") == "1"
-if not DEBUG and not os.environ.get("SECRET_KEY"):
-    # Tokens and sessions are signed with it: a key from the repository forges every visitor token.
+# Off unless the environment turns it on: the demo's own entry point (`python -m devstack demo`,
+# `make demo`) sets DEBUG=1, so a site that copies these settings never inherits debug pages.
+DEBUG = os.environ.get("DEBUG", "0") == "1"
+# The repository's key, for a DEBUG demo only. Visitor cookies, tokens and sessions are signed
+# with SECRET_KEY: with a key from the repository anyone forges them. tracking.E001 (a system
+# check) refuses it, and any other published default, when DEBUG is off.
+DEMO_SECRET_KEY = "liverec-demo-insecure-key-change-me"
+SECRET_KEY = os.environ.get("SECRET_KEY") or (DEMO_SECRET_KEY if DEBUG else "")
+if not SECRET_KEY or (SECRET_KEY == DEMO_SECRET_KEY and not DEBUG):
     from django.core.exceptions import ImproperlyConfigured
 
-    raise ImproperlyConfigured("SECRET_KEY must be set in the environment when DEBUG is off (DEBUG=0).")
+    raise ImproperlyConfigured("SECRET_KEY must be set in the environment, to a key of your own, when DEBUG "
+                               "is off (DEBUG=0).")
 ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
 
 INSTALLED_APPS = [
@@ -127,6 +133,8 @@ LOGGING = {
 LIVEREC_TRACKING = {
     "ALLOWED_ORIGINS": ["http://127.0.0.1:8000", "http://localhost:8000"],
     "SITE_KEY": os.environ.get("LIVEREC_SITE_KEY", "demo-site-key"),
+    # Imports and server-to-server posts naming a visitor (X-LiveRec-Server-Key); none by default.
+    "SERVER_KEY": os.environ.get("LIVEREC_SERVER_KEY", ""),
 }
 LIVEREC = {
     "ITEM_ADAPTERS": ["demo.catalogue.adapters.FilmAdapter"],

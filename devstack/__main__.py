@@ -29,8 +29,22 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
     env.update(THREAD_ENV)
     env.update(extra)
     env.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
+    # A key of this checkout's own (never one from the repository), kept with the embedded
+    # servers so cookies and sessions outlive a restart.
+    env.setdefault("SECRET_KEY", _stack_secret_key())
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return env
+
+
+def _stack_secret_key() -> str:
+    import secrets
+
+    path = stack_dir() / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(50))
+    return path.read_text().strip()
 
 
 def worker_commands(python: str, realtime: int | None = None) -> list[tuple[str, list[str]]]:
@@ -96,6 +110,7 @@ def _ignore_signals() -> None:
 def cmd_demo(port: int) -> int:
     services = start_all()
     env = child_env(services.env)
+    env.setdefault("DEBUG", "1")  # the demo's own entry point, and only it, turns debug on
     python = sys.executable
     sup = Supervisor(env)
     try:
@@ -106,8 +121,9 @@ def cmd_demo(port: int) -> int:
         subprocess.run([python, "manage.py", "demo_import"], env=env, check=True, cwd=REPO_ROOT)
         sup.start("beat", [python, "-m", "celery", "-A", "demo", "beat", "-l", "warning",
                            "-s", str(stack_dir() / "celerybeat-schedule")])
+        # No proxy in front: X-Forwarded-For is the client's word (see docs/security.md).
         sup.start("web", [python, "-m", "uvicorn", "demo.asgi:application", "--host", "127.0.0.1",
-                          "--port", str(port), "--log-level", "warning"])
+                          "--port", str(port), "--log-level", "warning", "--no-proxy-headers"])
         wait_for_port("127.0.0.1", port)
         print(f"\n  LiveRec demo: http://127.0.0.1:{port}/   health: http://127.0.0.1:{port}/liverec/health/"
               f"   admin: http://127.0.0.1:{port}/admin/ (user admin / password admin)\n  Ctrl-C stops everything.\n",

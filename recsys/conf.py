@@ -48,6 +48,16 @@ DEFAULTS = {
     ],
     # Signed visitor tokens for sockets and the recommendations endpoint.
     "TOKEN_MAX_AGE_SECONDS": 24 * 3600,
+    # GET /liverec/recs/ rate limits, in requests per fixed window ({"REQUESTS": n, "SECONDS": s},
+    # or None to disable); over one the endpoint answers 429 + Retry-After. Counted in the cache
+    # alias LIVEREC_TRACKING["RATE_LIMIT_CACHE"], per visitor and per client IP (the same
+    # client_ip as ingest, so TRUSTED_PROXIES applies). A widget polls every
+    # WIDGET_POLL_SECONDS only while its socket is down.
+    "RECS_RATE_LIMIT_VISITOR": {"REQUESTS": 120, "SECONDS": 60},
+    "RECS_RATE_LIMIT_IP": {"REQUESTS": 6000, "SECONDS": 60},
+    # Query embeddings (recsys.services.queries.embed_query) kept in the shared cache this long
+    # (0: only the in-process LRU).
+    "QUERY_EMBEDDING_CACHE_SECONDS": 24 * 3600,
     # Item-item association projection (collaborative/co-occurrence). Changing HALF_LIFE_HOURS,
     # WINDOW_* or BACKWARD needs `manage.py recsys_replay` (they shape the stored weights).
     "COOCCURRENCE": {

@@ -62,7 +62,7 @@ def start_stack(db_settings: dict, *, web: bool = True, timeout: float = 120.0, 
     port = free_port()
     if web:
         sup.start("web", [sys.executable, "-m", "uvicorn", "demo.asgi:application", "--host", "127.0.0.1",
-                          "--port", str(port), "--log-level", "warning"])
+                          "--port", str(port), "--log-level", "warning", "--no-proxy-headers"])
     stack = Stack(url=f"http://127.0.0.1:{port}", port=port, supervisor=sup, env=env)
     try:
         _wait_ready(stack, web, timeout)

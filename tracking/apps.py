@@ -6,3 +6,6 @@ class TrackingConfig(AppConfig):
     label = "tracking"
     verbose_name = "LiveRec tracking"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)

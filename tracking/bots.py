@@ -2,10 +2,13 @@
 
 The raw log keeps every row; projections skip flagged ones. Two signals:
 known crawler/automation user agents, and inhuman rates (more events from one
-visitor inside a short window of *client* time than a person produces). Rates are
-bucketed by ``occurred_at``, not arrival, so a phone replaying an offline queue is
-not mistaken for a bot. Once a visitor trips the rate, its events stay flagged
-until it has been quiet for ``BOT_FLAG_SECONDS``.
+visitor arriving inside a short window of *server* time than a person produces). Rates
+are bucketed by arrival, never by the client's ``ts``: a client chooses its timestamps,
+and 100 events stamped an hour apart arrived in one request were never flagged when
+buckets followed them. The cost: an offline queue replayed at once counts at arrival,
+so a replay of more than ``BOT_RATE["EVENTS"]`` events within one window is flagged.
+Once a visitor trips the rate, its events stay flagged until it has been quiet for
+``BOT_FLAG_SECONDS``.
 """
 from __future__ import annotations
 
@@ -64,7 +67,7 @@ def rate_plan(visitor_id: str, times: Sequence[datetime]) -> RatePlan | None:
 
 
 def inhuman(visitor_id: str, times: Sequence[datetime]) -> list[bool]:
-    """One verdict per event time: True where the visitor's rate is beyond a person's."""
+    """One verdict per event arrival time: True where the visitor's rate is beyond a person's."""
     plan = rate_plan(visitor_id, times)
     if plan is None:
         return [False] * len(times)

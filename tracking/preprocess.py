@@ -98,10 +98,17 @@ def _load(raw) -> Last | None:
         return None
 
 
-def annotate(visitor_id: str, events: Sequence[CleanEvent], *, rate_check: bool, agent_is_bot: bool) -> Verdicts:
-    """All preprocessing verdicts for one visitor's batch; call ``remember`` after the insert."""
+def annotate(visitor_id: str, events: Sequence[CleanEvent], *, rate_check: bool, agent_is_bot: bool,
+             received_at: datetime | None = None) -> Verdicts:
+    """All preprocessing verdicts for one visitor's batch; call ``remember`` after the insert.
+
+    The bot rate counts the events at ``received_at`` (the server's clock, now by default),
+    never at their client times, which the client chooses."""
+    from django.utils import timezone
+
     alias = settings.RATE_LIMIT_CACHE
-    plan = bots.rate_plan(visitor_id, [e.occurred_at for e in events]) if rate_check else None
+    arrival = [received_at or timezone.now()] * len(events)
+    plan = bots.rate_plan(visitor_id, arrival) if rate_check else None
     cached, totals = None, None
     try:
         pipe = counters.redis_pipeline(alias)
@@ -119,7 +126,7 @@ def annotate(visitor_id: str, events: Sequence[CleanEvent], *, rate_check: bool,
     except Exception as exc:  # noqa: BLE001 - the cache is an accelerator; the log answers without it
         logger.warning("tracking: cache unavailable for preprocessing (%s); using the log", exc)
     if plan and totals is None:
-        flags = bots.inhuman(visitor_id, [e.occurred_at for e in events])
+        flags = bots.inhuman(visitor_id, arrival)
     elif plan:
         flags, trip = plan.verdicts(totals)
         if trip:

@@ -84,12 +84,14 @@ def _insert(events: Sequence[CleanEvent], verdicts: preprocess.Verdicts, *, rece
 
 def append_events(raw_events: Sequence[Any], *, visitor_id: str, user_id: str = "", sent_at: Any = None,
                   source: str = Event.Source.BROWSER, is_bot: bool = False,
-                  user_agent: str = "") -> list[Outcome]:
+                  user_agent: str = "", event_user_ids: bool = True) -> list[Outcome]:
     """Validate and append a batch; valid events are stored even when others are rejected.
 
     Returns one outcome per input event, in order. Subscribers are told after commit.
     Bot verdicts (``is_bot`` on the row, never a rejection): the caller's ``is_bot``, a known
     bot ``user_agent``, or, for browser events, an inhuman rate of this visitor's events.
+    ``event_user_ids``: whether an event may carry its own ``user_id`` (server code, imports);
+    the ingest view passes False for browsers, whose user is the signed-in one (``user_id``).
     """
     now = timezone.now()
     visitor_id = clean_id(visitor_id, "visitor_id", 64)
@@ -100,7 +102,7 @@ def append_events(raw_events: Sequence[Any], *, visitor_id: str, user_id: str = 
     for raw in raw_events:
         raw_id = str(raw.get("id", "")) if isinstance(raw, dict) else ""
         try:
-            ev = clean_event(raw, visitor_id=visitor_id, user_id=user_id, now=now)
+            ev = clean_event(raw, visitor_id=visitor_id, user_id=user_id, now=now, event_user_ids=event_user_ids)
         except ValidationError as exc:
             outcomes.append(Outcome(raw_id, "rejected", exc.reason))
             continue
@@ -117,7 +119,7 @@ def append_events(raw_events: Sequence[Any], *, visitor_id: str, user_id: str = 
     inserted: dict[str, int] = {}
     if valid:
         verdicts = preprocess.annotate(visitor_id, valid, rate_check=source == Event.Source.BROWSER,
-                                       agent_is_bot=is_bot or bots.is_bot_agent(user_agent))
+                                       agent_is_bot=is_bot or bots.is_bot_agent(user_agent), received_at=now)
         # One statement, so no explicit transaction: in autocommit it commits in the same round
         # trip (one less than BEGIN..COMMIT, measured on bench_ingest); inside a caller's atomic
         # block it joins it, and on_commit waits for that block.

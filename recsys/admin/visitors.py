@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 from django.contrib import messages
 from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.http import content_disposition_header
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -59,7 +61,10 @@ def export(request: HttpRequest, visitor_id: str) -> HttpResponse:
     data = privacy.export_visitor(visitor_id)
     audit.record(username(request), "export_visitor", visitor_id, {"events": len(data.get("events", []))})
     response = HttpResponse(json.dumps(data, cls=DjangoJSONEncoder, indent=2), content_type="application/json")
-    response["Content-Disposition"] = f'attachment; filename="visitor-{visitor_id[:64]}.json"'
+    # Only safe characters in the header: an id from before ids were matched in full may end
+    # in a newline, which Django refuses in a header (a 500 BadHeaderError).
+    safe = re.sub(r"[^A-Za-z0-9_.@-]", "_", visitor_id)[:64]
+    response["Content-Disposition"] = content_disposition_header(True, f"visitor-{safe}.json")
     return response
 
 

@@ -86,6 +86,7 @@ def socket_alive(visitor_id: str, keys: list[str]) -> None:
     online = _key("online", visitor_id)
     if not cache.touch(online, PRESENCE_TTL):
         cache.add(online, 1, PRESENCE_TTL)
+    pushstate.touch_seq(_key("seq", visitor_id))
     open_slots(visitor_id, keys)
 
 
@@ -136,12 +137,9 @@ def next_seq(visitor_id: str) -> int:
 
 def seen_seq(visitor_id: str, seq: int) -> None:
     """A reconnecting client saw ``seq``: never number a later message below it
-    (the counter may have been lost with a Redis restart)."""
-    key = _key("seq", visitor_id)
-    cache.add(key, 0, None)
-    current = cache.get(key) or 0
-    if seq > current:
-        cache.incr(key, seq - current)
+    (the counter may have been lost with a Redis restart, or expired). ``seq`` comes from the
+    client: bounded to ``pushstate.MAX_SEQ`` here as well as by the consumer."""
+    pushstate.raise_seq(_key("seq", visitor_id), max(0, min(int(seq), pushstate.MAX_SEQ)))
 
 
 # --- recompute and push --------------------------------------------------------------------------
@@ -314,7 +312,8 @@ def profiles_changed(visitor_ids: list[str], *, logs: list | None = None,
     ``snapshots``: {visitor: (InterestState, sequence state)} as the fold left them, ranked
     from instead of read back (``engine.recommend_many``).
 
-    Returns what happened to each: "offline", "pushed", "unchanged" or "deferred".
+    Returns what happened to each: "offline", "pushed", "unchanged", "deferred" or "failed"
+    (that visitor's push state or ranking failed; logged, and no other visitor's push waits on it).
     """
     now = time.time()
     window = settings.PUSH_DEBOUNCE_MS / 1000.0
@@ -329,7 +328,9 @@ def profiles_changed(visitor_ids: list[str], *, logs: list | None = None,
     out: dict[str, str] = {}
     leading: dict[str, tuple[int, list[str]]] = {}
     for visitor_id, change in zip(visitor_ids, states):
-        if not change.online:
+        if change is None:  # its push state is unreadable (logged): the others go on
+            out[visitor_id] = "failed"
+        elif not change.online:
             out[visitor_id] = "offline"
         elif change.leading:
             leading[visitor_id] = (change.seq, sorted(change.slots or DEFAULT_SLOTS))

@@ -146,8 +146,8 @@ def test_json_endpoint_and_template_tag_agree_with_the_python_api(shop, client):
     shop.record("reader", "item_viewed", "c3")
     run_projections()
     expected = ids(recommend("reader", "for-you", 4, {"category": "Comedy", "item_id": "c0"}))
-    resp = client.get("/liverec/recs/for-you/", {"token": make_token("reader"), "k": 4, "category": "Comedy",
-                                                 "item_id": "c0"})
+    resp = client.get("/liverec/recs/for-you/", {"k": 4, "category": "Comedy", "item_id": "c0"},
+                      HTTP_X_LIVEREC_TOKEN=make_token("reader"))
     assert resp.status_code == 200
     body = resp.json()
     assert [r["item_id"] for r in body["items"]] == expected and "c0" not in expected

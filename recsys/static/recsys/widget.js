@@ -68,11 +68,14 @@
     }
     this.stopped = false;
     var keys = this.keys();
-    var url = this.url + (this.url.indexOf("?") < 0 ? "?" : "&") + "token=" + encodeURIComponent(this.token) +
-      "&slots=" + encodeURIComponent(keys.join(",")) + "&seq=" + this.seq;
+    // [token transport] The token never goes in the URL (proxies and access logs keep URLs):
+    // it is the socket's first message.
+    var url = this.url + (this.url.indexOf("?") < 0 ? "?" : "&") +
+      "slots=" + encodeURIComponent(keys.join(",")) + "&seq=" + this.seq;
     var ws, self = this;
     try { ws = this.ws = new WebSocket(url); } catch (err) { return this.closed({ code: 1006 }); }
     ws.onopen = function () {
+      ws.send(JSON.stringify({ type: "auth", token: self.token }));  // [/token transport]
       self.retry = 0; self.everOpened = true;
       var late = self.keys().filter(function (k) { return keys.indexOf(k) < 0; }); // widgets added while connecting
       if (late.length) ws.send(JSON.stringify({ type: "subscribe", slots: late, seq: self.seq }));
@@ -154,9 +157,9 @@
       var self = this;
       var tick = function () {
         var url = (self.getAttribute("endpoint") || "/liverec/recs/") + encodeURIComponent(self.slot_) + "/?k=" +
-          self.limit + "&via=widget&token=" + encodeURIComponent(self.token) +
-          (self.itemId ? "&item_id=" + encodeURIComponent(self.itemId) : "");
-        fetch(url, { credentials: "same-origin" })
+          self.limit + "&via=widget" + (self.itemId ? "&item_id=" + encodeURIComponent(self.itemId) : "");
+        // [token transport] in a header, never in the URL [/token transport]
+        fetch(url, { credentials: "same-origin", headers: { "X-LiveRec-Token": self.token } })
           .then(function (r) { return r.ok ? r.json() : null; })
           .then(function (recs) { if (recs && self.pollTimer) self.show(recs); })
           .catch(function () {});
