@@ -26,11 +26,12 @@ def check_pgvector(app_configs, **kwargs):
                        "the embedded PostgreSQL 18 + pgvector), then run migrate.", id="recsys.E001")]
 
 
-def celery_app_errors() -> list:
-    """E010 no Celery app, E011 no broker URL, E012 no result backend."""
+def celery_app_errors(app=None) -> list:
+    """E010 no Celery app, E011 no broker URL, E012 no result backend (of ``app``, by default
+    the current one: the project's once its celery.py is imported)."""
     from celery import current_app
 
-    app = current_app._get_current_object()
+    app = app or current_app._get_current_object()
     project = (django_settings.SETTINGS_MODULE or "mysite.settings").split(".")[0]
     # Without an app of the project's, current_app is Celery's fallback app named "default".
     if app.main in (None, "default"):
