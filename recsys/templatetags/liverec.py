@@ -2,6 +2,8 @@
 ``{% liverec_widget_script %}``: the script and its default stylesheet, once per page."""
 from __future__ import annotations
 
+import re
+
 from django import template
 from django.template.loader import render_to_string
 from django.templatetags.static import static
@@ -29,9 +31,31 @@ def liverec_widget(context, slot: str = "for-you", limit: int = 8, item_id: str 
     recs = recommend(visitor_id, slot, int(limit), clean_context({"item_id": item_id, "query": query,
                                                                    "category": category}))
     served_on_page(recs, slot_key(slot, str(item_id)))
+    return render_widget(request, recs, slot=slot, limit=limit, token=make_token(visitor_id), title=title,
+                         item_id=item_id, empty_text=empty_text, loading_text=loading_text)
+
+
+#: The URLs an item link may carry, as widget.js's safeUrl: http(s) or relative. Anything else
+#: (javascript:, data:, protocol-relative //host) becomes "#", server-rendered or pushed alike.
+SAFE_URL = re.compile(r"^(https?://|/(?!/)|\.{0,2}/|\?|#)", re.IGNORECASE)
+
+
+@register.filter
+def liverec_url(url) -> str:
+    url = str(url or "")
+    return url if SAFE_URL.match(url) else "#"
+
+
+#: What the item template renders for the <template> element widget.js fills.
+BLANK_ITEM = {"item_id": "", "title": "", "url": "", "reasons": []}
+
+
+def render_widget(request, recs, *, slot: str, limit: int, token: str, title: str = "", item_id: str = "",
+                  empty_text: str | None = None, loading_text: str | None = None) -> str:
+    """The widget's markup for ``recs`` (a RecommendationList or its ``as_dict()``)."""
     return render_to_string("liverec/widget.html", {
-        "slot": slot, "limit": limit, "recs": recs, "token": make_token(visitor_id), "title": title,
-        "item_id": item_id, "key": slot_key(slot, str(item_id)),
+        "slot": slot, "limit": limit, "recs": recs, "token": token, "title": title,
+        "item_id": item_id, "key": slot_key(slot, str(item_id)), "blank_item": BLANK_ITEM,
         "poll_ms": int(settings.WIDGET_POLL_SECONDS * 1000),
         "empty_text": gettext("No recommendations yet.") if empty_text is None else empty_text,
         "loading_text": gettext("Loading recommendations…") if loading_text is None else loading_text,
