@@ -157,6 +157,12 @@ def check_settings(app_configs, **kwargs):
                             hint='CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", '
                                  '"CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]}}}.',
                             id="recsys.E017"))
+    backend = (getattr(django_settings, "CACHES", {}).get("default") or {}).get("BACKEND", "")
+    if backend.endswith(("locmem.LocMemCache", "dummy.DummyCache")):
+        errors.append(Error(f"CACHES['default'] is {backend}, private to each process: the workers never see "
+                            "that a visitor's page is open, so nothing is pushed.",
+                            hint='CACHES = {"default": {"BACKEND": "recsys.cache.RedisCache", "LOCATION": '
+                                 '"redis://127.0.0.1:6379/1"}} (a Redis database of its own).', id="recsys.E018"))
     from .adapters import adapters as registered_adapters
 
     if not registered_adapters():

@@ -70,11 +70,18 @@ def test_missing_settings_are_each_named():
 
     apps = [a for a in settings.INSTALLED_APPS if a != "channels"]
     middleware = [m for m in settings.MIDDLEWARE if m != "tracking.middleware.VisitorMiddleware"]
-    with override_settings(INSTALLED_APPS=apps, MIDDLEWARE=middleware, ASGI_APPLICATION=None, CHANNEL_LAYERS={}):
+    locmem = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    with override_settings(INSTALLED_APPS=apps, MIDDLEWARE=middleware, ASGI_APPLICATION=None, CHANNEL_LAYERS={},
+                           CACHES=locmem):
         found = {m.id: m for m in checks.check_settings(None)}
-    assert {"recsys.E014", "recsys.E015", "recsys.E016", "recsys.E017"} <= set(found)
+    assert {"recsys.E014", "recsys.E015", "recsys.E016", "recsys.E017", "recsys.E018"} <= set(found)
+    assert "recsys.cache.RedisCache" in found["recsys.E018"].hint
     assert "channels" in found["recsys.E014"].msg
     assert "socket_timeout" in found["recsys.E017"].hint
+
+
+def test_the_demo_settings_pass():
+    assert checks.check_settings(None) == []
 
 
 def test_no_catalogue_is_a_warning(monkeypatch):

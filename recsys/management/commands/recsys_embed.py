@@ -1,4 +1,5 @@
-"""Embed (or re-embed after an encoder switch) the catalogue through the batch worker."""
+"""Mirror the registered host models into the catalogue, then embed it (or re-embed it after an
+encoder switch) through the batch worker."""
 from __future__ import annotations
 
 import time
@@ -35,6 +36,10 @@ class Command(BaseCommand):
                             help=f"seconds to wait for a worker on {BATCH_QUEUE} to appear before giving up")
 
     def handle(self, *args, **opts):
+        # An existing catalogue: the registered host objects saved before LiveRec was installed.
+        synced = items.sync_from_adapters()
+        if synced:
+            self.stdout.write(f"{synced} catalogue objects mirrored from the registered adapters.")
         pks = list(Item.objects.values_list("pk", flat=True)) if opts["all"] else items.stale_item_pks()
         if opts["all"]:
             Item.objects.update(embedding_model="")
