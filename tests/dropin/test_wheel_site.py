@@ -24,7 +24,6 @@ from tests.dropin import quickstart
 from tests.stack import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = Path(__file__).resolve().parent / "screenshots"
 TORCH = "torch==2.13.0"
 DATABASE = "liverec_wheel_site"
 # Valkey databases of their own: the suite's workers consume the same queue names on db 0.
@@ -142,7 +141,7 @@ def get_json(url: str) -> tuple[int, dict]:
 
 
 def test_a_new_site_from_the_wheel_follows_the_quick_start_to_a_live_widget(tmp_path, database, flushed_valkey,
-                                                                             browser_context):
+                                                                             browser_context, shots):
     started = time.monotonic()
     bin_dir = install_wheel(tmp_path)
     installed = time.monotonic()
@@ -209,8 +208,7 @@ def test_a_new_site_from_the_wheel_follows_the_quick_start_to_a_live_widget(tmp_
                    "Inflatable Sleeping Pad", "Titanium Cook Pot", "Headlamp 400", "Hiking Backpack 50L"}
         assert camping & set(titles[:4]), titles
         page = first
-        SHOTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(SHOTS / "wheel_site.png"), full_page=True)
+        page.screenshot(path=str(shots / "wheel_site.png"), full_page=True)
         print(f"install {installed - started:.0f} s, then to a healthy site {ready - installed:.0f} s, whole test "
               f"{time.monotonic() - started:.0f} s;"
               f" widget: {titles}")

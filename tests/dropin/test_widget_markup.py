@@ -15,7 +15,6 @@ from recsys.templatetags.liverec import render_widget
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "http://shop.test"
-SHOTS = ROOT / "tests" / "dropin" / "screenshots"
 pytestmark = pytest.mark.browser
 
 RECS = RecommendationList(id="rec-1", slot="for-you", visitor_id="v", items=[
@@ -64,7 +63,7 @@ def serve(page, html: str) -> None:
 ITEMS = """sel => [...document.querySelectorAll(sel + ' .liverec-list > li')].map(li => li.outerHTML)"""
 
 
-def test_a_pushed_list_is_marked_up_exactly_as_the_server_renders_it(browser_context):
+def test_a_pushed_list_is_marked_up_exactly_as_the_server_renders_it(browser_context, shots):
     empty = RecommendationList(id="rec-0", slot="trending", visitor_id="v", items=[])
     page = browser_context.new_page()
     serve(page, page_html(widget_html(RECS), widget_html(empty, title="Trending")))
@@ -81,8 +80,7 @@ def test_a_pushed_list_is_marked_up_exactly_as_the_server_renders_it(browser_con
     assert link.bounding_box()["y"] < reason.bounding_box()["y"]
     assert page.get_attribute('liverec-widget[slot="trending"]', "data-state") == "ready"
     assert page.locator('liverec-widget[slot="trending"] .liverec-empty').is_hidden()
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / "widget_markup.png"), full_page=True)
+    page.screenshot(path=str(shots / "widget_markup.png"), full_page=True)
 
 
 def test_an_empty_list_shows_loading_then_its_empty_state(browser_context):
