@@ -27,10 +27,12 @@ def app_static_dirs() -> dict[str, Path]:
 
 
 def static_prefix() -> str | None:
-    """The path part of STATIC_URL, or None when static files live on another host."""
+    """The path part of STATIC_URL, or None when static files live on another host (or nowhere)."""
     from django.conf import settings
 
-    url = settings.STATIC_URL or ""
+    url = settings.STATIC_URL
+    if not url:
+        return None  # no static files configured at all
     parts = urlsplit(url)
     if parts.scheme or parts.netloc:
         return None
