@@ -39,12 +39,12 @@ def worker_commands(python: str, realtime: int | None = None) -> list[tuple[str,
 
     Two realtime workers by default (``LIVEREC_RT_WORKERS``): folds serialise on the
     projection cursor, but the rankings of the visitors a fold touched, most of a push's
-    cost, then run on both cores, and one long cycle does not hold every push. Measured with
-    bench_freshness under 200 events/s from 50 live visitors, on equal data (thirteenth
-    session, ``bench/ab_freshness.py``): one worker gave the same p50, no worse a p99, for 20% less CPU
-    per push (its cycles rank two visitors where two workers' rank one), so
-    ``LIVEREC_RT_WORKERS=1`` suits a machine whose cores the site itself needs. (Under the
-    fifth session's bunched load, one worker had fallen behind.)
+    cost, then run on both cores, and one long cycle does not hold every push. Under
+    bench_freshness's 200 events/s from 50 live visitors, on equal data
+    (``bench/bench_freshness.py --load-only --rt-workers 1`` against the default), one
+    worker gives the same p50, no worse a p99, for 20% less CPU per push (its cycles rank two
+    visitors where two workers' rank one), so ``LIVEREC_RT_WORKERS=1`` suits a machine whose
+    cores the site itself needs; under burstier load one worker falls behind.
     """
     count = realtime if realtime is not None else int(os.environ.get("LIVEREC_RT_WORKERS", "2"))
     celery = [python, "-m", "celery", "-A", "demo"]
@@ -59,10 +59,10 @@ def worker_commands(python: str, realtime: int | None = None) -> list[tuple[str,
     # At a lower CPU priority (LIVEREC_BATCH_NICE, default 10): an LLM summary is ~2 s of a
     # core and 50 live visitors ask for close to one a second, so an equal-priority batch
     # worker took a core the pushes needed (bench_freshness under load). Background work
-    # still gets every cycle the realtime path leaves idle. Each service runs in a session of
-    # its own, and with Linux's autogroup scheduling a nice value weighs only inside its
-    # session: the worker also weighs its session, and its PostgreSQL backends, as niced
-    # (recsys.priority, at start-up and per connection).
+    # still gets every cycle the realtime path leaves idle. Each service runs in a process
+    # session of its own (setsid), and with Linux's autogroup scheduling a nice value weighs only
+    # inside its session: the worker also weighs its session, and its PostgreSQL backends, as niced
+    # (devstack.priority, at start-up and per connection).
     nice = int(os.environ.get("LIVEREC_BATCH_NICE", "10"))
     batch = (["nice", "-n", str(nice)] if nice else []) + celery + ["worker", "-Q", "liverec.batch", "-P", "prefork", "-c", "1",
                       f"--max-memory-per-child={limit_kb}", "-n", "batch@%h", "-l", "warning"]

@@ -11,7 +11,7 @@ class RecsysConfig(AppConfig):
         from tracking import hooks
 
         from . import checks  # noqa: F401  (registers the system checks)
-        from . import configcache, priority
+        from . import configcache
         from .adapters import register_adapter
         from .conf import settings
         from .services import privacy
@@ -27,4 +27,3 @@ class RecsysConfig(AppConfig):
         hooks.subscribe_expired(privacy.on_expired)
         hooks.subscribe_export(privacy.export)
         configcache.connect()
-        priority.connect()

@@ -18,20 +18,15 @@ DEFAULTS = {
     "SHORT_TERM_HALF_LIFE_HOURS": 0.5,
     # Slots: which strategies with which weights, and the rules applied to the fused list.
     "SLOTS": {
-        # The default was chosen by measurement (recsys_evaluate --protocol loo on MovieLens-100K,
-        # see README "Evaluation"): sequential/next-item is the strongest single strategy by far;
-        # content and trending keep small weights to answer visitors the sequence model cannot
-        # (no history yet) and to break its near-ties; content/query and similar/items add
-        # nothing without a search or a page item, and lead when there is one (cold visitors).
-        # collaborative/co-occurrence is updated on every event while the sequence model retrains
-        # periodically: it carries fresh sessions and a site whose model is not trained yet, and
-        # only breaks ties once it is. Diversity (MMR lambda) and freshness are per-slot tunables,
-        # off here: not yet measured.
-        # A weight search on the loo *validation* targets (recsys_evaluate --validation
-        # --tune-weights) found co-occurrence 0.2 / content 0.01 / trending 0.2 (NDCG@10 0.1316 ->
-        # 0.1376 in-sample), but tuned on half of the targets the gain on the other half averaged
-        # +0.001 over ten splits, and on the test targets those weights scored 0.1184 against
-        # these 0.1202: the surface is flat within noise, so these weights stay.
+        # for-you: sequential/next-item is by far the strongest single strategy on both evaluation
+        # protocols (`manage.py recsys_evaluate --ablations`, docs/evaluation.md); content and
+        # trending keep small weights for visitors the sequence model cannot answer yet and to
+        # break its near-ties; content/query and similar/items lead only when the page gives a
+        # search or an item (cold visitors). collaborative/co-occurrence follows every event while
+        # the sequence model retrains periodically, so it carries fresh visitors and a site whose
+        # model is not trained yet. Diversity (MMR lambda) and freshness are per-slot tunables,
+        # off by default. A weight search (`recsys_evaluate --validation --tune-weights`) finds no
+        # gain that holds on held-out targets, so these hand-set weights stay.
         "for-you": {"strategies": {"sequential/next-item": 1.0, "collaborative/co-occurrence": 0.1,
                                    "content/interests": 0.05, "popular/trending": 0.02,
                                    "content/query": 0.8, "similar/items": 0.5},

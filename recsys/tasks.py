@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from . import warmup  # noqa: F401  (connects the worker start-up signals: warm-up, heap freeze)
 from .cycletrace import CycleTrace
-from .services import cooccurrence, events, interests, items, metrics, push, serving
+from .services import cooccurrence, events, interests, items, latency_samples, push, serving
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def process_events() -> int:
     pushed = [(visitor_id, received_at) for visitor_id, received_at in touched if outcomes.get(visitor_id) == "pushed"]
     pushed_at = [received_at for _, received_at in pushed]
     latencies = [(now - received_at).total_seconds() * 1000.0 for received_at in pushed_at]
-    metrics.record_push_latencies(latencies)
+    latency_samples.record_push_latencies(latencies)
     trace.mark("serve")
     touched = [visitor_id for visitor_id, _ in touched]
     if touched:
@@ -168,8 +168,8 @@ def health_probe_batch() -> bool:
 
 @shared_task(queue=BATCH, ignore_result=True, acks_late=True)
 def run_evaluation(run_id: int) -> str:
-    """An admin-started offline evaluation (``recsys_evaluate``); see services.evaluation."""
-    from .services.evaluation import execute_run
+    """An admin-started offline evaluation (``recsys_evaluate``); see services.evaluation_jobs."""
+    from .services.evaluation_jobs import execute_run
 
     return execute_run(run_id)
 

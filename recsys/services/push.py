@@ -32,7 +32,7 @@ DEFAULT_SLOTS = ("for-you",)
 # A socket keeps its visitor "online" this long after connecting or its last ping; the widget
 # pings every 4 minutes, so a crashed ASGI server leaks presence for at most this long.
 PRESENCE_TTL = 15 * 60
-OPEN_SLOTS_TTL = PRESENCE_TTL  # (foundation name)
+OPEN_SLOTS_TTL = PRESENCE_TTL  # a page's open-slot registry lives exactly as long as its presence
 MAX_SLOT_KEYS = 16
 MAX_SLOT_KEY_LENGTH = 200
 # Burst state lives a little longer than the longest hold, so a lost trailing task

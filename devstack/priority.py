@@ -109,7 +109,7 @@ def follow_niceness(sender, connection, **kwargs) -> None:
         return
     except OSError as exc:  # not ours to renice (another user's server)
         _unable = True
-        logger.info("recsys: database backends keep their priority (could not renice pid %s: %s)", pid, exc)
+        logger.info("devstack: database backends keep their priority (could not renice pid %s: %s)", pid, exc)
 
 
 def connect() -> None:
@@ -118,4 +118,4 @@ def connect() -> None:
     from django.db.backends.signals import connection_created
 
     if own_niceness() > 0:
-        connection_created.connect(follow_niceness, dispatch_uid="recsys.priority")
+        connection_created.connect(follow_niceness, dispatch_uid="devstack.priority")

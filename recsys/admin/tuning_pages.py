@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from .. import selectors
 from ..engine import build_strategy, recommend
 from ..models import SlotConfig
-from ..services import tuning
+from ..services import publishing
 from ..strategies import registry
 from ..stats import find_visitors
 from .base import PUBLISH, VIEW_TUNING, render, requires, username
@@ -22,9 +22,9 @@ from .forms import format_exclusions, interest_config_from_post, slot_config_fro
 @requires(VIEW_TUNING)
 def overview(request: HttpRequest) -> HttpResponse:
     slots = []
-    for slot in tuning.slot_names():
+    for slot in publishing.slot_names():
         live = SlotConfig.objects.filter(slot=slot, active=True).order_by("-version").first()
-        slots.append({"slot": slot, "config": tuning.live_slot_config(slot), "version": live})
+        slots.append({"slot": slot, "config": publishing.live_slot_config(slot), "version": live})
     strategies = [{"id": sid, "defaults": registry.get(sid).DEFAULT_CONFIG, "tuning": selectors.strategy_tuning(sid),
                    "effective": build_strategy(sid).config} for sid in registry.ids()]
     return render(request, "admin/recsys/tuning/overview.html",
@@ -47,30 +47,30 @@ def _form_context(slot: str, config: dict) -> dict:
 
 @requires(VIEW_TUNING)
 def edit_slot(request: HttpRequest, slot: str) -> HttpResponse:
-    if slot not in tuning.slot_names():
+    if slot not in publishing.slot_names():
         raise Http404(f"unknown slot {slot!r}")
-    config, error = tuning.live_slot_config(slot), None
+    config, error = publishing.live_slot_config(slot), None
     if request.method == "POST":
         if not request.user.has_perm(PUBLISH):
             return render(request, "admin/recsys/denied.html", {"perm": PUBLISH}, "Permission needed")
         try:
             config = _edited(slot, request.POST)
-            row = tuning.publish_slot_config(slot, config, user=username(request), note=request.POST.get("note", ""))
+            row = publishing.publish_slot_config(slot, config, user=username(request), note=request.POST.get("note", ""))
         except ValidationError as exc:
             error = "; ".join(exc.messages)
         else:
             messages.success(request, f"Published {row}.")
             return redirect(reverse("admin:recsys_tune_slot", args=[slot]))
     live_row = SlotConfig.objects.filter(slot=slot, active=True).order_by("-version").first()
-    ctx = {"slot": slot, "error": error, "live_row": live_row, "history": tuning.slot_history(slot),
+    ctx = {"slot": slot, "error": error, "live_row": live_row, "history": publishing.slot_history(slot),
            "visitors": find_visitors(limit=30), **_form_context(slot, config)}
     return render(request, "admin/recsys/tuning/slot.html", ctx, f"Tune slot “{slot}”")
 
 
 def _edited(slot: str, post) -> dict:
     """The form's fields over the live config: engine keys the form does not show are kept."""
-    live = tuning.live_slot_config(slot)
-    return {**{k: v for k, v in live.items() if k in tuning.PASS_THROUGH}, **slot_config_from_post(post)}
+    live = publishing.live_slot_config(slot)
+    return {**{k: v for k, v in live.items() if k in publishing.PASS_THROUGH}, **slot_config_from_post(post)}
 
 
 def _side(visitor_id: str, slot: str, item_id: str, config: dict | None):
@@ -88,13 +88,13 @@ def preview(request: HttpRequest, slot: str) -> HttpResponse:
 
     A POST (with CSRF) because it carries the whole edited form; it writes nothing.
     """
-    if slot not in tuning.slot_names():
+    if slot not in publishing.slot_names():
         raise Http404(f"unknown slot {slot!r}")
     visitor_id = request.POST.get("visitor", "").strip()
     item_id = request.POST.get("item", "").strip()
     ctx = {"slot": slot, "visitor_id": visitor_id, "item_id": item_id}
     try:
-        edited = tuning.validate_slot_config(_edited(slot, request.POST))
+        edited = publishing.validate_slot_config(_edited(slot, request.POST))
     except ValidationError as exc:
         ctx["error"] = "; ".join(exc.messages)
         return TemplateResponse(request, "admin/recsys/tuning/_preview.html", ctx)
@@ -102,7 +102,7 @@ def preview(request: HttpRequest, slot: str) -> HttpResponse:
         ctx["error"] = "Pick a visitor or enter an item id to preview."
         return TemplateResponse(request, "admin/recsys/tuning/_preview.html", ctx)
     who = visitor_id or "preview-anonymous"
-    live, live_err = _side(who, slot, item_id, tuning.live_slot_config(slot))
+    live, live_err = _side(who, slot, item_id, publishing.live_slot_config(slot))
     new, new_err = _side(who, slot, item_id, edited)
     live_rank = {r.item_id: i for i, r in enumerate(live)}
     new_rows = []
@@ -119,7 +119,7 @@ def preview(request: HttpRequest, slot: str) -> HttpResponse:
 @requires(PUBLISH)
 def rollback(request: HttpRequest, slot: str, version: int) -> HttpResponse:
     try:
-        row = tuning.rollback_slot_config(slot, version, user=username(request))
+        row = publishing.rollback_slot_config(slot, version, user=username(request))
     except SlotConfig.DoesNotExist:
         raise Http404(f"slot {slot!r} has no version {version}") from None
     messages.success(request, f"Rolled back: {row} carries v{version}'s settings.")
@@ -142,7 +142,7 @@ def save_strategy(request: HttpRequest, strategy_id: str) -> HttpResponse:
                     overrides[key] = json.loads(raw)
                 except ValueError:
                     raise ValidationError(f"{strategy_id}.{key}: {raw!r} is not a JSON value") from None
-        tuning.save_strategy_config(strategy_id, overrides, user=username(request))
+        publishing.save_strategy_config(strategy_id, overrides, user=username(request))
     except ValidationError as exc:
         messages.error(request, "; ".join(exc.messages))
     else:
@@ -157,7 +157,7 @@ def interest_settings(request: HttpRequest) -> HttpResponse:
         if not request.user.has_perm(PUBLISH):
             return render(request, "admin/recsys/denied.html", {"perm": PUBLISH}, "Permission needed")
         try:
-            row = tuning.publish_interest_config(interest_config_from_post(request.POST), user=username(request),
+            row = publishing.publish_interest_config(interest_config_from_post(request.POST), user=username(request),
                                                  note=request.POST.get("note", ""))
         except ValidationError as exc:
             error = "; ".join(exc.messages)
@@ -167,7 +167,7 @@ def interest_settings(request: HttpRequest) -> HttpResponse:
             return redirect(reverse("admin:recsys_interest_settings"))
     return render(request, "admin/recsys/tuning/interest.html",
                   {"current": selectors.interest_settings(), "error": error,
-                   "history": tuning.interest_history()}, "Interest model settings")
+                   "history": publishing.interest_history()}, "Interest model settings")
 
 
 
@@ -178,7 +178,7 @@ def rollback_interest(request: HttpRequest, version: int) -> HttpResponse:
     from ..models import InterestConfig
 
     try:
-        row = tuning.rollback_interest_config(version, user=username(request))
+        row = publishing.rollback_interest_config(version, user=username(request))
     except InterestConfig.DoesNotExist:
         raise Http404(f"no interest settings version {version}") from None
     messages.success(request, f"Rolled back: {row} carries v{version}'s settings.")

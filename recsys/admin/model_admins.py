@@ -1,6 +1,12 @@
+"""ModelAdmins of the recsys models that staff browse as rows (items, profiles, cursors, the
+serve log, topics, keyphrases); the tool pages are registered by ``recsys.admin.tools``."""
+from __future__ import annotations
+
 from django.contrib import admin
 
-from .models import Item, ProjectionCursor, VisitorProfile
+from ..models import (CatalogueTopic, Item, Keyphrase, ProjectionCursor, RecommendationLog, VisitorProfile,
+                      VisitorTopics)
+from .tools import visitor_urls
 
 
 @admin.register(Item)
@@ -25,17 +31,12 @@ class VisitorProfileAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">inspect</a>', reverse("admin:recsys_visitor", args=[obj.visitor_id]))
 
     def get_urls(self):
-        from .admin_tools import visitor_urls
-
         return visitor_urls(self.admin_site) + super().get_urls()
 
 
 @admin.register(ProjectionCursor)
 class ProjectionCursorAdmin(admin.ModelAdmin):
     list_display = ("name", "txid", "position", "updated_at")
-
-
-from .models import RecommendationLog  # noqa: E402  (live push: the serve log, read-only)
 
 
 @admin.register(RecommendationLog)
@@ -50,15 +51,6 @@ class RecommendationLogAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
-
-
-from .admin_tools import register_tools  # noqa: E402  (the tuning UI's pages; see recsys/admin_tools.py)
-
-register_tools(admin.site)
-
-
-# Readable interests (interests branch): topics, visitor topic shares, keyphrases.
-from .models import CatalogueTopic, Keyphrase, VisitorTopics  # noqa: E402
 
 
 @admin.register(CatalogueTopic)

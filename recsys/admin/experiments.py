@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from ..models import Experiment, SlotConfig
 from ..services import experiments as service
-from ..services import tuning
+from ..services import publishing
 from ..stats import experiment_report
 from .base import MANAGE_EXPERIMENT, VIEW_EXPERIMENTS, render, requires, username
 from .charts import interval_chart
@@ -29,7 +29,7 @@ def listing(request: HttpRequest) -> HttpResponse:
             arms = arms_from_post(request.POST)
             for arm in arms:
                 if arm.pop("source", "") == "live":
-                    arm["config"] = tuning.live_slot_config(form["slot"])
+                    arm["config"] = publishing.live_slot_config(form["slot"])
             exp = service.create_experiment(form["name"], form["slot"], arms, user=username(request))
         except (ValidationError, KeyError) as exc:
             error = "; ".join(getattr(exc, "messages", [str(exc)]))
@@ -37,9 +37,9 @@ def listing(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Created experiment {exp.name} (draft).")
             return redirect(reverse("admin:recsys_experiment_report", args=[exp.pk]))
     versions = {slot: list(SlotConfig.objects.filter(slot=slot).values_list("version", flat=True))
-                for slot in tuning.slot_names()}
+                for slot in publishing.slot_names()}
     return render(request, "admin/recsys/experiments/list.html",
-                  {"experiments": Experiment.objects.all(), "slots": tuning.slot_names(), "versions": versions,
+                  {"experiments": Experiment.objects.all(), "slots": publishing.slot_names(), "versions": versions,
                    "error": error, "form": form, "arm_rows": range(3),
                    "can_manage": request.user.has_perm(MANAGE_EXPERIMENT)}, "A/B experiments")
 

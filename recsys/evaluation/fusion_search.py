@@ -13,7 +13,7 @@ exclude them themselves; what is left is dropped here). Slot rules, freshness an
 replayed: tune slots without them (the evaluation's slots have none).
 
 Choose weights on validation targets (``recsys_evaluate --validation --tune-weights``) and
-confirm them once on test. Without Django: ``python -m recsys.evaluation.tuning SCORES.json``
+confirm them once on test. Without Django: ``python -m recsys.evaluation.fusion_search SCORES.json``
 searches a saved collection again (another grid or normalisation).
 """
 from __future__ import annotations

@@ -16,7 +16,7 @@ from tracking.models import Event
 
 from ..engine import recommend
 from ..models import VisitorProfile
-from ..services import audit, tuning
+from ..services import audit, publishing
 from ..stats import find_visitors, visitor_interests, visitor_timeline, visitor_topics
 from .base import EXPORT_VISITOR, FORGET_VISITOR, VIEW_VISITORS, render, requires, username
 from .charts import hbar_chart
@@ -39,7 +39,7 @@ def inspect(request: HttpRequest, visitor_id: str) -> HttpResponse:
     topics = visitor_topics(visitor_id)
     total = sum(n for _, n in topics) or 1
     recs = []
-    for slot in tuning.slot_names():
+    for slot in publishing.slot_names():
         try:
             recs.append({"slot": slot, "items": recommend(visitor_id, slot).items})
         except ImproperlyConfigured as exc:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import path
 
-from .admin_views import dashboard, evaluation, experiments, tuning, visitors
-from .models import AuditEntry, Dashboard, EvaluationRun, Experiment, InterestConfig, SlotConfig, StrategyConfig
+from . import dashboard, evaluation_pages, experiments, tuning_pages, visitors
+from ..models import AuditEntry, Dashboard, EvaluationRun, Experiment, InterestConfig, SlotConfig, StrategyConfig
 
 
 def visitor_urls(site: admin.AdminSite) -> list:
@@ -45,27 +45,27 @@ class ToolAdmin(admin.ModelAdmin):
 
 
 class SlotConfigAdmin(ToolAdmin):
-    tool_view = staticmethod(tuning.overview)
+    tool_view = staticmethod(tuning_pages.overview)
 
     def extra_urls(self, site):
         w = site.admin_view
         return [
-            path("", w(tuning.overview), name="recsys_tuning"),
-            path("interest/", w(tuning.interest_settings), name="recsys_interest_settings"),
-            path("interest/rollback/<int:version>/", w(tuning.rollback_interest), name="recsys_interest_rollback"),
-            path("strategy/<path:strategy_id>/save/", w(tuning.save_strategy), name="recsys_save_strategy"),
-            path("slot/<str:slot>/", w(tuning.edit_slot), name="recsys_tune_slot"),
-            path("slot/<str:slot>/preview/", w(tuning.preview), name="recsys_tune_preview"),
-            path("slot/<str:slot>/rollback/<int:version>/", w(tuning.rollback), name="recsys_tune_rollback"),
+            path("", w(tuning_pages.overview), name="recsys_tuning"),
+            path("interest/", w(tuning_pages.interest_settings), name="recsys_interest_settings"),
+            path("interest/rollback/<int:version>/", w(tuning_pages.rollback_interest), name="recsys_interest_rollback"),
+            path("strategy/<path:strategy_id>/save/", w(tuning_pages.save_strategy), name="recsys_save_strategy"),
+            path("slot/<str:slot>/", w(tuning_pages.edit_slot), name="recsys_tune_slot"),
+            path("slot/<str:slot>/preview/", w(tuning_pages.preview), name="recsys_tune_preview"),
+            path("slot/<str:slot>/rollback/<int:version>/", w(tuning_pages.rollback), name="recsys_tune_rollback"),
         ]
 
 
 class StrategyConfigAdmin(ToolAdmin):
-    tool_view = staticmethod(tuning.overview)
+    tool_view = staticmethod(tuning_pages.overview)
 
 
 class InterestConfigAdmin(ToolAdmin):
-    tool_view = staticmethod(tuning.interest_settings)
+    tool_view = staticmethod(tuning_pages.interest_settings)
 
 
 class ExperimentAdmin(ToolAdmin):
@@ -81,13 +81,13 @@ class ExperimentAdmin(ToolAdmin):
 
 
 class EvaluationRunAdmin(ToolAdmin):
-    tool_view = staticmethod(evaluation.runs)
+    tool_view = staticmethod(evaluation_pages.runs)
 
     def extra_urls(self, site):
         w = site.admin_view
         return [
-            path("", w(evaluation.runs), name="recsys_evaluations"),
-            path("<int:pk>/status/", w(evaluation.run_status), name="recsys_evaluation_status"),
+            path("", w(evaluation_pages.runs), name="recsys_evaluations"),
+            path("<int:pk>/status/", w(evaluation_pages.run_status), name="recsys_evaluation_status"),
         ]
 
 

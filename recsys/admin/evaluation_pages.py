@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 
 from ..models import EvaluationRun
-from ..services import evaluation as service
+from ..services import evaluation_jobs as service
 from .base import RUN_EVALUATION, VIEW_EVALUATION, render, requires, username
 from .charts import bar_chart
 
