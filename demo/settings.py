@@ -104,12 +104,7 @@ CACHES = {"default": {"BACKEND": "recsys.cache.RedisCache", "LOCATION": CACHE_UR
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
-CELERY_TASK_DEFAULT_QUEUE = "liverec.batch"
-CELERY_TASK_ACKS_LATE = True  # a killed worker's task is redelivered, not lost
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "visibility_timeout": 600}
+# Acks late, prefetch 1, the batch queue as default, connect retries: liverec.celery.DEFAULTS.
 
 AUTH_PASSWORD_VALIDATORS = []
 LANGUAGE_CODE = "en-us"
@@ -158,26 +153,8 @@ DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     # long before ingest can answer 503 + Retry-After (reliability: 10 s measured, too slow for
     # the tracker's flush); a request still waiting after 3 s is overload, and a retry is right.
     "timeout": 3}
-# Celery beat (reliability): the catch-up applies events whose enqueue failed while the
-# broker was down (the log is in PostgreSQL, the projection resumes from its cursor);
-# retention deletes events older than LIVEREC_TRACKING["RETENTION_DAYS"] (None: never).
-CELERY_BEAT_SCHEDULE = {
-    "liverec-catch-up": {"task": "recsys.tasks.process_events",
-                         "schedule": float(os.environ.get("LIVEREC_CATCH_UP_SECONDS", "30")),
-                         "options": {"queue": "liverec.realtime", "expires": 60}},
-    # The association fold (and trending) is requested by the realtime task; this catches up
-    # whatever a lost request left behind.
-    "liverec-catch-up-associations": {"task": "recsys.tasks.fold_associations",
-                                      "schedule": float(os.environ.get("LIVEREC_CATCH_UP_SECONDS", "30")),
-                                      "options": {"queue": "liverec.batch", "expires": 60}},
-    "liverec-retention": {"task": "tracking.tasks.apply_retention", "schedule": 3600.0,
-                          "options": {"queue": "liverec.batch", "expires": 3600}},
-    # Item pairs whose decayed weight is negligible are dropped once a day.
-    "liverec-prune-associations": {"task": "recsys.tasks.prune_associations", "schedule": 24 * 3600.0,
-                                   "options": {"queue": "liverec.batch", "expires": 3600}},
-    # The sequential/next-item model retrains on the whole log; requests keep the newest stored
-    # version while a new one trains.
-    "liverec-train-sequential": {"task": "recsys.tasks.train_sequential", "schedule": 6 * 3600.0,
-                                 "options": {"queue": "liverec.batch"}},
-}
+# Celery beat: the catch-ups, retention, association pruning and sequence-model training
+# (liverec.schedule.beat_schedule documents each).
+from liverec.schedule import beat_schedule  # noqa: E402
 
+CELERY_BEAT_SCHEDULE = beat_schedule(catch_up_seconds=float(os.environ.get("LIVEREC_CATCH_UP_SECONDS", "30")))

@@ -104,9 +104,11 @@ DEFAULTS = {
     # with BOUNCE_WEIGHT instead of its own weight (a glance and leave is a mild no).
     "BOUNCE_MAX_DWELL_MS": 3000,
     "BOUNCE_WEIGHT": -0.5,
-    # Written interest summary per visitor (batch worker, debounced). BACKEND: see
-    # recsys.summaries (SmolLM2 in process, OpenAI-compatible HTTP, or disabled).
-    "SUMMARY": {"BACKEND": "recsys.summaries.SmolLM2Summarizer", "OPTIONS": {"threads": 1}},
+    # Written interest summary per visitor (batch worker only, debounced). BACKEND: see
+    # recsys.summaries (SmolLM2 in process with the [llm] extra, OpenAI-compatible HTTP, or
+    # disabled). Off by default: a new site turns it on once it has the packages and a worker
+    # with CPU to spare (SmolLM2: 2-50 s of a core per summary).
+    "SUMMARY": {"BACKEND": "recsys.summaries.DisabledSummarizer", "OPTIONS": {}},
     "SUMMARY_MAX_TOKENS": 60,
     # One summary per visitor per this window, however many events arrive in it.
     "SUMMARY_DEBOUNCE_SECONDS": 60,
