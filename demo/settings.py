@@ -167,6 +167,9 @@ CELERY_BEAT_SCHEDULE = {
                                       "options": {"queue": "liverec.batch", "expires": 60}},
     "liverec-retention": {"task": "tracking.tasks.apply_retention", "schedule": 3600.0,
                           "options": {"queue": "liverec.batch", "expires": 3600}},
+    # The event log's partitions, EVENT_PARTITIONS_AHEAD intervals ahead of the clock.
+    "liverec-event-partitions": {"task": "tracking.tasks.ensure_event_partitions", "schedule": 6 * 3600.0,
+                                 "options": {"queue": "liverec.batch", "expires": 3600}},
     # Item pairs whose decayed weight is negligible are dropped once a day.
     "liverec-prune-associations": {"task": "recsys.tasks.prune_associations", "schedule": 24 * 3600.0,
                                    "options": {"queue": "liverec.batch", "expires": 3600}},

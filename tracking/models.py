@@ -49,6 +49,9 @@ class Event(models.Model):
 
     Rows are never updated. They are deleted only by the privacy services
     (forget a visitor, retention), which also drop the derived projections.
+
+    The table is partitioned by range of ``received_at`` (``tracking.partitions``); its
+    primary key in the database is (id, received_at), ids still unique by their sequence.
     """
 
     class Source(models.TextChoices):
@@ -57,7 +60,8 @@ class Event(models.Model):
         IMPORT = "import"
 
     id = models.BigAutoField(primary_key=True)
-    uuid = models.UUIDField(unique=True, default=uuid.uuid4, help_text="Client event id; makes re-sends harmless.")
+    # Unique through EventKey: a partitioned table's unique indexes must include the partition key.
+    uuid = models.UUIDField(default=uuid.uuid4, help_text="Client event id; makes re-sends harmless.")
     name = models.CharField(max_length=64)
     visitor_id = models.CharField(max_length=64)
     user_id = models.CharField(max_length=64, blank=True, default="")
@@ -100,3 +104,21 @@ class Event(models.Model):
     def delete(self, *args, **kwargs):
         _refuse_delete()
         return super().delete(*args, **kwargs)
+
+
+class EventKey(models.Model):
+    """The client event ids appended so far: what makes ingest exactly-once by event id.
+
+    The log is partitioned by time, and PostgreSQL enforces uniqueness on a partitioned table
+    only for keys that include the partition key, so a re-send received a month later would
+    land in another partition unnoticed. Appends insert here first (one statement with the
+    event, ``ON CONFLICT DO NOTHING``) and only the ids that were new become events. A key
+    outlives its event's forget (a retried send of a forgotten event stays a duplicate) and
+    goes with retention, by ``received_at``.
+    """
+
+    uuid = models.UUIDField(primary_key=True)
+    received_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return str(self.uuid)
