@@ -88,24 +88,28 @@ def ensure_partitions(now: datetime | None = None, ahead: int | None = None) -> 
     ``EVENT_PARTITIONS_AHEAD``) intervals after it; returns the names created."""
     now = now or timezone.now()
     ahead = settings.EVENT_PARTITIONS_AHEAD if ahead is None else ahead
-    created, moment = [], now
-    for _ in range(ahead + 1):
-        start, end = bounds(moment)
-        created += ensure_range(start, end)
-        moment = end
-    return created
+    start, end = bounds(now)
+    for _ in range(ahead):
+        end = bounds(end)[1]
+    return ensure_range(start, end)
 
 
 def ensure_range(start: datetime, end: datetime) -> list[str]:
-    """Partitions covering [start, end) where none does yet (clipped to the gaps between
-    existing ones, so a changed interval setting never overlaps old partitions)."""
+    """The partitions of every interval meeting [start, end), where none covers it yet
+    (clipped to the gaps between existing ones, so a changed interval setting never overlaps
+    old partitions). Returns the names created."""
     created = []
     with transaction.atomic():
         with connection.cursor() as cur:
             # One creator at a time; appends go on (SHARE UPDATE EXCLUSIVE lets them through).
             cur.execute(f"LOCK TABLE {TABLE} IN SHARE UPDATE EXCLUSIVE MODE")
-        for gap_start, gap_end in _gaps(start, end, partitions()):
-            created.append(_create(gap_start, gap_end))
+        existing = partitions()
+        moment = start
+        while moment < end:
+            lo, hi = bounds(moment)
+            for gap_start, gap_end in _gaps(lo, hi, existing):
+                created.append(_create(gap_start, gap_end))
+            moment = hi
     return created
 
 

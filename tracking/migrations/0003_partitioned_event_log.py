@@ -7,6 +7,7 @@ to ``tracking_eventkey``, which keeps ingest exactly-once across partitions.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from django.db import migrations, models
 
@@ -43,11 +44,7 @@ def copy_rows(apps, schema_editor):
         cur.execute("SELECT min(received_at), max(received_at) FROM tracking_event_unpartitioned")
         low, high = cur.fetchone()
     if low is not None:
-        moment = low
-        while moment <= high:
-            start, end = partitions.bounds(moment)
-            partitions.ensure_range(start, end)
-            moment = end
+        partitions.ensure_range(low, high + timedelta(microseconds=1))
     partitions.ensure_partitions()
     with schema_editor.connection.cursor() as cur:
         cur.execute(f"INSERT INTO tracking_event ({COLUMNS}) SELECT {COLUMNS} FROM tracking_event_unpartitioned")
