@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import migrations, models
 
 COLUMNS = ("id, uuid, name, visitor_id, user_id, item_id, session_id, properties, client_time, occurred_at, "
@@ -83,8 +84,11 @@ class Migration(migrations.Migration):
             name="EventKey",
             fields=[
                 ("uuid", models.UUIDField(primary_key=True, serialize=False)),
-                ("received_at", models.DateTimeField(db_index=True)),
+                ("received_at", models.DateTimeField()),
             ],
+            options={
+                "indexes": [BrinIndex(fields=["received_at"], name="tracking_evkey_time")],
+            },
         ),
         migrations.SeparateDatabaseAndState(
             state_operations=[
