@@ -161,3 +161,23 @@ def test_forget_still_deletes_a_visitors_rows_in_every_partition(clock):
     assert not Event.objects.filter(visitor_id="visitor-forgotten").exists()
     assert Event.objects.filter(visitor_id="visitor-stays").count() == 2
     assert len(partitions.partitions()) >= 2  # rows go, partitions stay
+
+
+def test_the_periodic_task_creates_partitions_ahead_of_the_clock(clock):
+    from tracking.tasks import ensure_event_partitions
+
+    clock(datetime(2032, 5, 20, tzinfo=dt_timezone.utc))
+    assert ensure_event_partitions() == ["tracking_event_p20320501", "tracking_event_p20320601",
+                                         "tracking_event_p20320701"]
+    assert ensure_event_partitions() == []  # idempotent
+
+
+def test_the_interval_is_configurable_and_never_overlaps_older_partitions(settings):
+    partitions.ensure_range(datetime(2033, 1, 1, tzinfo=dt_timezone.utc), datetime(2033, 1, 2, tzinfo=dt_timezone.utc))
+    settings.LIVEREC_TRACKING = {**settings.LIVEREC_TRACKING, "EVENT_PARTITION_INTERVAL": "week"}
+    # Monday 2033-01-31: its week begins in January, which a month partition already covers.
+    created = partitions.ensure_partitions(now=datetime(2033, 2, 2, tzinfo=dt_timezone.utc), ahead=1)
+    assert created == ["tracking_event_p20330201_2033020700", "tracking_event_p20330207"]
+    settings.LIVEREC_TRACKING = {**settings.LIVEREC_TRACKING, "EVENT_PARTITION_INTERVAL": "fortnight"}
+    with pytest.raises(ValueError, match=r"EVENT_PARTITION_INTERVAL.*'month', 'week', 'day'"):
+        partitions.ensure_partitions()
