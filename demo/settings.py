@@ -81,10 +81,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # channels_redis' layer with the group_send_many extension (one script call per push batch).
+        "BACKEND": "recsys.channel_layer.RedisChannelLayer",
         # redis-py 8 reads with a 5 s socket timeout, the same as channels_redis' 5 s BZPOPMIN:
         # they race and idle sockets log timeouts. A longer socket timeout removes the race.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+        # LIVEREC_CHANNEL_HOSTS (comma-separated URLs) shards the layer over several servers.
+        "CONFIG": {"hosts": [{"address": url, "socket_timeout": 30}
+                             for url in os.environ.get("LIVEREC_CHANNEL_HOSTS", REDIS_URL).split(",")],
                    "prefix": os.environ.get("LIVEREC_CHANNEL_PREFIX", "asgi")},
     }
 }

@@ -14,6 +14,8 @@ def beat_schedule(catch_up_seconds: float = 30.0, train_sequential_hours: float 
     - association catch-up: the association and trending fold is requested by the realtime
       task; this applies whatever a lost request left behind;
     - retention: deletes events older than ``LIVEREC_TRACKING["RETENTION_DAYS"]`` (None: never);
+    - event partitions: the event log's partitions, ``EVENT_PARTITIONS_AHEAD`` intervals ahead
+      of the clock (every 6 hours);
     - association pruning: item pairs whose decayed weight is negligible, once a day;
     - sequence-model training: ``sequential/next-item`` retrains on the whole log
       (``train_sequential_hours=None`` leaves it to ``manage.py recsys_train``); requests keep
@@ -27,6 +29,8 @@ def beat_schedule(catch_up_seconds: float = 30.0, train_sequential_hours: float 
                                           "options": {"queue": BATCH, "expires": 60}},
         "liverec-retention": {"task": "tracking.tasks.apply_retention", "schedule": float(retention_seconds),
                               "options": {"queue": BATCH, "expires": 3600}},
+        "liverec-event-partitions": {"task": "tracking.tasks.ensure_event_partitions", "schedule": 6 * 3600.0,
+                                     "options": {"queue": BATCH, "expires": 3600}},
         "liverec-prune-associations": {"task": "recsys.tasks.prune_associations", "schedule": 24 * 3600.0,
                                        "options": {"queue": BATCH, "expires": 3600}},
     }

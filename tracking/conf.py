@@ -58,6 +58,11 @@ DEFAULTS = {
     # Privacy (tracking/privacy.py). Events older than this many days are deleted by the
     # periodic ``tracking.tasks.apply_retention`` (None keeps the log forever).
     "RETENTION_DAYS": None,
+    # The event log is partitioned by received time (tracking/partitions.py): one partition
+    # per "month", "week" or "day" (UTC), created this many intervals ahead by the periodic
+    # ``tracking.tasks.ensure_event_partitions``. Retention drops whole partitions.
+    "EVENT_PARTITION_INTERVAL": "month",
+    "EVENT_PARTITIONS_AHEAD": 2,
     # Client IP kept on each event as properties["$ip"]: "none", "truncated" (to the
     # prefixes below, like Google Analytics' IP anonymisation) or "full".
     "IP_STORAGE": "none",

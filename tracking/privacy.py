@@ -14,14 +14,14 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Iterator, Sequence
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import hooks
+from . import hooks, partitions
 from .conf import settings
-from .models import ERASING, Event
+from .models import ERASING, Event, EventKey
 
 # Events per retention transaction: one DELETE of 5,000 rows by primary key plus the
 # re-fold of their visitors stays well under a second, so the projection worker (which
@@ -102,7 +102,10 @@ def export_user(user_id: str) -> dict[str, Any]:
 
 
 def apply_retention(*, now: datetime | None = None, days: int | None = None) -> dict[str, Any]:
-    """Delete events older than ``LIVEREC_TRACKING['RETENTION_DAYS']`` (or ``days``).
+    """Delete events older than ``LIVEREC_TRACKING['RETENTION_DAYS']`` (or ``days``): whole
+    partitions of the log where they end before the cutoff, rows elsewhere; then the event ids
+    received before it and, through the "expired" subscribers, what was recorded beside them
+    (recsys prunes its served-list log).
 
     Each batch's visitors are handed to the "erased" subscribers in the same transaction,
     which rebuild their state from the events that remain (as a replay would).
@@ -113,7 +116,23 @@ def apply_retention(*, now: datetime | None = None, days: int | None = None) -> 
     if not isinstance(days, int) or days < 1:
         raise ValueError(f"LIVEREC_TRACKING['RETENTION_DAYS'] must be a positive whole number of days or None, not {days!r}")
     cutoff = (now or timezone.now()) - timedelta(days=days)
-    deleted, visitors = 0, set()
+    deleted, visitors, dropped = 0, set(), []
+    # Whole partitions first: a partition ending before the cutoff holds only older events
+    # (occurred_at <= received_at), and dropping it costs no row deletes, no dead tuples.
+    for partition in partitions.partitions() if partitions.is_partitioned() else []:
+        if partition.end > cutoff:
+            break
+        with transaction.atomic():
+            with connection.cursor() as cur:
+                cur.execute(f"SELECT count(*) FROM {partition.name}")
+                count = cur.fetchone()[0]
+            gone = partitions.drop_partition(partition)
+            for start in range(0, len(gone), RETENTION_BATCH):
+                hooks.publish_erased(gone[start:start + RETENTION_BATCH], reason="retention")
+        deleted += count
+        visitors.update(gone)
+        dropped.append(partition.name)
+    # Then row by row what remains older (the partition the cutoff falls in, the DEFAULT one).
     while True:
         with transaction.atomic():
             rows = list(Event.objects.filter(occurred_at__lt=cutoff).order_by()
@@ -126,9 +145,11 @@ def apply_retention(*, now: datetime | None = None, days: int | None = None) -> 
             hooks.publish_erased(batch_visitors, reason="retention")
         deleted += count
         visitors.update(batch_visitors)
+    keys_deleted = EventKey.objects.filter(received_at__lt=cutoff).delete()[0]
     report = hooks.publish_expired(cutoff)  # what subscribers recorded beside the events
     return {"events_deleted": deleted, "visitors": len(visitors), "retention_days": days,
-            "cutoff": cutoff.isoformat(), **report}
+            "partitions_dropped": dropped, "event_keys_deleted": keys_deleted, "cutoff": cutoff.isoformat(),
+            **report}
 
 
 # --- what of the client is kept ---------------------------------------------------------
