@@ -22,7 +22,6 @@ PAGES_BEING_WRITTEN = frozenset({
     "docs/operations.md",
     "docs/language.md",
     "docs/sequence-model.md",
-    "docs/scaling.md",
 })
 
 # Diary voice: figures and decisions told as a story of past runs instead of the present.
