@@ -12,6 +12,10 @@ from django.conf import settings as django_settings
 from django.core.checks import Error, Tags, Warning, register
 
 from . import health
+from .adapters import adapters as registered_adapters
+from .conf import settings
+from .models import TrainedModel
+from .strategies import registry
 
 QUICKSTART = "docs/quickstart.md"
 
@@ -75,9 +79,6 @@ def check_services(app_configs, **kwargs):
 @register("liverec")
 def check_slots(app_configs, **kwargs):
     """Every strategy a LIVEREC["SLOTS"] entry names must be registered (``if_registered`` ones may not be)."""
-    from .conf import settings
-    from .strategies import registry
-
     known = set(registry.ids())
     errors = []
     for slot, conf in settings.SLOTS.items():
@@ -163,8 +164,6 @@ def check_settings(app_configs, **kwargs):
                             "that a visitor's page is open, so nothing is pushed.",
                             hint='CACHES = {"default": {"BACKEND": "recsys.cache.RedisCache", "LOCATION": '
                                  '"redis://127.0.0.1:6379/1"}} (a Redis database of its own).', id="recsys.E018"))
-    from .adapters import adapters as registered_adapters
-
     if not registered_adapters():
         errors.append(Warning("No catalogue is registered: there is nothing to recommend.",
                               hint='LIVEREC = {"ITEM_ADAPTERS": ["products.adapters.ProductAdapter"]} (a '
@@ -198,15 +197,13 @@ def check_static_served(app_configs, **kwargs):
 def check_trained_models(app_configs, **kwargs):
     """A slot weighting a strategy that has no trained model yet gets nothing from it (the slot
     still answers from its other strategies)."""
-    from .conf import settings
+    # Imported here: the sequence model brings torch, which only this check needs at start-up.
     from .services import sequential
 
     slots = [name for name, conf in settings.SLOTS.items()
              if (conf or {}).get("strategies", {}).get(sequential.MODEL_NAME)]
     if not slots:
         return []
-    from .models import TrainedModel
-
     try:
         trained = TrainedModel.objects.filter(name=sequential.MODEL_NAME).exists()
     except Exception:

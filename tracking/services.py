@@ -14,7 +14,7 @@ from django.utils import timezone
 from . import bots, hooks, preprocess
 from .conf import settings
 from .models import SCHEMA_VERSION, Event, EventKey
-from .validation import CleanEvent, ValidationError, clean_event, clean_id
+from .validation import CleanEvent, ValidationError, clean_event, clean_id, parse_time
 
 _COLUMNS = ("uuid", "name", "visitor_id", "user_id", "item_id", "session_id", "properties",
             "client_time", "occurred_at", "received_at", "schema_version", "source", "is_bot", "is_repeat")
@@ -48,7 +48,6 @@ def _skew(sent_at: Any, now: datetime) -> timedelta:
     """Offset to add to client times: server time minus the client's clock at send."""
     if sent_at is None:
         return timedelta(0)
-    from .validation import parse_time
 
     try:
         offset = now - parse_time(sent_at)

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from .. import selectors
 from ..engine import build_strategy, recommend
-from ..models import SlotConfig
+from ..models import InterestConfig, SlotConfig
 from ..services import publishing
 from ..strategies import registry
 from ..stats import find_visitors
@@ -175,8 +175,6 @@ def interest_settings(request: HttpRequest) -> HttpResponse:
 @require_POST
 @requires(PUBLISH)
 def rollback_interest(request: HttpRequest, version: int) -> HttpResponse:
-    from ..models import InterestConfig
-
     try:
         row = publishing.rollback_interest_config(version, user=username(request))
     except InterestConfig.DoesNotExist:

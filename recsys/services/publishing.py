@@ -11,7 +11,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from ..conf import settings
+from ..engine import slot_config
 from ..models import InterestConfig, SlotConfig, StrategyConfig
+from ..selectors import interest_settings
 from ..strategies import registry
 from . import audit
 
@@ -24,8 +26,6 @@ INTEREST_KEYS = {"EVENT_WEIGHTS", "LONG_TERM_HALF_LIFE_HOURS", "SHORT_TERM_HALF_
 
 def live_slot_config(slot: str) -> dict[str, Any]:
     """What visitors outside experiments get now (newest published version, else settings)."""
-    from ..engine import slot_config
-
     return slot_config(slot)
 
 
@@ -183,8 +183,6 @@ def validate_interest_config(config: dict[str, Any]) -> dict[str, Any]:
 def publish_interest_config(config: dict[str, Any], *, user: str, note: str = "") -> InterestConfig:
     """Publish event weights / half-lives; the projection applies them to events folded from now on
     (``manage.py recsys_replay`` re-applies them to the whole history)."""
-    from ..selectors import interest_settings
-
     clean = validate_interest_config(config)
     before = interest_settings()
     last = InterestConfig.objects.select_for_update().order_by("-version").first()
