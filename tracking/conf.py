@@ -29,6 +29,10 @@ DEFAULTS = {
     "RATE_LIMIT_IP": {"EVENTS": 30000, "SECONDS": 60},
     # Cache alias (Django CACHES) holding the rate and bot counters; Redis/Valkey in production.
     "RATE_LIMIT_CACHE": "default",
+    # Timeout of each Redis call on the ingest path (connect and reply), in milliseconds. Beyond
+    # it the call fails open (no rate count, session from the log) and the cache is skipped for
+    # a second: a stalled Redis never holds an ingest request for longer than this.
+    "CACHE_TIMEOUT_MS": 50,
     # Behind a trusted reverse proxy, the header holding the client address (e.g. "X-Forwarded-For").
     "CLIENT_IP_HEADER": "",
     # Events whose User-Agent matches (case-insensitive) are stored with is_bot=True; projections
