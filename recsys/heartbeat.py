@@ -1,14 +1,17 @@
-"""Worker heartbeats in the cache, so health can name a worker that is gone.
+"""Worker heartbeats in the broker's Redis, so health can name a worker that is gone.
 
-Each Celery worker's main process writes ``liverec:worker:<hostname>`` (its queues and the
-time) every ``LIVEREC["WORKER_HEARTBEAT_SECONDS"]`` from a daemon thread, and keeps its
-hostname in the ``liverec:workers`` list. A worker that stops beating for three intervals
-is reported missing by ``recsys.health`` until it (a restart under the same name) beats
-again; a clean shutdown removes it. A round trip through a queue cannot tell this: a killed
-worker's queue still takes tasks, which wait until a restarted worker drains them.
+Each Celery worker's main process records its queues and the time in the ``liverec:workers``
+hash (one field per worker hostname) every ``LIVEREC["WORKER_HEARTBEAT_SECONDS"]``, from a
+daemon thread. A worker silent for ``MISSED_BEATS`` intervals is reported missing by
+``recsys.health`` until it (a restart under the same name) beats again; a clean shutdown
+removes its field. A round trip through a queue cannot tell this: a killed worker's queue
+still takes tasks, which wait until a restarted worker drains them. The hash lives beside the
+Celery queues, not in the cache: clearing the cache (operators, tests) must not make every
+worker look gone. Only a Redis/Valkey broker is supported; with another, ``workers()`` is empty.
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -18,55 +21,65 @@ from celery.signals import worker_ready, worker_shutdown
 
 logger = logging.getLogger(__name__)
 
-INDEX_KEY = "liverec:workers"
+HASH_KEY = "liverec:workers"
 # Beats missed before a worker counts as missing.
 MISSED_BEATS = 3
-# A registration outlives any plausible outage of the worker; health reports it missing meanwhile.
-KEY_TTL_SECONDS = 24 * 3600
+# Beats (and health's read) give up after this: a stalled server must not hold the thread.
+TIMEOUT_SECONDS = 0.5
 
 _stop = threading.Event()
 
 
-def worker_key(hostname: str) -> str:
-    return f"liverec:worker:{hostname}"
+def _client():
+    """A redis-py client on the broker, or None when the broker is not Redis/Valkey."""
+    import redis
+    from celery import current_app
+
+    url = current_app.conf.broker_url or ""
+    if not url.startswith(("redis://", "rediss://", "valkey://")):
+        return None
+    return redis.Redis.from_url(url.replace("valkey://", "redis://", 1), socket_timeout=TIMEOUT_SECONDS,
+                                socket_connect_timeout=TIMEOUT_SECONDS)
 
 
-def beat(hostname: str, queues: list[str]) -> None:
+def beat(hostname: str, queues: list[str], client=None) -> None:
     """Record that ``hostname`` (consuming ``queues``) is alive now."""
-    from django.core.cache import cache
-
-    cache.set(worker_key(hostname), {"queues": sorted(queues), "at": time.time()}, KEY_TTL_SECONDS)
-    known = cache.get(INDEX_KEY) or []
-    if hostname not in known:  # rare (start-up, or the cache was cleared): read-merge-write
-        cache.set(INDEX_KEY, sorted(set(cache.get(INDEX_KEY) or []) | {hostname}), KEY_TTL_SECONDS)
+    client = client or _client()
+    if client is not None:
+        client.hset(HASH_KEY, hostname, json.dumps({"queues": sorted(queues), "at": time.time()}))
 
 
 def leave(hostname: str) -> None:
-    from django.core.cache import cache
+    client = _client()
+    if client is not None:
+        client.hdel(HASH_KEY, hostname)
 
-    cache.delete(worker_key(hostname))
-    cache.set(INDEX_KEY, sorted(set(cache.get(INDEX_KEY) or []) - {hostname}), KEY_TTL_SECONDS)
 
-
-def workers() -> dict[str, dict[str, Any]]:
-    """Every registered worker: ``{hostname: {"queues": [...], "age_s": seconds since its beat}}``."""
-    from django.core.cache import cache
-
-    names = cache.get(INDEX_KEY) or []
-    got = cache.get_many([worker_key(n) for n in names])
+def workers() -> dict[str, dict[str, Any]] | None:
+    """Every registered worker: ``{hostname: {"queues": [...], "age_s": seconds since its beat}}``
+    (None: the broker is not Redis/Valkey, so nothing is recorded)."""
+    client = _client()
+    if client is None:
+        return None
+    try:
+        raw = client.hgetall(HASH_KEY)
+    finally:
+        client.close()
     now = time.time()
     out = {}
-    for name in names:
-        record = got.get(worker_key(name))
-        if record:
-            out[name] = {"queues": record["queues"], "age_s": round(now - record["at"], 1)}
+    for name, value in raw.items():
+        record = json.loads(value)
+        out[name.decode()] = {"queues": record["queues"], "age_s": round(now - record["at"], 1)}
     return out
 
 
 def _run(hostname: str, queues: list[str], interval: float) -> None:
+    client = _client()
+    if client is None:
+        return
     while not _stop.is_set():
         try:
-            beat(hostname, queues)
+            beat(hostname, queues, client)
         except Exception as exc:  # noqa: BLE001 - the cache is down: health says so on its own
             logger.warning("recsys: worker heartbeat failed (%s)", exc)
         _stop.wait(interval)
