@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FuturesTimeout
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from asgiref.sync import async_to_sync
@@ -31,10 +30,10 @@ def database() -> dict[str, Any]:
 # Health answers within this long, whatever is stalled: each probe runs in its own thread,
 # and one that has not answered by then is reported as stalled (a SIGSTOPped Valkey accepts
 # connections and never replies; health used to hang for the whole stall, then say ok).
-DEADLINE_SECONDS = 1.8
+DEADLINE_SECONDS = 1.6
 # A PING (broker, cache) or a round trip (channel layer, worker) slower than this is a fault.
-PING_TIMEOUT_SECONDS = 0.5
-ROUND_TRIP_TIMEOUT_SECONDS = 1.5
+PING_TIMEOUT_SECONDS = 0.3
+ROUND_TRIP_TIMEOUT_SECONDS = 1.2
 
 
 def _redact(url: str) -> str:
@@ -45,8 +44,12 @@ def _ping(url: str, what: str) -> dict[str, Any]:
     import redis
 
     start = time.perf_counter()
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    # No retry: redis-py's default retries three times with up to seconds of backoff.
     client = redis.Redis.from_url(url, socket_timeout=PING_TIMEOUT_SECONDS,
-                                  socket_connect_timeout=PING_TIMEOUT_SECONDS)
+                                  socket_connect_timeout=PING_TIMEOUT_SECONDS, retry=Retry(NoBackoff(), 0))
     try:
         client.ping()
     except Exception as exc:
@@ -124,30 +127,33 @@ def workers() -> dict[str, Any]:
     return out
 
 
-def channel_layer(timeout: float = ROUND_TRIP_TIMEOUT_SECONDS) -> dict[str, Any]:
+async def channel_layer_async(timeout: float = ROUND_TRIP_TIMEOUT_SECONDS) -> dict[str, Any]:
+    """A message round trip through the channel layer, on the caller's event loop (the ASGI
+    server's: channels_redis serves one loop's receivers per process)."""
+    import asyncio
+
     layer = get_channel_layer()
     if layer is None:
         return {"ok": False, "error": "CHANNEL_LAYERS is not configured"}
 
-    async def round_trip():
-        import asyncio
-
-        async def exchange():
-            channel = await layer.new_channel()
-            token = uuid.uuid4().hex
-            await layer.send(channel, {"type": "health.ping", "token": token})
-            msg = await layer.receive(channel)
-            return msg.get("token") == token
-
-        # The whole exchange, the send included: a stalled server blocks the send too.
-        return await asyncio.wait_for(exchange(), timeout)
+    async def exchange() -> bool:
+        channel = await layer.new_channel()
+        token = uuid.uuid4().hex
+        await layer.send(channel, {"type": "health.ping", "token": token})
+        msg = await layer.receive(channel)
+        return msg.get("token") == token
 
     start = time.perf_counter()
     try:
-        ok = async_to_sync(round_trip)()
+        # The whole exchange, the send included: a stalled server blocks the send too.
+        ok = await asyncio.wait_for(exchange(), timeout)
     except Exception as exc:
         return {"ok": False, "error": f"channel layer round trip failed within {timeout:.1f} s: {exc!r}"}
     return {"ok": ok, "round_trip_ms": round((time.perf_counter() - start) * 1000, 1)}
+
+
+def channel_layer(timeout: float = ROUND_TRIP_TIMEOUT_SECONDS) -> dict[str, Any]:
+    return async_to_sync(channel_layer_async)(timeout)
 
 
 def model_files() -> dict[str, Any]:
@@ -158,7 +164,7 @@ def model_files() -> dict[str, Any]:
     return {"ok": error is None, "encoder": encoder.name, **({"error": error} if error else {})}
 
 
-def _in_thread(fn: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+def _closing_connection(fn: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
     def run() -> dict[str, Any]:
         try:
             return fn()
@@ -167,40 +173,48 @@ def _in_thread(fn: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]
     return run
 
 
-def _after(gate: Future, fn: Callable[[], dict[str, Any]], reason: str) -> Callable[[], dict[str, Any]]:
-    """``fn`` only once ``gate`` answered ok: a probe whose server is known to be stalled would
-    only wait on it (a Celery publish or a cache read has no short timeout)."""
-    def run() -> dict[str, Any]:
-        if not gate.result().get("ok"):
-            return {"ok": False, "error": reason}
-        return fn()
-    return run
-
-
-def report() -> dict[str, Any]:
+async def report_async() -> dict[str, Any]:
     """Every probe at once, answered within ``DEADLINE_SECONDS``; a probe still waiting then is
-    reported as stalled. ``ok`` only if every probe is."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
+    reported as stalled. ``ok`` only if every probe is. Blocking probes run in threads of their
+    own; the channel layer's runs on the caller's loop."""
+    import asyncio
+
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="liverec-health")
+
+    def in_thread(fn: Callable[[], dict[str, Any]]) -> asyncio.Future:
+        return asyncio.wrap_future(pool.submit(fn))
+
+    async def after(gate: asyncio.Future, fn: Callable[[], dict[str, Any]], reason: str) -> dict[str, Any]:
+        # A probe whose server is known to be stalled would only wait on it (a Celery publish
+        # or a cache read has no short timeout).
+        if not (await asyncio.shield(gate)).get("ok"):
+            return {"ok": False, "error": reason}
+        return await in_thread(fn)
+
+    tasks: dict[str, asyncio.Future] = {"database": in_thread(_closing_connection(database)), "broker": in_thread(broker),
+                                        "cache": in_thread(cache), "model": in_thread(model_files),
+                                        "channel_layer": asyncio.ensure_future(channel_layer_async())}
+    tasks["worker"] = asyncio.ensure_future(after(tasks["broker"], worker, "broker unreachable"))
+    tasks["workers"] = asyncio.ensure_future(after(tasks["broker"], workers, "broker unreachable"))
     try:
-        futures: dict[str, Future] = {"database": pool.submit(_in_thread(database)),
-                                      "broker": pool.submit(broker), "cache": pool.submit(cache)}
-        futures["channel_layer"] = pool.submit(channel_layer)
-        futures["model"] = pool.submit(model_files)
-        futures["worker"] = pool.submit(_after(futures["broker"], worker, "broker unreachable"))
-        futures["workers"] = pool.submit(_after(futures["broker"], workers, "broker unreachable"))
-        checks: dict[str, dict[str, Any]] = {}
-        for name, future in futures.items():
-            try:
-                checks[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
-            except FuturesTimeout:
-                checks[name] = {"ok": False, "error": f"no answer within {DEADLINE_SECONDS:.1f} s (stalled)"}
-            except Exception as exc:
-                checks[name] = {"ok": False, "error": repr(exc)}
+        await asyncio.wait(tasks.values(), timeout=DEADLINE_SECONDS)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # a stalled probe's thread ends with its timeout
+    checks: dict[str, dict[str, Any]] = {}
+    for name, task in tasks.items():
+        if not task.done():
+            task.cancel()
+            checks[name] = {"ok": False, "error": f"{name} gave no answer within {DEADLINE_SECONDS:.1f} s (stalled)"}
+        elif task.exception() is not None:
+            checks[name] = {"ok": False, "error": repr(task.exception())}
+        else:
+            checks[name] = task.result()
     # "model loaded" is proven where the model runs: the worker encoded a text.
     checks["model"]["loaded"] = bool(checks["worker"].get("ok") and checks["worker"].get("dim"))
     checks["model"]["ok"] = checks["model"]["ok"] and checks["model"]["loaded"]
     faults = [f"{name}: {c['error']}" for name, c in checks.items() if not c["ok"] and c.get("error")]
     return {"ok": all(c["ok"] for c in checks.values()), **({"faults": faults} if faults else {}), **checks}
+
+
+def report() -> dict[str, Any]:
+    return async_to_sync(report_async)()

@@ -38,8 +38,11 @@ def _client():
     url = current_app.conf.broker_url or ""
     if not url.startswith(("redis://", "rediss://", "valkey://")):
         return None
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     return redis.Redis.from_url(url.replace("valkey://", "redis://", 1), socket_timeout=TIMEOUT_SECONDS,
-                                socket_connect_timeout=TIMEOUT_SECONDS)
+                                socket_connect_timeout=TIMEOUT_SECONDS, retry=Retry(NoBackoff(), 0))
 
 
 def beat(hostname: str, queues: list[str], client=None) -> None:

@@ -52,8 +52,8 @@ def test_ingest_and_health_hold_while_valkey_is_stopped_and_everything_lands_aft
         assert set(poster.statuses) == {200}  # every batch stored on its first try
         assert Event.objects.filter(uuid__in=poster.accepted).count() == len(poster.accepted)
         assert status == 503 and not report["ok"]
-        assert not report["broker"]["ok"] and "broker at" in report["broker"]["error"]
-        assert not report["cache"]["ok"] and "did not answer PING" in report["cache"]["error"]
+        assert not report["broker"]["ok"] and "broker" in report["broker"]["error"]
+        assert not report["cache"]["ok"] and "cache" in report["cache"]["error"]
         assert report["database"]["ok"]
 
         os.kill(valkey._process.pid, signal.SIGCONT)
