@@ -169,19 +169,17 @@ def test_no_accepted_event_is_lost_through_a_killed_worker_a_stalled_valkey_and_
         assert sup.status()["rt"] == "running"
         lap("worker killed, restarted, pushes resumed")
 
-        # 2. Valkey is stopped (SIGSTOP): ingest keeps storing, health names the broker.
+        # 2. Valkey is stopped (SIGSTOP): ingest keeps storing (health under a stall has its own
+        # test, test_valkey_stalled.py).
         os.kill(valkey._process.pid, signal.SIGSTOP)
         stalled = True
         listener.arm()
         post(base, "visitor-fault-live", "4", "5")
-        status, report, took = faults.health(base)
-        assert status == 503 and not report["broker"]["ok"], report
-        assert "broker" in report["broker"]["error"], report
-        time.sleep(3)
+        time.sleep(4)
         os.kill(valkey._process.pid, signal.SIGCONT)
         stalled = False
         listener.push(timeout=120)
-        lap(f"Valkey stopped and resumed, pushes resumed (health answered in {took * 1000:.0f} ms)")
+        lap("Valkey stopped and resumed, pushes resumed")
 
         # 3. PostgreSQL restarts: ingest answers 503 meanwhile (the tracker re-sends), pushes resume.
         pg_ctl(["-w", "-m", "fast", "restart"], pgdata=own_postgres.pgdata, user=own_postgres.system_user, timeout=120)
