@@ -15,7 +15,7 @@ import sys
 import time
 
 from .services import REPO_ROOT, start_all, stack_dir, wait_for_port
-from .supervisor import Supervisor
+from .supervisor import CrashLoop, Supervisor
 
 # One thread each: on 2 shared cores, 2 torch threads ran 5x slower (measured).
 THREAD_ENV = {
@@ -47,9 +47,16 @@ def _stack_secret_key() -> str:
     return path.read_text().strip()
 
 
-def worker_commands(python: str, realtime: int | None = None) -> list[tuple[str, list[str]]]:
-    """The Celery processes: realtime workers for per-event work, a batch worker
-    for embeddings and LLM summaries (so a slow summary never delays a push).
+def worker_commands(python: str, realtime: int | None = None, *, summaries: bool = True) -> list[tuple[str, list[str]]]:
+    """The Celery processes: realtime workers for per-event work, a batch worker for item
+    embeddings and the association/trending fold, and a summaries worker for the LLM's
+    visitor summaries (``summaries=False`` leaves it out, for a site without them).
+
+    Summaries have a queue and a worker of their own: at ~2 s of CPU each, a burst of visitors
+    once queued 978 of them ahead of an item embedding and 38 association folds on a shared
+    batch queue (a film saved was still not embedded 8 minutes later). Celery's Redis
+    transport has no strict queue priority (a worker consuming two queues takes from both in
+    turn), so only a separate worker makes "never behind a summary" hold.
 
     Two realtime workers by default (``LIVEREC_RT_WORKERS``): folds serialise on the
     projection cursor, but the rankings of the visitors a fold touched, most of a push's
@@ -80,7 +87,23 @@ def worker_commands(python: str, realtime: int | None = None) -> list[tuple[str,
     nice = int(os.environ.get("LIVEREC_BATCH_NICE", "10"))
     batch = (["nice", "-n", str(nice)] if nice else []) + celery + ["worker", "-Q", "liverec.batch", "-P", "prefork", "-c", "1",
                       f"--max-memory-per-child={limit_kb}", "-n", "batch@%h", "-l", "warning"]
-    return rt + [("batch", batch)]
+    out = rt + [("batch", batch)]
+    if summaries:
+        # Lower still (LIVEREC_SUMMARIES_NICE, default 15): a summary is the least urgent work.
+        snice = int(os.environ.get("LIVEREC_SUMMARIES_NICE", "15"))
+        out.append(("summ", (["nice", "-n", str(snice)] if snice else []) + celery + [
+            "worker", "-Q", "liverec.summaries", "-P", "prefork", "-c", "1", f"--max-memory-per-child={limit_kb}",
+            "-n", "summaries@%h", "-l", "warning"]))
+    return out
+
+
+def supervisor(env: dict[str, str], **kwargs) -> Supervisor:
+    """The demo's supervisor: restarts after LIVEREC_RESTART_BACKOFF_SECONDS (default 1, doubling
+    to 30), gives up on a crash loop of LIVEREC_CRASH_LOOP restarts/seconds (default "5/120")."""
+    limit, _, window = os.environ.get("LIVEREC_CRASH_LOOP", "5/120").partition("/")
+    kwargs.setdefault("backoff", float(os.environ.get("LIVEREC_RESTART_BACKOFF_SECONDS", "1")))
+    kwargs.setdefault("crash_loop", (int(limit), float(window or 120)))
+    return Supervisor(env, **kwargs)
 
 
 def cmd_run(argv: list[str]) -> int:
@@ -112,7 +135,7 @@ def cmd_demo(port: int) -> int:
     env = child_env(services.env)
     env.setdefault("DEBUG", "1")  # the demo's own entry point, and only it, turns debug on
     python = sys.executable
-    sup = Supervisor(env)
+    sup = supervisor(env)
     try:
         subprocess.run([python, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=REPO_ROOT)
         for name, cmd in worker_commands(python):
@@ -129,11 +152,11 @@ def cmd_demo(port: int) -> int:
               f"   admin: http://127.0.0.1:{port}/admin/ (user admin / password admin)\n  Ctrl-C stops everything.\n",
               flush=True)
         while True:
-            exited = sup.first_exited()
-            if exited:
-                print(f"devstack: process {exited[0]} exited with status {exited[1]}; stopping", flush=True)
-                return 1
-            time.sleep(0.5)
+            sup.poll()  # restarts a crashed child after its backoff; raises on a crash loop
+            time.sleep(0.2)
+    except CrashLoop as exc:
+        print(f"devstack: {exc}", flush=True)
+        return 1
     except KeyboardInterrupt:
         print("\ndevstack: stopping", flush=True)
         return 0

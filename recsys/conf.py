@@ -112,6 +112,9 @@ DEFAULTS = {
     "SUMMARY_MAX_TOKENS": 60,
     # One summary per visitor per this window, however many events arrive in it.
     "SUMMARY_DEBOUNCE_SECONDS": 60,
+    # Each Celery worker records it is alive this often (recsys.heartbeat); health reports a
+    # worker missing after three silent intervals.
+    "WORKER_HEARTBEAT_SECONDS": 2.0,
 }
 
 settings = AppSettings("LIVEREC", DEFAULTS, import_strings=("ITEM_ADAPTERS", "STRATEGIES"))

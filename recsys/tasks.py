@@ -7,7 +7,7 @@ from typing import Sequence
 from celery import shared_task
 from django.utils import timezone
 
-from . import warmup  # noqa: F401  (connects the worker start-up signals: warm-up, heap freeze)
+from . import heartbeat, warmup  # noqa: F401  (connect the worker signals: heartbeat, warm-up, heap freeze)
 from .cycletrace import CycleTrace
 from .services import cooccurrence, events, interests, items, latency_samples, push, serving
 
@@ -15,6 +15,9 @@ logger = logging.getLogger(__name__)
 
 REALTIME = "liverec.realtime"
 BATCH = "liverec.batch"
+# LLM visitor summaries only: seconds of CPU each, so they have a queue (and, in the demo, a
+# worker) of their own and never hold an item embedding or an association fold.
+SUMMARIES = "liverec.summaries"
 
 
 @shared_task(queue=REALTIME, ignore_result=True, acks_late=True)
@@ -197,16 +200,19 @@ def refresh_topics(k: int | None = None) -> int:
     return topics.recompute_visitor_topics()
 
 
-@shared_task(queue=BATCH, ignore_result=True, acks_late=True)
+@shared_task(queue=SUMMARIES, ignore_result=True, acks_late=True)
 def summarize_visitor(visitor_id: str) -> None:
-    """The LLM summary, on the batch queue (seconds of CPU: never on the realtime one)."""
-    from django.core.cache import cache
+    """The LLM summary, on the summaries queue (seconds of CPU: never on the realtime or batch one)."""
+    from .services import coalesce, summaries
 
-    from .services import summaries
-
-    # Cleared first: events arriving during generation schedule the next summary.
-    cache.delete(summaries._debounce_key(visitor_id))
+    # Released first: events arriving during generation schedule the next summary.
+    coalesce.release(summaries.pending_key(visitor_id))
     summaries.summarize(visitor_id)
+
+
+@shared_task(queue=SUMMARIES)
+def health_probe_summaries() -> bool:
+    return True
 
 
 # Not acks_late: a training run can outlast the broker's visibility timeout (600 s in the

@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Sequence
 
-from . import counters
+from . import cachekeys, counters
 from .conf import settings
 
 
@@ -60,10 +60,20 @@ def rate_plan(visitor_id: str, times: Sequence[datetime]) -> RatePlan | None:
     buckets = [int(t.timestamp() // seconds) for t in times]
     per_bucket = Counter(buckets)
     keys = sorted(per_bucket)
-    flag_key = f"lr:bot:{visitor_id}"
+    flag = flag_key(visitor_id)
     # INCRBY 0 reads the sticky flag in the same round trip and keeps it alive while the bot posts.
-    incs = [(flag_key, 0, flag_ttl)] + [(f"lr:rate:{visitor_id}:{b}", per_bucket[b], seconds * 2) for b in keys]
-    return RatePlan(flag_key, flag_ttl, incs, buckets, keys, limit)
+    incs = [(flag, 0, flag_ttl)] + [(cachekeys.visitor_key("lr:rate", visitor_id, str(b)), per_bucket[b], seconds * 2)
+                                    for b in keys]
+    return RatePlan(flag, flag_ttl, incs, buckets, keys, limit)
+
+
+def flag_key(visitor_id: str) -> str:
+    return cachekeys.visitor_key("lr:bot", visitor_id)
+
+
+def rate_pattern(visitor_id: str) -> str:
+    """Every rate counter of the visitor (one per time bucket), for a forget."""
+    return cachekeys.visitor_pattern("lr:rate", visitor_id)
 
 
 def inhuman(visitor_id: str, times: Sequence[datetime]) -> list[bool]:

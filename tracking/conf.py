@@ -34,6 +34,10 @@ DEFAULTS = {
     "RATE_LIMIT_IP": {"EVENTS": 30000, "SECONDS": 60},
     # Cache alias (Django CACHES) holding the rate and bot counters; Redis/Valkey in production.
     "RATE_LIMIT_CACHE": "default",
+    # Timeout of each Redis call on the ingest path (connect and reply), in milliseconds. Beyond
+    # it the call fails open (no rate count, session from the log) and the cache is skipped for
+    # a second: a stalled Redis never holds an ingest request for longer than this.
+    "CACHE_TIMEOUT_MS": 50,
     # Behind a reverse proxy, the header holding the client address chain (e.g. "X-Forwarded-For").
     # Read only when the request comes from one of TRUSTED_PROXIES; the client address is then the
     # rightmost address in the chain that is not a trusted proxy (the leftmost is the client's word).

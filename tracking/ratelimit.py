@@ -67,12 +67,14 @@ def _pseudonym(ident: str) -> str:
     client's address is not kept anywhere beyond what IP_STORAGE allows, not even for the
     61 s a counter lives in Redis. Keyed with SECRET_KEY so a key cannot be reversed by
     hashing the IPv4 space."""
-    import hashlib
-    import hmac
+    from .cachekeys import visitor_digest
 
-    from django.conf import settings as django_settings
+    return visitor_digest(ident)
 
-    return hmac.new(django_settings.SECRET_KEY.encode(), ident.encode(), hashlib.sha256).hexdigest()[:24]
+
+def visitor_pattern(visitor_id: str) -> str:
+    """Every per-visitor rate-limit counter of the visitor (one per window), for a forget."""
+    return f"lr:rl:visitor:{_pseudonym(visitor_id)}:*"
 
 
 def check(visitor_id: str, ip: str, n_events: int, now: float | None = None) -> Verdict:

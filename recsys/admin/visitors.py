@@ -19,6 +19,7 @@ from tracking.models import Event
 from ..engine import recommend
 from ..models import VisitorProfile
 from ..services import audit, publishing
+from ..services import privacy as recsys_privacy
 from ..stats import find_visitors, visitor_interests, visitor_timeline, visitor_topics
 from .base import EXPORT_VISITOR, FORGET_VISITOR, VIEW_VISITORS, render, requires, username
 from .charts import hbar_chart
@@ -75,6 +76,8 @@ def forget(request: HttpRequest, visitor_id: str) -> HttpResponse:
         messages.error(request, "Type the visitor id to confirm forgetting them.")
         return redirect(reverse("admin:recsys_visitor", args=[visitor_id]))
     result = privacy.forget_visitor(visitor_id)
-    audit.record(username(request), "forget_visitor", visitor_id, result)
+    # The trail keeps the erasure, not the id it erased.
+    audit.record(username(request), "forget_visitor", recsys_privacy.FORGOTTEN,
+                 {k: v for k, v in result.items() if k not in ("visitor_ids", "user_ids")})
     messages.success(request, f"Forgot visitor {visitor_id}: {result.get('events_deleted', 0)} events deleted.")
     return redirect(reverse("admin:recsys_visitors"))

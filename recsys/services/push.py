@@ -20,6 +20,8 @@ from typing import Any
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 
+from tracking import cachekeys
+
 from ..conf import settings
 from ..cycletrace import span
 from ..engine import recommend_many, slot_config
@@ -29,9 +31,11 @@ from . import dispatch, layer, pushstate, serving
 logger = logging.getLogger(__name__)
 
 DEFAULT_SLOTS = ("for-you",)
-# A socket keeps its visitor "online" this long after connecting or its last ping; the widget
-# pings every 4 minutes, so a crashed ASGI server leaks presence for at most this long.
-PRESENCE_TTL = 15 * 60
+# A socket keeps its visitor "online" this long after connecting or its last ping (heartbeat):
+# the widget pings every 20 s (widget.js PING_MS), so a socket lost without a close (a crashed
+# ASGI server, a laptop lid shut) leaves its visitor marked online for at most a minute, and
+# the realtime cycles stop ranking for a page nobody sees.
+PRESENCE_TTL = 60
 OPEN_SLOTS_TTL = PRESENCE_TTL  # a page's open-slot registry lives exactly as long as its presence
 MAX_SLOT_KEYS = 16
 MAX_SLOT_KEY_LENGTH = 200
@@ -40,8 +44,21 @@ MAX_SLOT_KEY_LENGTH = 200
 BURST_STATE_TTL = 30
 
 
+# Every per-visitor key kind below (``_key``); "sig" keys also carry the slot key after the id.
+STATE_KINDS = ("online", "slots", "seq", "last", "trail", "lists", "epoch")
+
+
 def _key(kind: str, visitor_id: str) -> str:
-    return f"liverec:{kind}:{visitor_group(visitor_id)}"
+    return cachekeys.visitor_key(f"liverec:{kind}", visitor_id)
+
+
+def state_keys(visitor_id: str) -> list[str]:
+    """Every fixed per-visitor push-state key (a forget erases them, with ``state_patterns``)."""
+    return [_key(kind, visitor_id) for kind in STATE_KINDS]
+
+
+def state_patterns(visitor_id: str) -> list[str]:
+    return [cachekeys.visitor_pattern("liverec:sig", visitor_id)]
 
 
 # --- slot keys ---------------------------------------------------------------------------------

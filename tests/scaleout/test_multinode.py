@@ -20,7 +20,6 @@ from datetime import timedelta
 import httpx
 import numpy as np
 import pytest
-import websockets
 from celery import Celery
 from django.db.models import Max, Sum
 from django.utils import timezone
@@ -29,6 +28,7 @@ from recsys.conf import settings as liverec
 from recsys.models import ProjectionCursor, VisitorProfile
 from recsys.services import interests
 from recsys.tokens import make_token
+from tests.visitors import cookie_header, liverec_socket
 from tests.reliability import procs
 from tracking import hooks, services
 from tracking.models import Event
@@ -75,7 +75,8 @@ def two_nodes(valkeys):
 def post_view(node: Node, visitor: str, item_id: str) -> None:
     event = {"id": str(uuid.uuid4()), "name": "item_viewed", "item_id": item_id, "ts": int(time.time() * 1000)}
     resp = httpx.post(f"{node.url}/liverec/events/", json={"site_key": "demo-site-key", "visitor_id": visitor,
-                                                           "events": [event]}, timeout=10)
+                                                           "events": [event]},
+                      headers={"Cookie": cookie_header(visitor)}, timeout=10)
     assert resp.status_code == 200 and resp.json()["accepted"] == 1, resp.text
 
 
@@ -103,8 +104,8 @@ def test_sockets_on_both_nodes_get_each_event_posted_to_one_pushed_once(two_node
     token = make_token(visitor)
 
     async def scenario():
-        async with websockets.connect(f"{a.ws_url}?token={token}", origin=a.url) as on_a, \
-                websockets.connect(f"{b.ws_url}?token={token}", origin=b.url) as on_b:
+        async with liverec_socket(f"{a.ws_url}?token={token}", origin=a.url) as on_a, \
+                liverec_socket(f"{b.ws_url}?token={token}", origin=b.url) as on_b:
             first = await next_recs(on_a, 60)
             assert first is not None and first.get("resync")
             assert (await next_recs(on_b, 60)).get("resync")

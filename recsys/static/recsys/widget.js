@@ -27,7 +27,7 @@
 (function () {
   "use strict";
   if (customElements.get("liverec-widget")) return;
-  var DEFAULT_POLL_MS = 15000, PING_MS = 240000, MAX_BACKOFF_MS = 30000, LOADING_MS = 4000;
+  var DEFAULT_POLL_MS = 15000, PING_MS = 20000, MAX_BACKOFF_MS = 30000, LOADING_MS = 4000;
 
   function track(name, props) {
     if (window.liverec && typeof window.liverec.track === "function") {
