@@ -23,13 +23,13 @@ def connect() -> None:
         registry.register(strategy)
     for adapter_cls in settings.ITEM_ADAPTERS:
         register_adapter(adapter_cls())
-    hooks.subscribe(on_events_appended_later)
+    hooks.register(hooks.EVENTS_APPENDED, on_events_appended_later)
     # Catalogue sources can be registered after this (a site's own ready()): one receiver for
     # every model, which looks the sender up in the adapter registry.
     post_save.connect(items.on_host_saved, dispatch_uid="liverec-host-save")
     post_delete.connect(items.on_host_deleted, dispatch_uid="liverec-host-delete")
-    hooks.subscribe_erased(privacy.on_erased)  # retention: rebuild from the remaining events
-    hooks.subscribe_expired(privacy.on_expired)
+    hooks.register(hooks.VISITORS_ERASED, privacy.on_erased)  # retention: rebuild from the remaining events
+    hooks.register(hooks.EVENTS_EXPIRED, privacy.on_expired)
     for store in privacy.STORES:  # forget and export loop over these (tracking.privacy)
         tracking_privacy.register_store(store())
     configcache.connect()

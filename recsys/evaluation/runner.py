@@ -106,7 +106,6 @@ def isolated_database(alias: str = "default") -> Iterator[str]:
     saved_test = dict(conn.settings_dict.get("TEST") or {})
     name = f"liverec_eval_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     conn.settings_dict["TEST"] = {**saved_test, "NAME": name}
-    saved_subscribers = list(hooks._subscribers)
     cache = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": name}}
     try:
         # create_test_db closes the connection but not a connection pool (OPTIONS["pool"]), whose
@@ -116,12 +115,11 @@ def isolated_database(alias: str = "default") -> Iterator[str]:
         if hasattr(conn, "close_pool"):
             conn.close_pool()
         conn.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False, keepdb=False)
-        hooks._subscribers.clear()
-        with override_settings(CACHES=cache, LIVEREC_TRACKING=_tracking_settings()):
+        # The copy's appends must not reach the site's projections and workers.
+        with hooks.only(hooks.EVENTS_APPENDED), override_settings(CACHES=cache, LIVEREC_TRACKING=_tracking_settings()):
             caches["default"].clear()
             yield name
     finally:
-        hooks._subscribers[:] = saved_subscribers
         conn.creation.destroy_test_db(old_name, verbosity=0, keepdb=False)
         conn.settings_dict["TEST"] = saved_test
 

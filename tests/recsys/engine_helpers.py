@@ -27,7 +27,7 @@ def isolated_cache(monkeypatch):
     from recsys.services import cooccurrence, events
     from tracking import hooks
 
-    monkeypatch.setattr(hooks, "_subscribers", [])
+    monkeypatch.setitem(hooks._hooks, hooks.EVENTS_APPENDED, [])
     monkeypatch.setattr(cooccurrence, "request_fold", lambda: None)
     monkeypatch.setattr(events, "on_events_appended", lambda event_ids: None)
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def projection_driven_by_the_test(monkeypatch):
     from tracking import hooks
 
-    monkeypatch.setattr(hooks, "_subscribers", [])  # the live workers must not fold these events
+    monkeypatch.setitem(hooks._hooks, hooks.EVENTS_APPENDED, [])  # the live workers must not fold these events
 
 
 def test_a_cycle_appends_its_phases_to_the_trace_file_when_one_is_named(tmp_path, monkeypatch, isolated_cache):  # noqa: F811

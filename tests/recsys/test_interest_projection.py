@@ -22,7 +22,7 @@ def projection_driven_by_the_test(monkeypatch):
     (nor hold locks while the test database is flushed)."""
     from tracking import hooks
 
-    monkeypatch.setattr(hooks, "_subscribers", [])
+    monkeypatch.setitem(hooks._hooks, hooks.EVENTS_APPENDED, [])
 
 
 def vec(item_id: str) -> np.ndarray:

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def projection_driven_by_the_test(monkeypatch):
     from tracking import hooks
 
-    monkeypatch.setattr(hooks, "_subscribers", [])  # the live workers must not fold these events
+    monkeypatch.setitem(hooks._hooks, hooks.EVENTS_APPENDED, [])  # the live workers must not fold these events
 
 
 def in_other_transaction(body, hold: threading.Event) -> threading.Event:

@@ -24,7 +24,7 @@ def projection_driven_by_the_test(monkeypatch):
     (nor hold locks while the test database is flushed)."""
     from tracking import hooks
 
-    monkeypatch.setattr(hooks, "_subscribers", [])
+    monkeypatch.setitem(hooks._hooks, hooks.EVENTS_APPENDED, [])
 
 
 def test_mining_keeps_the_taxonomy_and_frequent_ngrams_only():

@@ -278,7 +278,7 @@ def test_the_realtime_cycle_ranks_from_the_fold_in_memory_as_from_a_read(embedde
     from tracking import hooks
     from tracking.services import record_event
 
-    monkeypatch.setattr(hooks, "_subscribers", [])  # the test folds, not the live workers
+    monkeypatch.setitem(hooks._hooks, hooks.EVENTS_APPENDED, [])  # the test folds, not the live workers
     chain, start = train_on_the_alien_chain(embedded_catalogue)
     before = sequential.VisitorSequenceState.objects.get(visitor_id="fresh").basis
 

@@ -58,7 +58,7 @@ def snapshot() -> dict:
 
 
 def test_killed_worker_catches_up_from_its_cursor_and_equals_a_replay(own_valkey, tmp_path, monkeypatch):
-    monkeypatch.setattr(hooks, "_subscribers", [])  # the test process enqueues nothing itself
+    monkeypatch.setitem(hooks._hooks, hooks.EVENTS_APPENDED, [])  # the test process enqueues nothing itself
     now = timezone.now()
     accepted = 0
     for v in range(VISITORS):

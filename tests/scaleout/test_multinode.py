@@ -156,7 +156,7 @@ def snapshot() -> dict:
 
 def test_a_node_killed_mid_fold_loses_nothing_and_the_other_catches_up_from_the_cursor(two_nodes, monkeypatch):
     app, (a, b) = two_nodes
-    monkeypatch.setattr(hooks, "_subscribers", [])  # the backlog is appended without enqueueing a fold
+    monkeypatch.setitem(hooks._hooks, hooks.EVENTS_APPENDED, [])  # the backlog is appended without enqueueing a fold
     now = timezone.now()
     accepted = 0
     for v in range(VISITORS):

@@ -26,7 +26,7 @@ BOUNDARY = datetime(2026, 11, 1, tzinfo=dt_timezone.utc)
 @pytest.fixture(autouse=True)
 def quiet_hooks(monkeypatch):
     """Appends enqueue no fold here: the test folds in process where it wants one."""
-    monkeypatch.setattr(hooks, "_subscribers", [])
+    monkeypatch.setitem(hooks._hooks, hooks.EVENTS_APPENDED, [])
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ CSV = """user_id,item_id,event,timestamp,value
 @pytest.fixture
 def published(monkeypatch):
     calls: list[list[int]] = []
-    monkeypatch.setattr(hooks, "_subscribers", [lambda ids: calls.append(list(ids))])
+    monkeypatch.setitem(hooks._hooks, hooks.EVENTS_APPENDED, [(lambda ids: calls.append(list(ids)), 0)])
     return calls
 
 
