@@ -4,7 +4,7 @@
     LIVEREC_STACK_DIR=.stack/x python -m devstack run -- python bench/bench_embed.py [--repeat 3]
 
 Loads the 1,682 MovieLens-100K films into the catalogue projection of the dev database,
-starts the real workers (``tests.stack.start_stack``), warms the worker's model, then per
+starts the real workers (``devstack.stack.start_stack``), warms the worker's model, then per
 round: a bare encode here, and ``recsys_embed --all`` semantics (enqueue every item, wait
 until every row carries the current encoder's vector). Prints the best round of each, as
 both sides compete for the same 2 shared cores.
@@ -60,7 +60,7 @@ def main() -> None:
     from recsys.encoders import get_encoder
     from recsys.models import Item
     from recsys.services import items
-    from tests.stack import start_stack
+    from devstack.stack import start_stack
 
     encoder = get_encoder()
     rows = list(Item.objects.order_by("pk").only("pk", "title", "text", "categories"))

@@ -428,7 +428,7 @@ def main() -> None:
         sys.exit("bench_freshness: other LiveRec processes are running (they take CPU, and may write into this "
                  "stack's database); stop them or pass --allow-strays:\n  " + "\n  ".join(others))
     catalogue = ensure_catalogue()
-    from tests.stack import start_stack
+    from devstack.stack import start_stack
 
     os.environ["LIVEREC_CYCLE_TRACE"] = str(TRACE)  # inherited by the stack's workers
 

@@ -73,7 +73,7 @@ def main() -> int:
         from demo.catalogue.models import Film
         from recsys.models import Item
         from recsys.services import items
-        from tests.stack import start_stack
+        from devstack.stack import start_stack
 
         call_command("migrate", "--noinput", verbosity=0)
         Film.objects.bulk_create([Film(ml_id=f.ml_id, title=f.title, year=f.year, genres=f.genres)

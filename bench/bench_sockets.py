@@ -153,7 +153,7 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=30)
     args = parser.parse_args()
     catalogue = ensure_catalogue()
-    from tests.stack import start_stack
+    from devstack.stack import start_stack
 
     stack = start_stack(dict(settings.DATABASES["default"]))
     try:

@@ -17,7 +17,7 @@ def stack(django_db_setup, django_db_blocker):
     """Real Celery workers (realtime + batch) and a real uvicorn on the test database."""
     from django.db import connection
 
-    from tests.stack import start_stack
+    from devstack.stack import start_stack
 
     with django_db_blocker.unblock():
         settings_dict = dict(connection.settings_dict)

@@ -9,7 +9,7 @@ import pytest
 
 from recsys.models import RecommendationLog
 from recsys.tokens import read_token
-from tests.stack import wait_for
+from devstack.stack import wait_for
 from tracking import identity, services
 
 pytestmark = [pytest.mark.browser, pytest.mark.stack, pytest.mark.django_db(transaction=True)]

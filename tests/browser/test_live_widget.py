@@ -6,7 +6,7 @@ import time
 import pytest
 
 from recsys.models import Item, RecommendationLog
-from tests.stack import wait_for
+from devstack.stack import wait_for
 from tracking.models import Event
 
 pytestmark = [pytest.mark.browser, pytest.mark.stack, pytest.mark.django_db(transaction=True)]

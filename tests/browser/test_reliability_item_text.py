@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from tests.reliability.test_security import HOSTILE_TITLE
-from tests.stack import ROOT
+from devstack.stack import ROOT
 
 
 @pytest.mark.browser

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from tests.stack import wait_for
+from devstack.stack import wait_for
 
 from tracking.models import Event
 

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 
 from devstack import priority
-from tests.stack import ROOT, database_url
+from devstack.stack import ROOT, database_url
 
 # Connects as the process would (Django's pool, the app's ready()), then reports its own
 # niceness, its backend's and their autogroups' as the kernel sees them. With "lower" it first

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.dropin import quickstart
-from tests.stack import free_port, wait_for
+from devstack.stack import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TORCH = "torch==2.13.0"

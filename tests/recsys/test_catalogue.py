@@ -6,7 +6,7 @@ import io
 import numpy as np
 import pytest
 
-from tests.stack import wait_for
+from devstack.stack import wait_for
 from django.core.management import call_command
 from django.test import override_settings
 

@@ -14,7 +14,7 @@ from channels_redis.core import RedisChannelLayer as PlainRedisChannelLayer
 
 from recsys.channel_layer import RedisChannelLayer
 from recsys.services import layer as layer_service
-from tests.stack import free_port
+from devstack.stack import free_port
 
 # The two ways the extension sends: one script call (the default layer on one server), and
 # per shard (what an encrypted or per-channel-capacity layer takes even on one server).
@@ -137,6 +137,17 @@ def two_valkeys(tmp_path):
 VISITORS = 24
 
 
+def _processes_on_both_shards(cls, hosts, prefix, count: int) -> list:
+    """``count`` layers (one per ASGI process) whose sockets' channels, placed by a hash of the
+    process's random prefix, land on both shards: with three random processes, all three share
+    a shard a quarter of the time, and the test would not cover the other one."""
+    for _ in range(64):
+        processes = [_layer(cls, hosts=hosts, prefix=prefix) for _ in range(count)]
+        if len({p.consistent_hash(f"specific.{p.client_prefix}!") for p in processes}) == len(hosts):
+            return processes
+    raise AssertionError("no set of processes spans both shards")
+
+
 def _sharded_scenario(layer, processes, send):
     """Each visitor has a socket in each of three ASGI processes; one send per visitor group.
     Returns {channel: (group, what it received)}, the messages left on the servers after
@@ -175,7 +186,7 @@ def _sharded_scenario(layer, processes, send):
 def test_a_layer_sharded_over_two_servers_reaches_every_socket_once(two_valkeys, cls, monkeypatch):
     prefix = f"test-{uuid.uuid4().hex[:8]}"
     layer = _layer(cls, hosts=two_valkeys, prefix=prefix)
-    processes = [_layer(cls, hosts=two_valkeys, prefix=prefix) for _ in range(3)]
+    processes = _processes_on_both_shards(cls, two_valkeys, prefix, 3)
     monkeypatch.setattr(layer_service, "get_channel_layer", lambda: layer)
 
     async def send(sends):

@@ -14,7 +14,7 @@ import websockets
 
 from recsys.models import VisitorProfile
 from recsys.tokens import make_token
-from tests.stack import wait_for
+from devstack.stack import wait_for
 from tests.visitors import cookies, liverec_socket
 from tracking.models import Event
 

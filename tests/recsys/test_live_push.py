@@ -14,7 +14,7 @@ from recsys import attribution
 from recsys.models import RecommendationLog, VisitorProfile
 from recsys.services import push
 from recsys.tokens import make_token
-from tests.stack import wait_for
+from devstack.stack import wait_for
 from tests.visitors import cookies, liverec_socket
 from tracking import services
 

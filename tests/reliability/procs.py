@@ -14,7 +14,7 @@ from pathlib import Path
 
 from devstack.__main__ import THREAD_ENV
 from devstack.supervisor import Supervisor
-from tests.stack import ROOT, database_url, free_port
+from devstack.stack import ROOT, database_url, free_port
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -72,7 +72,7 @@ def kill(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
     proc.wait(30)
 
 
-from tests.stack import wait_for  # noqa: E402  (re-exported for the fault tests)
+from devstack.stack import wait_for  # noqa: E402  (re-exported for the fault tests)
 
 __all__ = ["env", "celery", "start_worker", "start_beat", "start_web", "wait_port", "kill", "wait_for",
            "free_port", "Supervisor"]

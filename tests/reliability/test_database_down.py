@@ -15,7 +15,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.stack import ROOT
+from devstack.stack import ROOT
 from tests.visitors import cookies
 
 from . import procs

@@ -28,7 +28,7 @@ import pytest
 from devstack.__main__ import supervisor, worker_commands
 from recsys.tokens import make_token
 from tests.visitors import cookie_header, liverec_socket
-from tests.stack import ROOT
+from devstack.stack import ROOT
 
 from . import faults, procs
 

@@ -18,7 +18,7 @@ from recsys.models import Item, VisitorProfile
 from recsys.services import push
 from recsys.services import summaries as summary_service
 from recsys.tasks import BATCH, SUMMARIES, summarize_visitor
-from tests.stack import ROOT, wait_for
+from devstack.stack import ROOT, wait_for
 
 
 def queued_for(visitor_id: str) -> dict[str, int]:

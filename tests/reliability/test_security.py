@@ -14,7 +14,7 @@ from django.core import signing
 from django.utils import timezone
 
 from recsys.tokens import make_token, read_token
-from tests.stack import ROOT
+from devstack.stack import ROOT
 from tracking import identity
 from tracking.models import Event
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from devstack.__main__ import worker_commands
 from devstack.supervisor import Supervisor
 from tests.reliability.procs import wait_port
-from tests.stack import free_port
+from devstack.stack import free_port
 
 
 def node_queue(name: str) -> str:

@@ -1,7 +1,5 @@
-"""The real stack for tests: Celery workers and an ASGI server on the test database.
-
-Started once per session, only by tests that ask for it (the ``stack`` fixture).
-"""
+"""The stack's processes on a given database: Celery workers and an ASGI server under the
+supervisor, for the tests (the ``stack`` fixture starts it once per test run) and the benches."""
 from __future__ import annotations
 
 import os
