@@ -87,20 +87,29 @@ class StrategyConfig(models.Model):
         return self.strategy_id
 
 
-class SlotConfig(models.Model):
-    """A published version of a slot's configuration; the newest active one is live.
+class PublishedVersion(models.Model):
+    """One published version of a tuned configuration (``recsys.services.publishing``).
 
-    Rows are never edited: publishing adds a version, rolling back re-activates an old one.
-    A slot without rows uses ``LIVEREC["SLOTS"]``.
+    Rows are never edited: publishing adds a version, rolling back publishes an old version's
+    config again as a new one, and the newest active row is live.
     """
 
-    slot = models.CharField(max_length=64)
     version = models.PositiveIntegerField()
-    config = models.JSONField(help_text="Same shape as an entry of LIVEREC['SLOTS'].")
     active = models.BooleanField(default=True)
     created_by = models.CharField(max_length=150, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     note = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        abstract = True
+
+
+class SlotConfig(PublishedVersion):
+    """A published version of a slot's configuration. A slot without rows uses
+    ``LIVEREC["SLOTS"]``."""
+
+    slot = models.CharField(max_length=64)
+    config = models.JSONField(help_text="Same shape as an entry of LIVEREC['SLOTS'].")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["slot", "version"], name="recsys_slot_version")]
@@ -182,19 +191,12 @@ class RecommendationLog(models.Model):
 # --- Admin tuning UI: interest settings, experiments, evaluation runs, audit trail ---------------
 
 
-class InterestConfig(models.Model):
-    """A published version of the interest-model settings (event weights, half-lives).
-
-    Same life cycle as ``SlotConfig``: rows are never edited, the newest active one is live,
-    and without rows ``LIVEREC["EVENT_WEIGHTS"]`` and the half-life settings apply.
-    """
+class InterestConfig(PublishedVersion):
+    """A published version of the interest-model settings (event weights, half-lives). Without
+    rows ``LIVEREC["EVENT_WEIGHTS"]`` and the half-life settings apply."""
 
     version = models.PositiveIntegerField(unique=True)
     config = models.JSONField(help_text='{"EVENT_WEIGHTS": {...}, "LONG_TERM_HALF_LIFE_HOURS": h, ...}')
-    active = models.BooleanField(default=True)
-    created_by = models.CharField(max_length=150, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
-    note = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
         ordering = ["-version"]
