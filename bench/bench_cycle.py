@@ -46,7 +46,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from bench.bench_freshness import ensure_catalogue, watching_visitors
-    from recsys.services import cooccurrence, interests, push, serving
+    from recsys.live import push
+    from recsys.services import cooccurrence, interests, serving
     from recsys.tasks import _sequence_states, _store_sequence_states
     from tracking.services import append_events
 

@@ -102,11 +102,11 @@ def ensure_catalogue() -> list[str]:
 def watching_visitors(prefix: str, count: int) -> list[str]:
     """``count`` new visitors registered online with "for-you" on their page, as an open socket
     registers them (in-process benches: every change of theirs is ranked and pushed)."""
-    from recsys.services import push
+    from recsys.live import presence
 
     visitors = [f"{prefix}-{uuid.uuid4().hex[:10]}" for _ in range(count)]
     for v in visitors:
-        push.socket_opened(v, ["for-you"])
+        presence.socket_opened(v, ["for-you"])
     return visitors
 
 

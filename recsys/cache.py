@@ -10,10 +10,14 @@ threads: each command checks a connection out of the pool it wraps.
     CACHES = {"default": {"BACKEND": "recsys.cache.RedisCache", "LOCATION": "redis://..."}}
 
 Values, keys and options are Django's own: data written through either backend is readable
-through the other.
+through the other. ``set_values`` writes many keys with their own TTLs in one round trip
+(the push state and the coalescing flags use it).
 """
 from __future__ import annotations
 
+from typing import Any
+
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
 
@@ -35,3 +39,42 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = SharedClientRedisCacheClient
+
+
+def redis_client():
+    """The cache's redis-py client, or None when the cache is not Django's Redis backend."""
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    if not isinstance(backend, DjangoRedisCache):
+        return None
+    return backend._cache.get_client(write=True)
+
+
+def raw_key(key: str) -> str:
+    return cache.make_and_validate_key(key)
+
+
+def serializer():
+    """Django's Redis backend's serializer (ints as Redis integers, the rest pickled)."""
+    return caches[DEFAULT_CACHE_ALIAS]._cache._serializer
+
+
+def set_values(entries: list[tuple[str, Any, int]], *, only_new: bool = False) -> list[bool]:
+    """Set each (key, value, ttl in seconds) as ``cache.set`` would (``cache.add`` with
+    ``only_new``: only where the key is absent), in one round trip with Django's Redis backend;
+    True where a value was set. ``cache.set_many`` takes one ttl for all (the lists and the
+    burst timers a push writes after its sends have two) and the cache API has no ``add_many``
+    (a cycle claims a summary flag per visitor it touched: ``coalesce.claim_many``)."""
+    if not entries:
+        return []
+    client = redis_client()
+    if client is None:
+        if only_new:
+            return [bool(cache.add(key, value, ttl)) for key, value, ttl in entries]
+        for key, value, ttl in entries:
+            cache.set(key, value, ttl)
+        return [True] * len(entries)
+    dumps = serializer().dumps
+    pipe = client.pipeline(transaction=False)
+    for key, value, ttl in entries:
+        pipe.set(raw_key(key), dumps(value), ex=ttl, nx=only_new)
+    return [bool(ok) for ok in pipe.execute()]

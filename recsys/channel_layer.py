@@ -16,7 +16,7 @@ clients of its own:
 Either way it delivers what ``group_send`` delivers: group members past ``group_expiry`` are
 dropped, expired messages removed, a channel at capacity loses the message (logged, as
 channels_redis logs it), and a receiver cannot tell the two paths apart. Callers that hold any
-other layer use plain ``group_send`` (``recsys.services.layer``).
+other layer use plain ``group_send`` (``recsys.live.layer``).
 """
 from __future__ import annotations
 

@@ -85,7 +85,7 @@ DEFAULTS = {
     # Bursts of events for one visitor are coalesced into one refresh within this window.
     # 250 ms: quick human clicks land 100-250 ms apart; a lone event is still pushed at once.
     "PUSH_DEBOUNCE_MS": 250,
-    # Live push (recsys.services.push): the first change after a quiet spell is pushed at once;
+    # Live push (recsys.live.push): the first change after a quiet spell is pushed at once;
     # changes less than PUSH_DEBOUNCE_MS apart wait for one trailing push, held at most this long.
     "PUSH_MAX_DELAY_MS": 2000,
     # Threads per process that run a request's database-bound strategies while the calling

@@ -11,7 +11,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.consumer import get_handler_name
 
 from .groups import visitor_group
-from .services import push, pushstate
+from .live import presence, push, pushstate
+from .live.keys import clean_slot_keys
 from .tokens import InvalidToken, read_token
 
 CLOSE_BAD_TOKEN = 4401  # application close codes (4000-4999): the client should not retry with it
@@ -93,7 +94,7 @@ class RecommendationsConsumer(AsyncJsonWebsocketConsumer):
         if "token" in query:
             await self.close(code=CLOSE_BAD_TOKEN, reason="token in the URL: send it as the first message")
             return
-        self.keys = push.clean_slot_keys((query.get("slots") or [""])[0].split(",")) or list(push.DEFAULT_SLOTS)
+        self.keys = clean_slot_keys((query.get("slots") or [""])[0].split(",")) or list(presence.DEFAULT_SLOTS)
         try:
             self.seen = _query_seq((query.get("seq") or [""])[0])
         except BadNumber as exc:
@@ -120,7 +121,7 @@ class RecommendationsConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_BAD_TOKEN, reason=str(exc)[:120])  # a close reason is at most 123 bytes
             return
         if "slots" in content:
-            self.keys = push.clean_slot_keys(content["slots"]) or self.keys
+            self.keys = clean_slot_keys(content["slots"]) or self.keys
         if "seq" in content:
             try:
                 self.seen = clean_seq(content["seq"])
@@ -139,7 +140,7 @@ class RecommendationsConsumer(AsyncJsonWebsocketConsumer):
         if getattr(self, "group", None):
             await self.channel_layer.group_discard(self.group, self.channel_name)
         if getattr(self, "online", False):
-            await database_sync_to_async(push.socket_closed)(self.visitor_id)
+            await database_sync_to_async(presence.socket_closed)(self.visitor_id)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         if bytes_data is not None or text_data is None or len(text_data) > MAX_MESSAGE_BYTES:
@@ -161,11 +162,11 @@ class RecommendationsConsumer(AsyncJsonWebsocketConsumer):
             return
         kind = content.get("type")
         if kind == "ping":
-            await database_sync_to_async(push.socket_alive)(self.visitor_id, self.keys)
+            await database_sync_to_async(presence.socket_alive)(self.visitor_id, self.keys)
             await self.send_json({"type": "pong"})
             return
         slots = content.get("slots", self.keys)
-        keys = push.clean_slot_keys(slots)
+        keys = clean_slot_keys(slots)
         if kind in ("subscribe", "resync") and keys and len(keys) == len(slots):
             try:
                 seen = clean_seq(content.get("seq"))
@@ -176,7 +177,7 @@ class RecommendationsConsumer(AsyncJsonWebsocketConsumer):
                 return
             if kind == "subscribe":
                 self.keys = (self.keys + [k for k in keys if k not in self.keys])[:MAX_KEYS_PER_SOCKET]
-                await database_sync_to_async(push.open_slots)(self.visitor_id, self.keys)
+                await database_sync_to_async(presence.open_slots)(self.visitor_id, self.keys)
             await self._resync([k for k in keys if k in self.keys], seen)
         else:
             await self.close(code=CLOSE_BAD_MESSAGE)

@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from . import heartbeat, warmup  # noqa: F401  (connect the worker signals: heartbeat, warm-up, heap freeze)
 from .cycletrace import CycleTrace
-from .services import cooccurrence, events, interests, items, latency_samples, push, serving
+from .live import push
+from .services import cooccurrence, events, interests, items, latency_samples, serving
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def fold_associations() -> int:
 
 @shared_task(queue=REALTIME, ignore_result=True)
 def refresh_visitor(visitor_id: str, deferred_at: float) -> str:
-    """The trailing push of a burst of one visitor's events (see ``services.push``).
+    """The trailing push of a burst of one visitor's events (see ``recsys.live.push``).
 
     Folds what is pending first: events still queued behind this timer belong to the burst
     and hold the push, rather than being pushed half-applied.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.core.cache import cache
 
-from .pushstate import set_values
+from ..cache import set_values
 
 
 def claim(flag: str, ttl_seconds: int) -> bool:
@@ -22,7 +22,7 @@ def claim(flag: str, ttl_seconds: int) -> bool:
 
 def claim_many(flags: list[str], ttl_seconds: int) -> list[bool]:
     """``claim`` of each flag, in one round trip with Django's Redis cache backend
-    (``pushstate.set_values``). A realtime cycle asks this for every visitor it touched
+    (``recsys.cache.set_values``). A realtime cycle asks this for every visitor it touched
     (``summaries.request_summaries``): one ``add`` each was one round trip each."""
     try:
         return set_values([(flag, 1, ttl_seconds) for flag in flags], only_new=True)

@@ -24,7 +24,8 @@ from tracking.models import Event
 from tracking.privacy import VisitorStore
 
 from ..models import AuditEntry, ProjectionCursor, RecommendationLog, VisitorProfile, VisitorSequenceState, VisitorTopics
-from . import dispatch, interests, projection, push, summaries
+from ..live import keys
+from . import dispatch, interests, projection, summaries
 
 # Visitors re-folded per query after retention: bounds the rows read at once.
 REFOLD_CHUNK = 500
@@ -98,7 +99,7 @@ class PushStateStore(VisitorStore):
     kind = "cache"
 
     def forget(self, visitor_id: str) -> int:
-        return counters.delete_keys("default", push.state_keys(visitor_id), push.state_patterns(visitor_id))
+        return counters.delete_keys("default", keys.state_keys(visitor_id), keys.state_patterns(visitor_id))
 
 
 class SummaryFlagStore(VisitorStore):

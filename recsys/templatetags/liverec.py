@@ -12,7 +12,8 @@ from django.utils.translation import gettext
 
 from ..conf import settings
 from ..engine import clean_context, recommend
-from ..services.push import served_on_page, slot_key
+from ..live.keys import slot_key
+from ..live.lists import served_on_page
 from ..tokens import make_token
 
 register = template.Library()

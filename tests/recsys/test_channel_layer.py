@@ -13,7 +13,7 @@ from channels.layers import get_channel_layer
 from channels_redis.core import RedisChannelLayer as PlainRedisChannelLayer
 
 from recsys.channel_layer import RedisChannelLayer
-from recsys.services import layer as layer_service
+from recsys.live import layer as layer_service
 from devstack.stack import free_port
 
 # The two ways the extension sends: one script call (the default layer on one server), and

@@ -43,10 +43,10 @@ def test_a_cycle_appends_its_phases_to_the_trace_file_when_one_is_named(tmp_path
 
 
 def test_the_trace_names_each_pushed_visitor_beside_its_times(tmp_path, monkeypatch, isolated_cache):  # noqa: F811
-    from recsys.services import push
+    from recsys.live import presence
 
     make_items("tp1", "tp2")
-    push.socket_opened("visitor-trace-live", ["for-you"])  # online: its change is ranked and pushed
+    presence.socket_opened("visitor-trace-live", ["for-you"])  # online: its change is ranked and pushed
     trace = tmp_path / "cycles.jsonl"
     monkeypatch.setenv("LIVEREC_CYCLE_TRACE", str(trace))
     record_event("item_viewed", visitor_id="visitor-trace-live", item_id="tp1")

@@ -316,12 +316,12 @@ def test_a_batch_of_requests_gives_each_list_as_alone_in_as_many_queries_as_one(
 def test_one_failing_ranking_does_not_cost_the_other_visitors_their_push(shop, monkeypatch):
     """The realtime worker ranks the visitors a fold touched in one batch; when that batch fails
     because of one visitor, the others are refreshed one by one and still pushed."""
-    from recsys.services import push
+    from recsys.live import presence, push
     from recsys.strategies.collaborative import CoOccurrence
 
     for visitor, item in (("push-good", "c0"), ("push-bad", "d0")):
         shop.record(visitor, "item_viewed", item)
-        push.socket_opened(visitor, ["for-you"])
+        presence.socket_opened(visitor, ["for-you"])
     run_projections()
     def broken_for_one(original):
         def method(self, ctxs, n):
@@ -338,4 +338,4 @@ def test_one_failing_ranking_does_not_cost_the_other_visitors_their_push(shop, m
     assert outcomes == {"push-bad": "unchanged", "push-good": "pushed"}
     assert [e.visitor_id for e in logs] == ["push-good"]
     for visitor in ("push-good", "push-bad"):
-        push.socket_closed(visitor)
+        presence.socket_closed(visitor)

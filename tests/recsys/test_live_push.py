@@ -12,7 +12,7 @@ import websockets
 
 from recsys import attribution
 from recsys.models import RecommendationLog, VisitorProfile
-from recsys.services import push
+from recsys.live import lists
 from recsys.tokens import make_token
 from devstack.stack import wait_for
 from tests.visitors import cookies, liverec_socket
@@ -162,7 +162,7 @@ def test_a_reconnecting_client_resyncs_to_the_current_lists(stack, embedded_cata
         await asyncio.to_thread(post, stack, visitor, "item_viewed", 1)  # Toy Story
         await wait_profile(visitor, 1)
         for _ in range(100):  # the worker marks the cached lists stale just after the fold commits
-            if not await asyncio.to_thread(push.cached_lists, visitor):
+            if not await asyncio.to_thread(lists.cached_lists, visitor):
                 break
             await asyncio.sleep(0.05)
         last_seen = max(m["seq"] for m in before.values())

@@ -5,7 +5,8 @@ import pytest
 from django.core.cache import cache, caches
 from django.test import override_settings
 
-from recsys.services import pushstate
+from recsys.cache import raw_key, redis_client
+from recsys.live import pushstate
 
 LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "pushstate-test"}}
 
@@ -13,12 +14,12 @@ LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 @pytest.fixture(params=["redis", "cache-api"])
 def backend(request):
     if request.param == "redis":
-        assert pushstate._redis() is not None  # the suite's cache is Valkey
+        assert redis_client() is not None  # the suite's cache is Valkey
         yield request.param
         return
     with override_settings(CACHES=LOCMEM):
         caches["default"].clear()
-        assert pushstate._redis() is None
+        assert redis_client() is None
         yield request.param
         caches["default"].clear()
 
@@ -65,7 +66,7 @@ def test_a_change_returns_its_number_and_the_watched_visitors_slot_registry(back
 def test_scripts_run_once_each_after_the_server_lost_them():
     """The scripts go by sha; a server that forgot them (restart, SCRIPT FLUSH) gets them
     loaded again, and no call of the pipeline runs twice."""
-    client = pushstate._redis()
+    client = redis_client()
     cache.set("t:online", 1)
     client.script_flush()
     assert change(1_000) == (True, True)

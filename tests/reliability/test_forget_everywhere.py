@@ -12,7 +12,8 @@ from django.conf import settings
 from django.db import connection
 
 from recsys.models import RecommendationLog, VisitorSequenceState, VisitorTopics
-from recsys.services import audit, interests, push
+from recsys.live import presence, push
+from recsys.services import audit, interests
 from recsys.services import summaries as summary_service
 from recsys.tasks import summarize_visitor
 from tracking import cachekeys, privacy, ratelimit, services
@@ -67,7 +68,7 @@ def fill_every_store(visitor_id: str, monkeypatch) -> str:
     services.append_events([view("1"), view("2")], visitor_id=visitor_id)  # last event, bot flag, rate counters
     assert ratelimit.check(visitor_id, "203.0.113.9", 2).allowed  # per-visitor rate-limit counter
     interests.catch_up()  # profile
-    push.socket_opened(visitor_id, ["for-you"])  # presence, open slots
+    presence.socket_opened(visitor_id, ["for-you"])  # presence, open slots
     push.profiles_changed([visitor_id])  # sequence, lists, epoch, burst state, pushed signatures
     monkeypatch.setattr(summarize_visitor, "apply_async", lambda *a, **kw: None)  # the flag, not the LLM
     summary_service.request_summaries([visitor_id])

@@ -15,7 +15,7 @@ from django.core.cache import cache
 
 from devstack.__main__ import supervisor, worker_commands
 from recsys.models import Item, VisitorProfile
-from recsys.services import push
+from recsys.live import keys, presence
 from recsys.services import summaries as summary_service
 from recsys.tasks import BATCH, SUMMARIES, summarize_visitor
 from devstack.stack import ROOT, wait_for
@@ -85,15 +85,15 @@ def test_an_item_is_embedded_while_summaries_wait_for_their_own_worker(stack, fi
 @pytest.mark.django_db
 def test_presence_expires_within_a_minute_of_a_lost_socket():
     visitor = "visitor-presence-ttl"
-    push.socket_opened(visitor, ["for-you"])
+    presence.socket_opened(visitor, ["for-you"])
     client = cache._cache.get_client(None)
     for kind in ("online", "slots"):
-        assert 0 < client.ttl(cache.make_and_validate_key(push._key(kind, visitor))) <= 60
+        assert 0 < client.ttl(cache.make_and_validate_key(keys.visitor_key(kind, visitor))) <= 60
     # The widget's heartbeat refreshes presence at least twice within its lifetime.
     widget = (Path(ROOT) / "recsys" / "static" / "recsys" / "widget.js").read_text()
     ping_ms = int(re.search(r"PING_MS = (\d+)", widget).group(1))
-    assert 2 * ping_ms <= push.PRESENCE_TTL * 1000
-    push.socket_alive(visitor, ["for-you"])
-    assert push.open_slots(visitor) == ["for-you"]
-    push.socket_closed(visitor)
-    assert push.open_slots(visitor) == []
+    assert 2 * ping_ms <= presence.PRESENCE_TTL * 1000
+    presence.socket_alive(visitor, ["for-you"])
+    assert presence.open_slots(visitor) == ["for-you"]
+    presence.socket_closed(visitor)
+    assert presence.open_slots(visitor) == []

@@ -13,7 +13,8 @@ from django.core.cache import cache
 from django.db import transaction
 
 from recsys.consumers import SEQ_ERROR
-from recsys.services import push, pushstate
+from recsys.cache import raw_key, redis_client
+from recsys.live import keys, pushstate
 from recsys.tokens import make_token
 from tests.visitors import cookies, liverec_socket
 from tracking import services
@@ -82,7 +83,7 @@ def test_huge_seq_numbers_get_an_error_frame_and_cost_no_one_their_pushes(stack,
     assert url_error == {"type": "error", "error": SEQ_ERROR} and first["type"] == "recs"
     assert errors == [{"type": "error", "error": SEQ_ERROR}] * 6 and pong == {"type": "pong"}
     assert pushes == 3  # the victim got every push (0 of 3 when the attacker's counter overflowed)
-    assert int(cache.get(push._key("seq", attacker))) < pushstate.MAX_SEQ
+    assert int(cache.get(keys.visitor_key("seq", attacker))) < pushstate.MAX_SEQ
 
 
 def test_a_counter_left_at_the_64_bit_maximum_restarts_and_fails_no_ones_push(stack, embedded_catalogue):
@@ -93,7 +94,7 @@ def test_a_counter_left_at_the_64_bit_maximum_restarts_and_fails_no_ones_push(st
             await recv(bad)
             await recv(good)
             # The state a pre-fix attack left behind: INCR on it overflows.
-            await asyncio.to_thread(cache.set, push._key("seq", attacker), 2 ** 63 - 1, None)
+            await asyncio.to_thread(cache.set, keys.visitor_key("seq", attacker), 2 ** 63 - 1, None)
             await asyncio.to_thread(view_together, [attacker, victim], "3")
             return await next_push(good), await next_push(bad)
 
@@ -111,10 +112,10 @@ def test_every_push_state_key_expires(stack, embedded_catalogue):
             await next_push(ws)
 
     asyncio.run(scenario())
-    client = pushstate._redis()
-    names = [push._key(kind, visitor) for kind in ("seq", "epoch", "lists", "last")]
-    names += [f"{push._key('sig', visitor)}:for-you"]
-    ttls = {name: client.ttl(pushstate._k(name)) for name in names}
+    client = redis_client()
+    names = [keys.visitor_key(kind, visitor) for kind in ("seq", "epoch", "lists", "last")]
+    names += [f"{keys.visitor_key('sig', visitor)}:for-you"]
+    ttls = {name: client.ttl(raw_key(name)) for name in names}
     assert all(ttl > 0 for ttl in ttls.values()), ttls  # -1: no expiry, -2: missing
 
 

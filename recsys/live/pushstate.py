@@ -16,6 +16,8 @@ from typing import Any, NamedTuple
 
 from django.core.cache import cache
 
+from ..cache import raw_key, redis_client, serializer, set_values
+
 logger = logging.getLogger(__name__)
 
 # Message numbers stay JSON-safe integers (JavaScript's Number.MAX_SAFE_INTEGER): the widget
@@ -25,7 +27,7 @@ logger = logging.getLogger(__name__)
 MAX_SEQ = 2 ** 53 - 1
 # Every push-state key expires. A counter outlives the sockets that read it by far (a ping
 # refreshes it every few minutes, each change renews it); when it does expire, a reconnecting
-# page's ``seq`` lifts it back above anything the page saw (``push.seen_seq``).
+# page's ``seq`` lifts it back above anything the page saw (``lists.seen_seq``).
 SEQ_TTL = 7 * 24 * 3600
 
 # Bump a message counter: restart it from 0 when it holds no integer in [0, MAX_SEQ), renew
@@ -40,7 +42,7 @@ local function bump(key)
 end
 """
 
-# Step 1 of a change (services.push.profiles_changed): number it (lists numbered before it are
+# Step 1 of a change (``recsys.live.push.profiles_changed``): number it (lists numbered before it are
 # stale), then tell whether anyone is watching, whether this change opens a burst and, for a
 # watched visitor, which slots their pages show (the registry's stored bytes), so that a push
 # needs no further read before ranking.
@@ -78,17 +80,6 @@ return 1
 """
 
 
-def _redis():
-    """The cache's redis-py client, or None when the cache is not Django's Redis backend."""
-    from django.core.cache import DEFAULT_CACHE_ALIAS, caches
-    from django.core.cache.backends.redis import RedisCache
-
-    backend = caches[DEFAULT_CACHE_ALIAS]
-    if not isinstance(backend, RedisCache):
-        return None
-    return backend._cache.get_client(write=True)
-
-
 def _eval_many(client, source: str, calls: list[tuple[list[str], list]]) -> list:
     """Run a Lua script once per (keys, args), pipelined in one round trip, by its sha.
 
@@ -120,10 +111,6 @@ def _eval_many(client, source: str, calls: list[tuple[list[str], list]]) -> list
     return results
 
 
-def _k(key: str) -> str:
-    return cache.make_and_validate_key(key)
-
-
 def next_seq(seq_key: str) -> int:
     """Increment and return a counter (created at 1, expiring ``SEQ_TTL`` after its last use)."""
     return next_seqs([seq_key])[0]
@@ -133,10 +120,10 @@ def next_seqs(seq_keys: list[str]) -> list[int]:
     """``next_seq`` of each key, in one round trip. A counter whose key cannot be bumped (a
     value of the wrong type) is logged and numbered 0 (its lists still go out; widgets take
     a resync's list whatever its number), never failing the other keys."""
-    client = _redis()
+    client = redis_client()
     if client is not None:
         out = []
-        for key, value in zip(seq_keys, _eval_many(client, _NEXT_SEQ, [([_k(key)], []) for key in seq_keys])):
+        for key, value in zip(seq_keys, _eval_many(client, _NEXT_SEQ, [([raw_key(key)], []) for key in seq_keys])):
             if isinstance(value, Exception):
                 logger.error("recsys: message counter %s cannot be bumped (%s); numbering 0", key, value)
                 value = 0
@@ -159,9 +146,9 @@ def next_seqs(seq_keys: list[str]) -> list[int]:
 def raise_seq(seq_key: str, seen: int) -> None:
     """Lift a counter to at least ``seen`` (0 <= seen <= MAX_SEQ, checked by the caller)."""
     seen = max(0, min(int(seen), MAX_SEQ))
-    client = _redis()
+    client = redis_client()
     if client is not None:
-        (result,) = _eval_many(client, _RAISE_SEQ, [([_k(seq_key)], [seen])])
+        (result,) = _eval_many(client, _RAISE_SEQ, [([raw_key(seq_key)], [seen])])
         if isinstance(result, Exception):
             logger.error("recsys: message counter %s cannot be raised (%s)", seq_key, result)
         return
@@ -192,9 +179,9 @@ def on_change_many(keys: list[tuple[str, str, str, str, str]], *, now_ms: int, w
     round trip: number the change into ``epoch`` and tell what ``Change`` holds. When online,
     ``last`` is set to ``now_ms``. None for a visitor whose state could not be read or
     written (logged): the others are answered all the same."""
-    client = _redis()
+    client = redis_client()
     if client is not None:
-        results = _eval_many(client, _ON_CHANGE, [([_k(k) for k in five], [epoch_ttl, now_ms, window_ms, burst_ttl])
+        results = _eval_many(client, _ON_CHANGE, [([raw_key(k) for k in five], [epoch_ttl, now_ms, window_ms, burst_ttl])
                                                   for five in keys])
         out: list[Change | None] = []
         for five, result in zip(keys, results):
@@ -202,7 +189,7 @@ def on_change_many(keys: list[tuple[str, str, str, str, str]], *, now_ms: int, w
                 if isinstance(result, Exception):
                     raise result
                 online, lead, seq, slots = result
-                out.append(Change(bool(online), bool(lead), int(seq), _serializer().loads(slots) if slots else None))
+                out.append(Change(bool(online), bool(lead), int(seq), serializer().loads(slots) if slots else None))
             except Exception as exc:  # noqa: BLE001 - one visitor's state, never the whole cycle
                 logger.error("recsys: push state of %s unreadable (%s); skipping its push", five[0], exc)
                 out.append(None)
@@ -220,13 +207,6 @@ def on_change_many(keys: list[tuple[str, str, str, str, str]], *, now_ms: int, w
     return out
 
 
-def _serializer():
-    """Django's Redis backend's serializer (ints as Redis integers, the rest pickled)."""
-    from django.core.cache import DEFAULT_CACHE_ALIAS, caches
-
-    return caches[DEFAULT_CACHE_ALIAS]._cache._serializer
-
-
 def swap_signature(sig_key: str, signature: str, ttl: int) -> bool:
     """Store ``signature``; True when it differs from the one stored before."""
     return swap_signatures([(sig_key, signature)], ttl)[0]
@@ -234,12 +214,12 @@ def swap_signature(sig_key: str, signature: str, ttl: int) -> bool:
 
 def swap_signatures(pairs: list[tuple[str, str]], ttl: int) -> list[bool]:
     """``swap_signature`` for several (key, signature) pairs, in one round trip."""
-    client = _redis()
+    client = redis_client()
     if client is not None:
         # A signature that cannot be compared counts as changed: a list pushed twice costs a
         # re-render, a list never pushed costs the visitor their update.
         return [True if isinstance(v, Exception) else bool(v)
-                for v in _eval_many(client, _SWAP_SIGNATURE, [([_k(key)], [signature, ttl])
+                for v in _eval_many(client, _SWAP_SIGNATURE, [([raw_key(key)], [signature, ttl])
                                                              for key, signature in pairs])]
     out = []
     for key, signature in pairs:
@@ -257,25 +237,3 @@ def last_ms(last_key: str) -> int | None:
 
 def set_last_many(last_keys: list[str], now_ms: int, ttl: int) -> None:
     set_values([(key, now_ms, ttl) for key in last_keys])
-
-
-def set_values(entries: list[tuple[str, Any, int]], *, only_new: bool = False) -> list[bool]:
-    """Set each (key, value, ttl in seconds) as ``cache.set`` would (``cache.add`` with
-    ``only_new``: only where the key is absent), in one round trip with Django's Redis backend;
-    True where a value was set. ``cache.set_many`` takes one ttl for all (the lists and the
-    burst timers a push writes after its sends have two) and the cache API has no ``add_many``
-    (a cycle claims a summary flag per visitor it touched: ``coalesce.claim_many``)."""
-    if not entries:
-        return []
-    client = _redis()
-    if client is None:
-        if only_new:
-            return [bool(cache.add(key, value, ttl)) for key, value, ttl in entries]
-        for key, value, ttl in entries:
-            cache.set(key, value, ttl)
-        return [True] * len(entries)
-    dumps = _serializer().dumps
-    pipe = client.pipeline(transaction=False)
-    for key, value, ttl in entries:
-        pipe.set(_k(key), dumps(value), ex=ttl, nx=only_new)
-    return [bool(ok) for ok in pipe.execute()]
