@@ -90,6 +90,12 @@ DEFAULTS = {
     # ~16 ms with 3); on a saturated machine it costs throughput (bench_freshness under load:
     # 31 pushes/s with 3 threads in the realtime workers, 37 without).
     "STRATEGY_THREADS": 0,
+    # Reason texts (recsys.reasons): LANGUAGE ("" = Django's LANGUAGE_CODE) picks the templates;
+    # TEMPLATES {"<language>": {"<kind>": "Because you viewed {title}", ...}} override the defaults.
+    "REASONS": {"LANGUAGE": "", "TEMPLATES": {}},
+    # The fallback that fills a short list (recsys.fallback): an item created within NEW_DAYS
+    # reads "New this week" when the catalogue is older than that by more than a day.
+    "FALLBACK": {"NEW_DAYS": 7},
     # The widget polls the JSON endpoint this often when its socket cannot connect.
     "WIDGET_POLL_SECONDS": 15,
     # Admin dashboard and reports: a group (slot, strategy, arm, minute) with fewer distinct
