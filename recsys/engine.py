@@ -43,6 +43,11 @@ class Recommendation:
     score: float
     reasons: list[Reason] = field(default_factory=list)
 
+    @property
+    def has_trail(self) -> bool:
+        """Whether a reason names evidence for the "Why?" trail (the widget shows it then)."""
+        return any(ev.get("text") for r in self.reasons for ev in r.evidence)
+
     def as_dict(self) -> dict[str, Any]:
         return {"item_id": self.item_id, "title": self.title, "url": self.url, "score": round(self.score, 5),
                 "reasons": [r.as_dict() for r in self.reasons]}
@@ -348,6 +353,9 @@ def _explain(lists: list[RecommendationList]) -> None:
                     if named is not None:
                         r.text = reasons.render(r.kind, named)
             rec.reasons = [r for r in rec.reasons if r.text]
+            for r in rec.reasons:
+                for ev in r.evidence:
+                    ev["text"] = reasons.trail_text(ev)
             if not rec.reasons:
                 rec.reasons = [Reason("fallback/catalogue", reasons.render("catalogue", {}), kind="catalogue",
                                       evidence=[{"kind": "catalogue"}])]

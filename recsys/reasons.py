@@ -39,6 +39,15 @@ DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
         "new": "New this week",
         "catalogue": "From our catalogue",
         "featured": "Featured",
+        # The "Why?" trail: one line per piece of evidence (the widget adds when it happened).
+        "trail_item_viewed": "You viewed {title}",
+        "trail_item_clicked": "You viewed {title}",
+        "trail_recommendation_clicked": "You viewed {title}",
+        "trail_rated": "You rated {title}",
+        "trail_added_to_cart": "You added {title} to your cart",
+        "trail_purchased": "You bought {title}",
+        "trail_item": "{title}",
+        "trail_query": "You searched “{query}”",
     },
     "zh": {
         "item_viewed": "因为你浏览过《{title}》",
@@ -61,6 +70,14 @@ DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
         "new": "本周新品",
         "catalogue": "来自我们的目录",
         "featured": "精选",
+        "trail_item_viewed": "你浏览了《{title}》",
+        "trail_item_clicked": "你浏览了《{title}》",
+        "trail_recommendation_clicked": "你浏览了《{title}》",
+        "trail_rated": "你评价了《{title}》",
+        "trail_added_to_cart": "你把《{title}》加入了购物车",
+        "trail_purchased": "你购买了《{title}》",
+        "trail_item": "《{title}》",
+        "trail_query": "你搜索了“{query}”",
     },
 }
 
@@ -97,6 +114,17 @@ def render(kind: str, fields: dict[str, Any], lang: str | None = None) -> str:
 class _Blank(dict):
     def __missing__(self, key: str) -> str:
         return ""
+
+
+def trail_text(evidence: dict[str, Any], lang: str | None = None) -> str:
+    """The "Why?" line of one piece of evidence ("You viewed Alien"); "" when it names nothing."""
+    kind = evidence.get("kind")
+    if kind == "item" and evidence.get("title"):
+        event = evidence.get("event") or ""
+        return render(f"trail_{event}" if event in ITEM_EVENT_KINDS else "trail_item", evidence, lang)
+    if kind == "query" and evidence.get("query"):
+        return render("trail_query", evidence, lang)
+    return ""  # an interest's label or a popularity scope is the reason's own text already
 
 
 def item_evidence(item_id: str, *, title: str = "", event: str = "", at: Any = None) -> dict[str, Any]:
