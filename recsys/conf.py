@@ -41,6 +41,9 @@ DEFAULTS = {
         "trending": {"strategies": {"popular/trending": 1.0}, "exclude_events": {}, "limit": 8},
         "popular-in-category": {"strategies": {"popular/in-category": 1.0}, "exclude_events": {"purchased": None},
                                 "limit": 8},
+        # Search results (context["query"]): full-text and semantic, fused, re-ranked by the
+        # visitor's interests (recsys.services.search). Items already seen stay findable.
+        "search": {"strategies": {"search/hybrid": 1.0}, "exclude_events": {}, "limit": 10},
     },
     "STRATEGIES": [
         "recsys.strategies.content.InterestVectors",
@@ -50,6 +53,7 @@ DEFAULTS = {
         "recsys.strategies.collaborative.CoOccurrence",
         "recsys.strategies.context.QueryMatch",
         "recsys.strategies.sequential.NextItem",
+        "recsys.strategies.search.HybridSearch",
     ],
     # Signed visitor tokens for sockets and the recommendations endpoint.
     "TOKEN_MAX_AGE_SECONDS": 24 * 3600,

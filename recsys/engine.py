@@ -331,6 +331,19 @@ def recommend_many(requests, *, config: dict[str, Any] | None = None,
     return lists
 
 
+def _latest_searches(visitor_ids: list[str]) -> dict[str, tuple[str, Any]]:
+    """{visitor: (their latest search's query, its time)}: one indexed read per visitor."""
+    from tracking.models import Event
+
+    table = Event._meta.db_table
+    rows = fetch_binary(
+        f"SELECT q.v, s.query, s.occurred_at FROM unnest(%s::text[]) AS q(v) CROSS JOIN LATERAL ("
+        f" SELECT properties->>'query' AS query, occurred_at FROM {table} WHERE visitor_id = q.v AND name = 'searched'"
+        f" AND NOT is_bot AND coalesce(properties->>'query', '') <> '' ORDER BY occurred_at DESC, id DESC LIMIT 1) s",
+        [visitor_ids])
+    return {v: (query, at) for v, query, at in rows}
+
+
 #: Reason kinds whose strategy gives a placeholder text: the engine names their evidence.
 _NAMED_BY_ENGINE = frozenset({"browsing"})
 
@@ -342,9 +355,18 @@ def _explain(lists: list[RecommendationList]) -> None:
     untitled = {ev["item_id"] for recs in lists for rec in recs.items for r in rec.reasons for ev in r.evidence
                 if ev.get("kind") == "item" and not ev.get("title")}
     titles = dict(Item.objects.filter(item_id__in=untitled).values_list("item_id", "title")) if untitled else {}
+    # A short-term direction with no item behind it was made by searches: the latest names it.
+    searchers = sorted({recs.visitor_id for recs in lists for rec in recs.items for r in rec.reasons
+                        if r.kind in _NAMED_BY_ENGINE and not r.evidence and recs.visitor_id})
+    searches = _latest_searches(searchers) if searchers else {}
     for recs in lists:
         for rec in recs.items:
             for r in rec.reasons:
+                if r.kind in _NAMED_BY_ENGINE and not r.evidence and recs.visitor_id in searches:
+                    query, at = searches[recs.visitor_id]
+                    r.kind = "search"
+                    r.evidence = [{"kind": "query", "query": query, "at": at.isoformat()}]
+                    r.text = ""
                 for ev in r.evidence:
                     if ev.get("kind") == "item" and not ev.get("title"):
                         ev["title"] = titles.get(ev["item_id"], "")

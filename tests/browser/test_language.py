@@ -90,3 +90,22 @@ def test_after_three_views_every_for_you_reason_names_its_evidence_and_why_shows
     trail = why.locator(".liverec-trail li").all_text_contents()
     assert trail and any(t.startswith("You viewed ") for t in trail), trail
     shot(page, "reasons-why-trail")
+
+
+def test_the_demo_search_box_finds_the_alien_films_for_space_adventure_aliens(stack, embedded_catalogue,
+                                                                               browser_context):
+    page = browser_context.new_page()
+    page.goto(f"{stack.url}/")
+    page.locator("input[type=search]").fill("space adventure aliens")
+    page.locator("form.search button").click()
+    page.wait_for_selector("ol.results li a", timeout=10000)
+    titles = page.locator("ol.results li a").all_text_contents()
+    assert {t.replace(" (1995)", "") for t in titles[:2]} == {"Alien", "Aliens"}, titles
+    why = page.locator("ol.results li small.why").first.text_content()
+    assert why == "Matches your search \u201cspace adventure aliens\u201d"
+    # The for-you list beside it turns to the search too, and says so in words.
+    page.wait_for_function(f"""() => {{
+        const r = [...document.querySelectorAll('{WIDGET} .liverec-item .liverec-reason')].map(e => e.textContent);
+        return r.length === 8 && r.some(t => t === 'Matches your search \u201cspace adventure aliens\u201d')
+               && !r.some(t => t === 'Like what you are browsing now'); }}""", timeout=20000)
+    shot(page, "search-space-adventure-aliens")
