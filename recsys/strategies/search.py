@@ -14,7 +14,7 @@ class HybridSearch(Strategy):
 
     id = "search/hybrid"
     DEFAULT_CONFIG = {"depth": search.DEPTH, "rrf_k": search.RRF_K, "personal_weight": search.PERSONAL_WEIGHT,
-                      "short_term_mix": 0.5, "mode": "hybrid"}
+                      "lexical_weight": search.LEXICAL_WEIGHT, "short_term_mix": 0.5, "mode": "hybrid"}
 
     def candidates(self, ctx: RequestContext, n: int) -> list[Candidate]:
         if not ctx.query.strip():
@@ -22,4 +22,5 @@ class HybridSearch(Strategy):
         return search.search(ctx.query, n, exclude=ctx.exclude, state=ctx.state, mode=str(self.config["mode"]),
                              depth=int(self.config["depth"]), rrf_k=int(self.config["rrf_k"]),
                              personal_weight=float(self.config["personal_weight"]),
+                             lexical_weight=float(self.config["lexical_weight"]),
                              short_term_mix=float(self.config["short_term_mix"]))
