@@ -37,6 +37,9 @@ class ItemAdapter:
     properties: Getter = None
     #: Extra queryset filters ({"field": value}) for items this adapter may recommend.
     filters: dict[str, Any] = {}
+    #: The item fields the encoder embeds, in order ("title", "text", "categories",
+    #: "properties"); dates are always left out (``recsys.itemtext``).
+    text_fields: tuple[str, ...] = ("title", "text", "categories")
 
     def label(self) -> str:
         return f"{self.model._meta.app_label}.{self.model._meta.model_name}"
@@ -79,10 +82,11 @@ class ItemAdapter:
 
 def register(model: type[models.Model], *, item_id: Getter = "pk", title: Getter = None, text: Getter = None,
              categories: Getter = None, url: Getter = None, available: Getter = None,
-             properties: Getter = None, filters: dict[str, Any] | None = None) -> ItemAdapter:
+             properties: Getter = None, filters: dict[str, Any] | None = None,
+             text_fields: tuple[str, ...] = ItemAdapter.text_fields) -> ItemAdapter:
     """Register a host model as an item source (call from your AppConfig.ready())."""
     attrs = dict(model=model, item_id=item_id, title=title, text=text, categories=categories, url=url,
-                 available=available, properties=properties, filters=filters or {})
+                 available=available, properties=properties, filters=filters or {}, text_fields=tuple(text_fields))
     adapter_cls = type(f"{model.__name__}Adapter", (ItemAdapter,), {k: staticmethod(v) if callable(v) else v
                                                                     for k, v in attrs.items()})
     adapter_cls.model = model
@@ -92,7 +96,10 @@ def register(model: type[models.Model], *, item_id: Getter = "pk", title: Getter
 def register_adapter(adapter: ItemAdapter) -> ItemAdapter:
     from django.db.models.signals import post_delete, post_save
 
+    from .itemtext import validate
     from .services import items
+
+    validate(adapter.text_fields, type(adapter).__name__)
 
     _registry[adapter.model] = adapter
     uid = f"liverec-{adapter.label()}"
