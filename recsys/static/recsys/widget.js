@@ -75,6 +75,12 @@
     }
     return li;
   }
+  function dateTrail(root) { // the server-rendered trail's times, in the page's language
+    Array.prototype.forEach.call(root.querySelectorAll(".liverec-trail time[datetime]"), function (t) {
+      var when = ago(t.getAttribute("datetime"));
+      if (when) t.textContent = " \u00b7 " + when;
+    });
+  }
   /* --- end of the "Why?" trail --- */
 
   function signature(items) { return (items || []).map(function (r) { return String(r.item_id); }).join("\u0001"); }
@@ -168,6 +174,7 @@
         return li.getAttribute("data-liverec-rec-item");
       }).join("\u0001");
       this.shown = {};
+      dateTrail(this);
       this.watch();
       this.hub = hubFor(this);
       this.hub.add(this);
