@@ -4,7 +4,7 @@ Pure torch + numpy, no Django: the Celery task (``services.sequential``), the st
 the evaluation all go through ``train``, ``dumps``/``loads`` and, per request,
 ``NextItemModel.top`` (``score`` gives the whole distribution, for tuning scripts).
 
-What makes it work on interaction logs (see /work/shared/ANCHORS.md, SASRec and GRU4Rec lead
+What makes it work on interaction logs (docs/evaluation.md: SASRec and GRU4Rec lead
 ALS by ~45% on MovieLens): next-item cross-entropy at *every* position of the sequence with a
 full softmax over the catalogue (no sampled negatives). Item embeddings are the text
 embedding projected to ``d`` plus a learned per-item offset that starts at zero, so an item

@@ -5,8 +5,8 @@ reciprocal rank, then re-ranked by the visitor's interests.
   ``0008_search``, a GIN index) against the query's words OR-ed (``plainto_tsquery`` ANDs
   them, and a three-word query then misses every item that lacks one word), ranked by
   ``ts_rank_cd``.
-- Vector: the query embedded by the site's encoder (``embed_query``, the one place queries
-  are embedded here), nearest items by HNSW.
+- Vector: the query embedded by the site's encoder (``services.queries.embed_query``, cached),
+  nearest items by HNSW.
 - Fusion: reciprocal rank fusion (Cormack, Clarke & Buettcher 2009), ``sum 1 / (k + rank)``
   with k = 60, over the two lists' top ``depth``: ranks, not scores, so a ts_rank and a cosine
   never need a common scale.
@@ -43,11 +43,10 @@ TS_CONFIG = "english"
 
 
 def embed_query(query: str) -> np.ndarray:
-    """The query's embedding. Every search embeds its query through here, so swapping in a
-    shared cached query embedder is a one-line change."""
-    from ..strategies.context import query_vector
+    """The query's embedding, from the one cached query embedder (``services.queries``)."""
+    from .queries import embed_query as cached
 
-    return query_vector(query)
+    return cached(query)
 
 
 def lexical(query: str, n: int, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
