@@ -67,15 +67,18 @@ def recommendations(request: HttpRequest, slot: str) -> JsonResponse:
 @never_cache
 @require_GET
 def search(request: HttpRequest) -> JsonResponse:
-    """GET /liverec/search/?q=...&k=10[&token=...]: the "search" slot for a query.
+    """GET /liverec/search/?q=...&k=10: the "search" slot for a query.
 
-    With a valid ``token`` (signed visitor id) the results are re-ranked by that visitor's
-    interests; without one they are the same for everyone. ``q`` is required (1-256 chars).
+    With a valid visitor token in the ``X-LiveRec-Token`` header (never in the URL) the results
+    are re-ranked by that visitor's interests; without one they are the same for everyone.
+    ``q`` is required (1-256 chars).
     """
+    if "token" in request.GET:
+        return JsonResponse({"error": "send the token in the X-LiveRec-Token header, not in the URL"}, status=400)
     query = (request.GET.get("q") or "").strip()
     if not query or len(query) > 256:
         return JsonResponse({"error": "q must be a search of 1 to 256 characters"}, status=400)
-    token = request.GET.get("token") or request.headers.get("X-LiveRec-Token", "")
+    token = request.headers.get("X-LiveRec-Token", "")
     visitor_id = ""
     if token:
         try:

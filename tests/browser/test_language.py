@@ -66,7 +66,7 @@ def test_after_three_views_every_for_you_reason_names_its_evidence_and_why_shows
     token = page.locator(WIDGET).get_attribute("token")
 
     def recs():
-        return page.evaluate("t => fetch('/liverec/recs/for-you/?k=8&token=' + encodeURIComponent(t))"
+        return page.evaluate("t => fetch('/liverec/recs/for-you/?k=8', {headers: {'X-LiveRec-Token': t}})"
                              ".then(r => r.json())", token)
 
     # The folds behind the three views land within seconds: wait until a reason names one of them.

@@ -50,7 +50,7 @@ def test_a_chinese_query_finds_the_right_items_and_says_why_in_chinese(chinese_c
 
 
 def test_the_search_endpoint_carries_chinese_text_both_ways(chinese_catalogue):
-    body = Client().get("/liverec/search/", {"q": "武侠报仇", "k": 2, "token": make_token("v")}).json()
+    body = Client().get("/liverec/search/", {"q": "武侠报仇", "k": 2}, headers={"X-LiveRec-Token": make_token("v")}).json()
     assert body["query"] == "武侠报仇"
     assert body["items"][0]["title"] == "江湖恩怨"
     assert body["items"][0]["reasons"][0]["text"] == "符合你的搜索“武侠报仇”"

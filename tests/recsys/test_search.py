@@ -85,9 +85,10 @@ def test_the_search_endpoint_answers_json_and_refuses_bad_input(embedded_catalog
     assert body["query"] == "space adventure aliens" and len(body["items"]) == 3
     assert {body["items"][0]["title"], body["items"][1]["title"]} == {"Alien (1995)", "Aliens (1995)"}
     assert body["items"][0]["reasons"][0]["kind"] == "search"
-    personal = client.get("/liverec/search/", {"q": "aliens", "token": make_token("someone")})
+    personal = client.get("/liverec/search/", {"q": "aliens"}, headers={"X-LiveRec-Token": make_token("someone")})
     assert personal.status_code == 200
+    assert client.get("/liverec/search/", {"q": "aliens", "token": make_token("someone")}).status_code == 400
     assert client.get("/liverec/search/", {"q": "  "}).status_code == 400
     assert "q must be" in client.get("/liverec/search/").json()["error"]
     assert client.get("/liverec/search/", {"q": "x", "k": "500"}).status_code == 400
-    assert client.get("/liverec/search/", {"q": "x", "token": "forged"}).status_code == 403
+    assert client.get("/liverec/search/", {"q": "x"}, headers={"X-LiveRec-Token": "forged"}).status_code == 403
