@@ -63,7 +63,7 @@ def main() -> None:
     from devstack.stack import start_stack
 
     encoder = get_encoder()
-    rows = list(Item.objects.order_by("pk").only("pk", "title", "text", "categories"))
+    rows = list(Item.objects.order_by("pk").only("pk", "title", "text", "categories", "source"))
     texts = [it.embedding_text() for it in rows]
     pks = [it.pk for it in rows]
     n = len(texts)

@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 from django.db import models
 
+from .itemtext import validate
+
 Getter = str | Callable[[Any], Any] | None
 
 _registry: dict[type[models.Model], "ItemAdapter"] = {}
@@ -54,6 +56,9 @@ class ItemAdapter:
     #: next: "running shoes, trail" is ["running shoes", "trail"]. Add " " for space-separated
     #: tags. A list or tuple is taken as it is.
     category_separators: str = ","
+    #: The item fields the encoder embeds, in order ("title", "text", "categories",
+    #: "properties"); dates are always left out (``recsys.itemtext``).
+    text_fields: tuple[str, ...] = ("title", "text", "categories")
 
     def label(self) -> str:
         return f"{self.model._meta.app_label}.{self.model._meta.model_name}"
@@ -95,11 +100,11 @@ class ItemAdapter:
 def register(model: type[models.Model], *, item_id: Getter = "pk", title: Getter = None, text: Getter = None,
              categories: Getter = None, url: Getter = None, available: Getter = None,
              properties: Getter = None, filters: dict[str, Any] | None = None,
-             category_separators: str = ",") -> ItemAdapter:
+             category_separators: str = ",", text_fields: tuple[str, ...] = ItemAdapter.text_fields) -> ItemAdapter:
     """Register a host model as an item source (call from your AppConfig.ready())."""
     attrs = dict(model=model, item_id=item_id, title=title, text=text, categories=categories, url=url,
                  available=available, properties=properties, filters=filters or {},
-                 category_separators=category_separators)
+                 category_separators=category_separators, text_fields=tuple(text_fields))
     adapter_cls = type(f"{model.__name__}Adapter", (ItemAdapter,), {k: staticmethod(v) if callable(v) else v
                                                                     for k, v in attrs.items()})
     adapter_cls.model = model
@@ -109,6 +114,7 @@ def register(model: type[models.Model], *, item_id: Getter = "pk", title: Getter
 def register_adapter(adapter: ItemAdapter) -> ItemAdapter:
     """Mirror ``adapter.model`` into the catalogue: saves and deletes of its rows reach
     ``recsys.services.items`` through the receivers that ``RecsysConfig.ready()`` connects."""
+    validate(adapter.text_fields, type(adapter).__name__)
     _registry[adapter.model] = adapter
     return adapter
 

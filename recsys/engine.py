@@ -23,7 +23,7 @@ import numpy as np
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-from . import configcache, ranking, selectors
+from . import configcache, fallback, ranking, reasons, selectors
 from .conf import settings
 from .cycletrace import span
 from .models import Item
@@ -42,6 +42,11 @@ class Recommendation:
     url: str
     score: float
     reasons: list[Reason] = field(default_factory=list)
+
+    @property
+    def has_trail(self) -> bool:
+        """Whether a reason names evidence for the "Why?" trail (the widget shows it then)."""
+        return any(ev.get("text") for r in self.reasons for ev in r.evidence)
 
     def as_dict(self) -> dict[str, Any]:
         return {"item_id": self.item_id, "title": self.title, "url": self.url, "score": round(self.score, 5),
@@ -304,10 +309,78 @@ def recommend_many(requests, *, config: dict[str, Any] | None = None,
     pins_of = [[(str(x["item_id"]), int(x.get("position", 0))) for x in (r.conf.get("rules") or ()) if x.get("action") == "pin"]
                for r in reqs]
     wanted = [c.item_id for fused in fused_lists for c in fused] + [p for pins in pins_of for p, _ in pins]
+    with_vectors = any(float(r.conf.get("diversity", 1.0)) < 1.0 for r in reqs)
     with span("e:meta"):
-        items = _meta(wanted, with_vectors=any(float(r.conf.get("diversity", 1.0)) < 1.0 for r in reqs))
-    return [_finish(r, fused, exclude, filters, pins, items)
-            for r, fused, (_, exclude, filters, _), pins in zip(reqs, fused_lists, gathered, pins_of)]
+        items = _meta(wanted, with_vectors=with_vectors)
+    # Never an empty widget: a list the strategies leave short is completed from the
+    # fallback chain (recsys.fallback), whose items follow the strategies' own.
+    for r, fused, (_, exclude, filters, _) in zip(reqs, fused_lists, gathered):
+        usable = [c for c in fused if c.item_id not in exclude and ranking.passes_filters(
+            items[c.item_id].meta if c.item_id in items else None, filters)]
+        if len(usable) < r.k:
+            with span("e:fallback"):
+                below = min((c.score for c in usable), default=1.0) or 1.0
+                extra = fallback.candidates(r.k - len(usable) + r.k, exclude | {c.item_id for c in usable},
+                                            filters, below=below)
+                items.update(_meta([c.item_id for c in extra if c.item_id not in items], with_vectors=with_vectors))
+                fused.extend(extra)
+    lists = [_finish(r, fused, exclude, filters, pins, items)
+             for r, fused, (_, exclude, filters, _), pins in zip(reqs, fused_lists, gathered, pins_of)]
+    with span("e:explain"):
+        _explain(lists)
+    return lists
+
+
+def _latest_searches(visitor_ids: list[str]) -> dict[str, tuple[str, Any]]:
+    """{visitor: (their latest search's query, its time)}: one indexed read per visitor."""
+    from tracking.models import Event
+
+    table = Event._meta.db_table
+    rows = fetch_binary(
+        f"SELECT q.v, s.query, s.occurred_at FROM unnest(%s::text[]) AS q(v) CROSS JOIN LATERAL ("
+        f" SELECT properties->>'query' AS query, occurred_at FROM {table} WHERE visitor_id = q.v AND name = 'searched'"
+        f" AND NOT is_bot AND coalesce(properties->>'query', '') <> '' ORDER BY occurred_at DESC, id DESC LIMIT 1) s",
+        [visitor_ids])
+    return {v: (query, at) for v, query, at in rows}
+
+
+#: Reason kinds whose strategy gives a placeholder text: the engine names their evidence.
+_NAMED_BY_ENGINE = frozenset({"browsing"})
+
+
+def _explain(lists: list[RecommendationList]) -> None:
+    """Fill in the titles of the items reasons name, and the texts strategies left to the
+    engine (a reason whose evidence had no title when it was made); a reason that still names
+    nothing is dropped, and an item left without one reads as from the catalogue."""
+    untitled = {ev["item_id"] for recs in lists for rec in recs.items for r in rec.reasons for ev in r.evidence
+                if ev.get("kind") == "item" and not ev.get("title")}
+    titles = dict(Item.objects.filter(item_id__in=untitled).values_list("item_id", "title")) if untitled else {}
+    # A short-term direction with no item behind it was made by searches: the latest names it.
+    searchers = sorted({recs.visitor_id for recs in lists for rec in recs.items for r in rec.reasons
+                        if r.kind in _NAMED_BY_ENGINE and not r.evidence and recs.visitor_id})
+    searches = _latest_searches(searchers) if searchers else {}
+    for recs in lists:
+        for rec in recs.items:
+            for r in rec.reasons:
+                if r.kind in _NAMED_BY_ENGINE and not r.evidence and recs.visitor_id in searches:
+                    query, at = searches[recs.visitor_id]
+                    r.kind = "search"
+                    r.evidence = [{"kind": "query", "query": query, "at": at.isoformat()}]
+                    r.text = ""
+                for ev in r.evidence:
+                    if ev.get("kind") == "item" and not ev.get("title"):
+                        ev["title"] = titles.get(ev["item_id"], "")
+                if r.kind and (not r.text or r.kind in _NAMED_BY_ENGINE):
+                    named = next((ev for ev in r.evidence if ev.get("title") or ev.get("query") or ev.get("label")), None)
+                    if named is not None:
+                        r.text = reasons.render(r.kind, named)
+            rec.reasons = [r for r in rec.reasons if r.text]
+            for r in rec.reasons:
+                for ev in r.evidence:
+                    ev["text"] = reasons.trail_text(ev)
+            if not rec.reasons:
+                rec.reasons = [Reason("fallback/catalogue", reasons.render("catalogue", {}), kind="catalogue",
+                                      evidence=[{"kind": "catalogue"}])]
 
 
 def _finish(r: _Request, fused: list[Candidate], exclude: set[str], filters: dict[str, Any],

@@ -84,7 +84,14 @@ def label(vector: np.ndarray, phrases: Sequence[str], matrix: np.ndarray, *, top
     pool = np.argsort(-sims)[:max(candidates, top)]
     pool = pool[sims[pool] >= sims[pool[0]] - RELEVANCE_MARGIN]
     chosen: list[int] = []
+    words = {int(i): frozenset(_WORD.findall(phrases[int(i)].lower().replace("-", " "))) for i in pool}
     while pool.size and len(chosen) < top:
+        # A phrase inside a chosen one, or holding one ("sci fi" and "sci fi thriller"), says
+        # nothing new in a label: MMR's embedding distance alone let such pairs through.
+        pool = np.array([i for i in pool if not any(words[int(i)] <= words[c] or words[c] <= words[int(i)]
+                                                    for c in chosen)], dtype=int)
+        if not pool.size:
+            break
         if not chosen:
             pick = int(pool[0])
         else:

@@ -33,8 +33,10 @@ class Item(models.Model):
         return self.title or self.item_id
 
     def embedding_text(self) -> str:
-        parts = [self.title, self.text, ", ".join(self.categories)]
-        return ". ".join(p for p in parts if p)
+        """What the encoder embeds: the adapter's ``text_fields``, dates left out (``recsys.itemtext``)."""
+        from .itemtext import build, fields_for
+
+        return build(self, fields_for(self.source))
 
 
 class VisitorProfile(models.Model):

@@ -61,3 +61,37 @@ def recommendations(request: HttpRequest, slot: str) -> JsonResponse:
         return JsonResponse({"error": str(exc)}, status=404)
     serving.record_served(recs, "poll" if request.GET.get("via") == "widget" else "api")
     return JsonResponse(recs.as_dict())
+
+
+# --- search (recsys.services.search through the "search" slot) ---
+@never_cache
+@require_GET
+def search(request: HttpRequest) -> JsonResponse:
+    """GET /liverec/search/?q=...&k=10: the "search" slot for a query.
+
+    With a valid visitor token in the ``X-LiveRec-Token`` header (never in the URL) the results
+    are re-ranked by that visitor's interests; without one they are the same for everyone.
+    ``q`` is required (1-256 chars).
+    """
+    if "token" in request.GET:
+        return JsonResponse({"error": "send the token in the X-LiveRec-Token header, not in the URL"}, status=400)
+    query = (request.GET.get("q") or "").strip()
+    if not query or len(query) > 256:
+        return JsonResponse({"error": "q must be a search of 1 to 256 characters"}, status=400)
+    token = request.headers.get("X-LiveRec-Token", "")
+    visitor_id = ""
+    if token:
+        try:
+            visitor_id = read_token(token)
+        except InvalidToken as exc:
+            return JsonResponse({"error": str(exc)}, status=403)
+    try:
+        k = int(request.GET.get("k", 0)) or None
+        if k is not None and not 1 <= k <= 100:
+            raise ValueError
+    except ValueError:
+        return JsonResponse({"error": "k must be an integer from 1 to 100"}, status=400)
+    recs = recommend(visitor_id, "search", k, {"query": query})
+    if visitor_id:
+        serving.record_served(recs, "api")
+    return JsonResponse({**recs.as_dict(), "query": query})

@@ -15,9 +15,7 @@ class FilmAdapter(ItemAdapter):
     def title(film):
         return str(film)
 
-    @staticmethod
-    def text(film):
-        return " ".join(film.genres)
-
+    # The genres are the categories; the year stays in the title shown, never in the embedding.
     categories = "genres"
+    text_fields = ("title", "categories")
     item_id_lookup = "ml_id"

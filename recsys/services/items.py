@@ -87,7 +87,7 @@ def embed_items(item_pks: Sequence[int], *, index: bool = True) -> int:
     dropped beforehand and built once at the end (``finish_bulk_embedding``).
     """
     encoder = get_encoder()
-    items = list(Item.objects.filter(pk__in=item_pks).only("pk", "title", "text", "categories"))
+    items = list(Item.objects.filter(pk__in=item_pks).only("pk", "title", "text", "categories", "source"))
     if not items:
         return 0
     vectors = encoder.encode([it.embedding_text() for it in items], batch_size=EMBED_BATCH)

@@ -41,6 +41,25 @@ def mine_keyphrases() -> int:
     return Keyphrase.objects.filter(embedding_model=encoder.name).count()
 
 
+# A site without mined keyphrases asks the batch worker to mine them at most this often
+# (the nightly topics task mines them too); until then interests are named by their items.
+MINING_REQUEST_SECONDS = 600
+
+
+def request_mining() -> bool:
+    """Ask the batch worker for ``refresh_topics`` (keyphrases, then topics), after commit;
+    at most once per MINING_REQUEST_SECONDS across processes. True when it asked."""
+    from django.core.cache import cache
+    from django.db import transaction
+
+    if not cache.add("liverec:keyphrases:requested", 1, MINING_REQUEST_SECONDS):
+        return False
+    from ..tasks import refresh_topics
+
+    transaction.on_commit(refresh_topics.delay)
+    return True
+
+
 def phrase_matrix() -> tuple[list[str], np.ndarray]:
     """(phrases, unit embeddings) of the current encoder; reloaded when the table changes.
 
@@ -77,6 +96,8 @@ def label_interests(states: list[im.InterestState]) -> None:
     """Set each interest's label in place (cheap: a matrix-vector product per centroid)."""
     phrases, matrix = phrase_matrix()
     if not phrases:
+        if states:
+            request_mining()
         return
     for state in states:
         for it in state.interests:

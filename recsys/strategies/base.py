@@ -14,16 +14,28 @@ Steps = Generator[Read, list[tuple], list[list["Candidate"]]]
 
 @dataclass
 class Reason:
+    """Why an item is shown, in words and with its evidence (``recsys.reasons``).
+
+    ``kind`` names the reason template ("item_viewed", "search", "interest", "popular", ...);
+    ``evidence`` lists what it rests on, each a dict with a ``kind`` of "item" (``item_id``,
+    ``title``, ``event``, ``at``), "query" (``query``, ``at``), "interest" (``label``) or
+    "popularity" (``scope``). A strategy may leave ``text`` empty: the engine renders it from
+    the kind and the evidence once it has read the items' titles.
+    """
+
     strategy: str
-    text: str  # e.g. "Because you watched Toy Story"
-    interest: int | None = None
+    text: str  # e.g. "Because you viewed Toy Story"
+    interest: int | None = None  # the interest's index in the visitor's state (internal only)
     item_id: str | None = None
+    kind: str = ""
+    evidence: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         """``dataclasses.asdict(self)`` without its deep copy of every field: a pushed list's
         reasons are serialised two or three times (message, list cache, API), and the copies
         were ~5% of a ranking's CPU (cProfile, bench refresh of 3 visitors)."""
-        return {"strategy": self.strategy, "text": self.text, "interest": self.interest, "item_id": self.item_id}
+        return {"strategy": self.strategy, "text": self.text, "kind": self.kind, "item_id": self.item_id,
+                "evidence": self.evidence}
 
 
 @dataclass

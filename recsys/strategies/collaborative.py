@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import association_model as am
-from .. import neighbours, selectors
+from .. import neighbours, reasons, selectors
 from .base import Candidate, Reason, RequestContext, Steps, Strategy, run_steps
 
 
@@ -12,7 +12,8 @@ class CoOccurrence(Strategy):
     and how recently the visitor engaged with it. The item on the page, when given, is the
     strongest seed ("people who watched this went on to watch ...").
 
-    Reason: "Because you watched <the seed item that contributed most>".
+    Reason: "Because you viewed <the seed item that contributed most>" (the event's template in
+    ``recsys.reasons``), with that engagement as its evidence.
     """
 
     id = "collaborative/co-occurrence"
@@ -20,8 +21,9 @@ class CoOccurrence(Strategy):
         "max_seeds": 10,  # the visitor's items used as seeds (strongest first)
         "neighbours": 50,  # associated items read per seed
         "recency": 1.0,  # seed weight /= recency rank ** this
-        "reasons": {"purchased": "Because you bought {title}", "added_to_cart": "Because you added {title} to your cart",
-                    "page": "Often viewed with {title}", "default": "Because you watched {title}"},
+        # Templates by event name ("page": the item on the page), over the site's reason
+        # templates (LIVEREC["REASONS"]); empty: the site's templates alone.
+        "reasons": {},
     }
 
     def seeds(self, ctx: RequestContext) -> dict[str, float]:
@@ -70,14 +72,14 @@ class CoOccurrence(Strategy):
         for e in ctx.engagements:  # newest first: keep the strongest engagement per item
             if e.item_id not in last_name or e.weight > last_name[e.item_id].weight:
                 last_name[e.item_id] = e
-        templates = self.config["reasons"]
+        templates = {**reasons.templates(), **(self.config.get("reasons") or {})}
         out = []
         for item_id, (score, why) in ranked:
-            if why == ctx.item_id:
-                template = templates.get("page", templates["default"])
-            else:
-                eng = last_name.get(why)
-                template = templates.get(eng.name if eng else "", templates["default"])
-            text = template.format(title=titles.get(why) or why)
-            out.append(Candidate(item_id, score, [Reason(self.id, text, item_id=why)]))
+            eng = last_name.get(why)
+            kind = "page" if why == ctx.item_id else reasons.item_kind(eng.name if eng else "")
+            title = titles.get(why) or ""
+            text = templates.get(kind, templates["item_viewed"]).format(title=title or why) if title else ""
+            evidence = [reasons.item_evidence(why, title=title, event=eng.name if eng and kind != "page" else "",
+                                              at=eng.at if eng and kind != "page" else None)]
+            out.append(Candidate(item_id, score, [Reason(self.id, text, item_id=why, kind=kind, evidence=evidence)]))
         return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 from django.db import connection
 
+from .. import reasons
 from ..encoders import get_encoder
 from ..models import Item
 from ..services.vectors import cast_expr
@@ -129,20 +130,25 @@ class InterestVectors(Strategy):
 
     def _score(self, ctx: RequestContext, queries: list, found: list, n: int) -> list[Candidate]:
         out: dict[str, Candidate] = {}
+        trail = reasons.engagement_trail(ctx.engagements)
         for (vec, weight, idx), rows in zip(queries, found):
-            label = ""
-            if idx is not None:
-                label = ctx.state.interests[idx].label
-            text = (f"Matches your interest in {label}" if label else
-                    "Matches your interests" if idx is not None else "Like what you are browsing now")
+            label = ctx.state.interests[idx].label if idx is not None else ""
+            if label:
+                # A labelled interest: its label, and the latest engagements that shaped it.
+                kind, text = "interest", reasons.render("interest", {"label": label})
+                evidence = [{"kind": "interest", "label": label}, *trail]
+            else:
+                # The short-term direction, or an interest not labelled yet (keyphrases not
+                # mined): the newest engagement names it, once the engine has read its title.
+                kind, text, evidence = "browsing", reasons.render("browsing_now", {}), trail[:1]
             for item_id, sim in rows:
                 score = weight * max(sim, 0.0)
                 cand = out.get(item_id)
                 if cand is None:
                     cand = out[item_id] = Candidate(item_id, 0.0)
                 cand.score += score
-                if not any(r.text == text for r in cand.reasons):
-                    cand.reasons.append(Reason(self.id, text, interest=idx))
+                if not any(r.kind == kind and r.evidence[:1] == evidence[:1] for r in cand.reasons):
+                    cand.reasons.append(Reason(self.id, text, interest=idx, kind=kind, evidence=list(evidence)))
         return sorted(out.values(), key=lambda c: (-c.score, c.item_id))[:n]
 
 
@@ -159,5 +165,8 @@ class SimilarItems(Strategy):
         if row is None or row[0] is None:
             return []
         exclude = ctx.exclude | {ctx.item_id}
-        return [Candidate(item_id, max(sim, 0.0), [Reason(self.id, f"Similar to {row[1]}", item_id=ctx.item_id)])
+        text = reasons.render("similar", {"title": row[1]})
+        evidence = [reasons.item_evidence(ctx.item_id, title=row[1])]
+        return [Candidate(item_id, max(sim, 0.0), [Reason(self.id, text, item_id=ctx.item_id, kind="similar",
+                                                          evidence=evidence)])
                 for item_id, sim in nearest_items(row[0], n, exclude)]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import reasons
 from .base import Candidate, Reason, RequestContext, Strategy
 from .content import nearest_items
 
@@ -23,6 +24,7 @@ class QueryMatch(Strategy):
         if not query:
             return []
         floor = float(self.config["min_similarity"])
-        text = f"Matches your search \u201c{query[:60]}\u201d"
-        return [Candidate(item_id, sim, [Reason(self.id, text)])
+        text = reasons.render("search", {"query": query[:60]})
+        evidence = [{"kind": "query", "query": query[:256]}]
+        return [Candidate(item_id, sim, [Reason(self.id, text, kind="search", evidence=evidence)])
                 for item_id, sim in nearest_items(query_vector(query), n, ctx.exclude) if sim > floor]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ..models import Item
 from ..services import sequential as service
+from .. import reasons
 from .base import Candidate, Reason, RequestContext, Strategy
 
 
@@ -31,7 +32,8 @@ class NextItem(Strategy):
         # thread at 1,682 items).
         "d": 128, "layers": 2, "heads": 2, "dropout": 0.3, "max_len": 50, "epochs": 50,
         "batch_size": 128, "lr": 1e-3, "random_windows": True, "ensemble": 2,
-        "reason": "Often watched after {title}",
+        # The reason's template; empty: the site's "next" template (recsys.reasons).
+        "reason": "",
     }
 
     def candidates(self, ctx: RequestContext, n: int) -> list[Candidate]:
@@ -59,5 +61,10 @@ class NextItem(Strategy):
                                          if top and last == ctx.item_id else None)
         if not top:
             return []
-        text = str(self.config["reason"]).format(title=title or last)
-        return [Candidate(item_id, prob, [Reason(self.id, text, item_id=last)]) for item_id, prob in top]
+        template = str(self.config.get("reason") or reasons.templates()["next"])
+        text = template.format(title=title) if title else ""  # untitled: the engine reads the title
+        eng = reasons.latest_engagement(ctx.engagements, last) if last != ctx.item_id else None
+        evidence = [reasons.item_evidence(last, title=title or "", event=eng.name if eng else "",
+                                          at=eng.at if eng else None)]
+        return [Candidate(item_id, prob, [Reason(self.id, text, item_id=last, kind="next", evidence=evidence)])
+                for item_id, prob in top]

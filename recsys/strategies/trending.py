@@ -13,6 +13,7 @@ from tracking.models import Event
 
 from ..conf import settings
 from .. import association_model as am
+from .. import reasons
 from ..models import Item, ItemPopularity
 from .base import Candidate, Reason, RequestContext, Strategy
 
@@ -148,8 +149,10 @@ class Trending(Strategy):
         category = str(self.config.get("category") or "")
         rows = trending_scores(float(self.config["half_life_hours"]), int(self.config["window_days"]),
                                n + len(ctx.exclude), category)
-        text = f"Popular in {category} right now" if category else "Popular right now"
-        return [Candidate(item_id, score, [Reason(self.id, text)])
+        kind = "trending_in" if category else "trending"
+        text = reasons.render(kind, {"category": category})
+        evidence = [{"kind": "popularity", "scope": category or "site", "window": "trending"}]
+        return [Candidate(item_id, score, [Reason(self.id, text, kind=kind, evidence=evidence)])
                 for item_id, score in rows if item_id not in ctx.exclude][:n]
 
 
@@ -187,5 +190,6 @@ class TrendingInCategory(Strategy):
                     continue
                 cand = out.setdefault(item_id, Candidate(item_id, 0.0))
                 cand.score += share * score / top
-                cand.reasons.append(Reason(self.id, f"Popular in {category}"))
+                cand.reasons.append(Reason(self.id, reasons.render("popular_in", {"category": category}),
+                                           kind="popular_in", evidence=[{"kind": "popularity", "scope": category}]))
         return sorted(out.values(), key=lambda c: (-c.score, c.item_id))[:n]

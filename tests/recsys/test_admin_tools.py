@@ -219,7 +219,7 @@ def test_preview_shows_live_and_edited_lists_side_by_side(embedded_catalogue, su
     html = resp.content.decode()
     assert resp.status_code == 200
     live_html, edited_html = html.split('id="lr-edited"')
-    assert "Matches your interest" in live_html or "Like what you are browsing" in live_html
+    assert "For your interest in" in live_html or ", which you just viewed" in live_html
     assert any(t in live_html for t in ("Star Wars", "Blade Runner"))
     assert "Casablanca" in edited_html and "Popular right now" in edited_html
     assert "Matches your" not in edited_html

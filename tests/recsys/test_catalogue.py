@@ -63,7 +63,7 @@ def test_recsys_embed_all_re_embeds_through_the_worker_and_builds_the_index_once
     assert not Item.objects.exclude(embedding_model=name).exists()
     assert hnsw_index_exists(384)
     toy, alien = Item.objects.get(title="Toy Story 0 (1995)"), Item.objects.get(title="Alien 1 (1995)")
-    assert cos(toy.embedding, get_encoder().encode(["Toy Story 0 (1995). Animation. Animation"])[0]) > 0.99
+    assert cos(toy.embedding, get_encoder().encode(["Toy Story 0. Animation"])[0]) > 0.99
     assert cos(toy.embedding, alien.embedding) < 0.9
 
 

@@ -233,7 +233,7 @@ def test_requests_rank_from_the_state_the_fold_stored(embedded_catalogue, monkey
     assert [i["item_id"] for i in full["items"]] == [i["item_id"] for i in inline["items"]]
     assert stored["items"][0]["item_id"] == chain[1]
     assert stored["items"][0]["reasons"] == inline["items"][0]["reasons"]
-    assert stored["items"][0]["reasons"][0]["text"] == "Often watched after Alien (1995)"
+    assert stored["items"][0]["reasons"][0]["text"] == "Often viewed after Alien (1995)"
     np.testing.assert_allclose([i["score"] for i in stored["items"]], [i["score"] for i in inline["items"]], atol=1e-4)
 
     # A new event: until its fold updates the state, the stored one is stale and not read.
@@ -253,7 +253,7 @@ def test_requests_rank_from_the_state_the_fold_stored(embedded_catalogue, monkey
     with monkeypatch.context() as m:
         m.setattr(sequential, "visitor_sequence_titled", no_history)
         after = recommend("fresh", "next", k=3)
-    assert after.items[0].reasons[0].text == f"Often watched after {after_title}"
+    assert after.items[0].reasons[0].text == f"Often viewed after {after_title}"
 
     # An older writer (lower basis) never overwrites a newer state; a newer model version does.
     newest = VisitorSequenceState.objects.get(visitor_id="fresh")
@@ -375,7 +375,7 @@ def test_strategy_recommends_the_next_item_with_a_reason(embedded_catalogue):
         "strategies": {"sequential/next-item": 1.0}, "exclude_events": {"item_viewed": None}, "limit": 3})
     recs = recommend("fresh", "next", k=3)
     assert recs.items[0].item_id == chain[1]
-    assert recs.items[0].reasons[0].text == "Often watched after Alien (1995)"
+    assert recs.items[0].reasons[0].text == "Often viewed after Alien (1995)"
     assert recs.items[0].reasons[0].item_id == chain[0]
 
 

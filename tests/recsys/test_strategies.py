@@ -140,7 +140,7 @@ class TestCoOccurrence(StrategyContract):
         # c2 followed both c0 and c1 in three sessions (and went to a cart).
         assert top[0].item_id == "c2"
         assert top[0].reasons[0].item_id in {"c0", "c1"}
-        assert top[0].reasons[0].text in {"Because you watched Item c0", "Because you watched Item c1"}
+        assert top[0].reasons[0].text in {"Because you viewed Item c0", "Because you viewed Item c1"}
 
     def test_seeds_read_recently_come_from_the_process_cache(self, ctx, monkeypatch):
         """A second ranking reads only the seeds the first did not (recsys.neighbours) and

@@ -40,6 +40,55 @@
     if (typeof url !== "string" || !url) return "";
     return /^(https?:\/\/|\/(?!\/)|\.{0,2}\/|\?|#)/i.test(url) ? url : "";
   }
+  /* --- "Why?" trail: each reason, then the visitor's events it rests on and when --- */
+  function trailOf(r) {
+    return (r.evidence || []).filter(function (ev) { return ev && typeof ev.text === "string" && ev.text; });
+  }
+  function hasTrail(reasons) {
+    return reasons.some(function (r) { return trailOf(r).length > 0; });
+  }
+  function ago(iso) {
+    var t = Date.parse(iso);
+    if (!isFinite(t) || !window.Intl || !Intl.RelativeTimeFormat) return "";
+    var s = Math.round((t - Date.now()) / 1000), fmt = new Intl.RelativeTimeFormat(document.documentElement.lang || undefined, { numeric: "auto" });
+    var units = [["day", 86400], ["hour", 3600], ["minute", 60]];
+    for (var i = 0; i < units.length; i++) {
+      if (Math.abs(s) >= units[i][1]) return fmt.format(Math.round(s / units[i][1]), units[i][0]);
+    }
+    return fmt.format(s, "second");
+  }
+  function reasonTrail(r) {
+    var li = document.createElement("li");
+    li.className = "liverec-reason-line";
+    li.textContent = r.text;
+    var trail = trailOf(r);
+    if (trail.length) {
+      var ul = document.createElement("ul");
+      ul.className = "liverec-trail";
+      trail.forEach(function (ev) {
+        var step = document.createElement("li");
+        step.setAttribute("data-evidence", ev.kind || "");
+        step.textContent = ev.text;
+        if (ev.at) {
+          var when = document.createElement("time");
+          when.setAttribute("datetime", ev.at);
+          when.textContent = " \u00b7 " + ago(ev.at);
+          step.appendChild(when);
+        }
+        ul.appendChild(step);
+      });
+      li.appendChild(ul);
+    }
+    return li;
+  }
+  function dateTrail(root) { // the server-rendered trail's times, in the page's language
+    Array.prototype.forEach.call(root.querySelectorAll(".liverec-trail time[datetime]"), function (t) {
+      var when = ago(t.getAttribute("datetime"));
+      if (when) t.textContent = " \u00b7 " + when;
+    });
+  }
+  /* --- end of the "Why?" trail --- */
+
   function signature(items) { return (items || []).map(function (r) { return String(r.item_id); }).join("\u0001"); }
 
   /* --- one socket per page and token --- */
@@ -134,6 +183,7 @@
         return li.getAttribute("data-liverec-rec-item");
       }).join("\u0001");
       this.shown = {};
+      dateTrail(this);
       if (!this.sig) {
         var self = this;
         this.setState("loading");
@@ -251,10 +301,10 @@
       if (reason) reason.textContent = reasons.length ? reasons[0].text : "";
       var all = node.querySelector('[data-field="reasons"]');
       if (all) {
-        reasons.forEach(function (r) { var li = document.createElement("li"); li.textContent = r.text; all.appendChild(li); });
+        reasons.forEach(function (r) { all.appendChild(reasonTrail(r)); });
       }
       var box = node.querySelector('[data-field="reasons-box"]');
-      if (box) box.hidden = reasons.length < 2;
+      if (box) box.hidden = reasons.length < 2 && !hasTrail(reasons);
     }
     render(recs) {
       var ol = this.list, frag = document.createDocumentFragment(), self = this;

@@ -22,6 +22,10 @@ class Command(BaseCommand):
         synced = items.sync_from_adapters()
         self.stdout.write(f"Catalogue projection holds {synced} items.")
         call_command("recsys_embed", stdout=self.stdout)
+        # Keyphrases: the readable labels of visitors' interests in their reasons.
+        from recsys.services import labels
+
+        self.stdout.write(f"{labels.mine_keyphrases()} keyphrases mined.")
         User = get_user_model()
         if not User.objects.filter(username="admin").exists():
             User.objects.create_superuser("admin", "admin@example.com", "admin")
