@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import wait_for
+from devstack.stack import wait_for
 from tracking.models import Event
 
 pytestmark = [pytest.mark.browser, pytest.mark.stack, pytest.mark.django_db(transaction=True)]
