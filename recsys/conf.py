@@ -51,6 +51,11 @@ DEFAULTS = {
         "recsys.strategies.context.QueryMatch",
         "recsys.strategies.sequential.NextItem",
     ],
+    # The sequential/next-item model's training (recsys.services.sequential; the network's own
+    # settings are the strategy's config). FULL_SOFTMAX_MAX_ITEMS: catalogues up to this size
+    # train with a softmax over every item, larger ones with sampled softmax (cost per event
+    # independent of the catalogue; bench/bench_train.py prints both).
+    "SEQUENTIAL": {"FULL_SOFTMAX_MAX_ITEMS": 10_000},
     # Signed visitor tokens for sockets and the recommendations endpoint.
     "TOKEN_MAX_AGE_SECONDS": 24 * 3600,
     # Item-item association projection (collaborative/co-occurrence). Changing HALF_LIFE_HOURS,

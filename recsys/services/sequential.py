@@ -112,6 +112,13 @@ def _read_blob(pk: int) -> bytes | None:
     return None if row is None else bytes(row[0])
 
 
+def training_config(config: dict | None) -> seqmodel.SeqConfig:
+    """The strategy's training config with the site's ``LIVEREC["SEQUENTIAL"]`` limits applied."""
+    limits = settings.SEQUENTIAL
+    return seqmodel.SeqConfig.from_dict({**(config or {}),
+                                         "full_softmax_max_items": int(limits["FULL_SOFTMAX_MAX_ITEMS"])})
+
+
 def train_and_store(config: dict | None = None, *, threads: int | None = None,
                     progress: Callable[[int, float, seqmodel.NextItemModel], None] | None = None,
                     backfill: bool = True) -> TrainedModel | None:
@@ -119,7 +126,7 @@ def train_and_store(config: dict | None = None, *, threads: int | None = None,
 
     ``backfill``: then compute every visitor's state under the new version (``backfill_states``).
     """
-    cfg = seqmodel.SeqConfig.from_dict(config)
+    cfg = training_config(config)
     started = time.monotonic()
     seqs = sequences_from_log()
     item_ids, text = _catalogue_text()
@@ -135,7 +142,8 @@ def train_and_store(config: dict | None = None, *, threads: int | None = None,
         return None
     model = seqmodel.train(list(seqs.values()), item_ids, text, cfg, progress=progress, threads=threads)
     metrics = {"visitors": len(seqs), "transitions": transitions, "items": len(item_ids),
-               "seconds": round(time.monotonic() - started, 2), "config": cfg.__dict__}
+               "seconds": round(time.monotonic() - started, 2), "config": cfg.__dict__,
+               "softmax": "full" if cfg.full_softmax(len(item_ids)) else "sampled"}
     model.metrics = metrics
     blob = seqmodel.dumps(model)
     with transaction.atomic():
