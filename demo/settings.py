@@ -171,5 +171,9 @@ CELERY_BEAT_SCHEDULE = {
     # version while a new one trains.
     "liverec-train-sequential": {"task": "recsys.tasks.train_sequential", "schedule": 6 * 3600.0,
                                  "options": {"queue": "liverec.batch"}},
+    # ...and by event volume between those: the first model once enough events are logged, then
+    # a warm start every LIVEREC["SEQUENTIAL"]["RETRAIN_AFTER_EVENTS"] events (a count when not due).
+    "liverec-retrain-sequential-if-due": {"task": "recsys.tasks.retrain_sequential_if_due", "schedule": 300.0,
+                                          "options": {"queue": "liverec.batch", "expires": 300}},
 }
 

@@ -758,6 +758,49 @@ def train(sequences: Sequence[Sequence[str]], item_ids: Sequence[str], text: np.
     return NextItemModel(item_ids, cfg, nets, trained_at=time.time())
 
 
+def warm_start(previous: NextItemModel, sequences: Sequence[Sequence[str]], item_ids: Sequence[str],
+               text: np.ndarray | None = None, config: SeqConfig | None = None,
+               progress: Callable[[int, float, NextItemModel], None] | None = None,
+               threads: int | None = None) -> NextItemModel:
+    """Continue training ``previous`` on ``sequences`` (usually the recent ones) over the
+    catalogue ``item_ids``: the fresh model between full trainings.
+
+    Every member starts from the previous member's weights. An item the previous version knew
+    keeps its embedding exactly (its offset is the previous row minus its projected text); a
+    new item starts from its text (offset zero), as ``add_items`` ranks it, and the epochs
+    then place it by the events it took part in. The network's shape (``d``, layers, heads,
+    ``max_len``) is the previous version's; ``config`` gives epochs, lr, loss and negatives.
+    """
+    cfg = SeqConfig.from_dict({**asdict(config or previous.config),
+                               **{k: getattr(previous.config, k) for k in ("d", "layers", "heads", "max_len")},
+                               "ensemble": len(previous.nets)})
+    if threads:
+        torch.set_num_threads(threads)
+    item_ids = list(item_ids)
+    index = {item_id: i + 1 for i, item_id in enumerate(item_ids)}
+    seqs = [[index[i] for i in s if i in index] for s in sequences]
+    known = [(i + 1, previous.index[item_id]) for i, item_id in enumerate(item_ids) if item_id in previous.index]
+    new_rows = torch.tensor([r for r, _ in known], dtype=torch.long)
+    old_rows = torch.tensor([r for _, r in known], dtype=torch.long)
+    nets: list[_Net] = []
+    for member, (old, table) in enumerate(zip(previous.nets, previous.tables())):
+        net = _Net(len(item_ids), cfg, text)
+        state = {k: v for k, v in old.state_dict().items() if k not in ("offset.weight", "text")}
+        if net.proj is None:
+            state.pop("proj.weight", None)
+        net.load_state_dict(state, strict=False)
+        with torch.no_grad():
+            if len(known):
+                base = net.item_rows(new_rows) - net.offset.weight[new_rows]  # the projected text (or 0)
+                net.offset.weight[new_rows] = table[old_rows] - base
+        report = None
+        if progress:
+            def report(epoch, loss, current, done=tuple(nets)):
+                progress(epoch, loss, NextItemModel(item_ids, cfg, [*done, current]))
+        nets.append(_train_one(seqs, len(item_ids), text, cfg, cfg.seed + member, report, start=net))
+    return NextItemModel(item_ids, cfg, nets, trained_at=time.time())
+
+
 def dumps(model: NextItemModel) -> bytes:
     """The trained networks as bytes.
 
