@@ -1,6 +1,8 @@
 """The sequential model's data and life cycle: sequences from the log, training, versions.
 
-The batch task ``recsys.tasks.train_sequential`` calls ``train_and_store``; the strategy
+The batch task ``recsys.tasks.train_sequential`` calls ``train_and_store`` (on the clock), and
+``recsys.tasks.retrain_sequential_if_due`` calls ``retrain_if_due`` (by event volume: a first
+training, then warm starts, ``warm_start_and_store``); the strategy
 ``sequential/next-item`` calls ``current_model`` per request and ranks from the visitor's state
 that the fold stored (``update_states``), or from ``visitor_sequence_titled`` when it has none.
 """
