@@ -30,7 +30,9 @@ import numpy as np
 import torch
 
 from recsys import seqmodel
-from recsys.evaluation.splits import loo, read_events, read_items, stream
+from recsys.evaluation.splits import cold_items, loo, new_visitors, read_events, read_items, sparse, stream
+
+SPLITS = {"loo": loo, "stream": stream, "cold-items": cold_items, "new-visitors": new_visitors, "sparse": sparse}
 
 
 def text_embeddings(items_csv: str, rows) -> np.ndarray:
@@ -50,7 +52,7 @@ def text_embeddings(items_csv: str, rows) -> np.ndarray:
 
 
 def make_split(events, protocol: str, validation: bool):
-    return loo(events, validation=validation) if protocol == "loo" else stream(events, validation=validation)
+    return SPLITS[protocol](events, validation=validation)
 
 
 def probs_for(models, histories: list[list[int]]) -> np.ndarray:
@@ -64,10 +66,19 @@ def probs_for(models, histories: list[list[int]]) -> np.ndarray:
 
 
 def evaluate(models, split, index: dict[str, int], k: int = 10, batch: int = 512) -> dict[str, float]:
-    """NDCG@k / HR@k of the targets, excluding each user's earlier items."""
+    """NDCG@k / HR@k of the targets, excluding each user's earlier items; with target groups
+    (cold-items) also per group."""
+    out = _evaluate(models, split.targets, index, k, batch)
+    for group in sorted({t.group for t in split.targets if t.group}):
+        part = _evaluate(models, [t for t in split.targets if t.group == group], index, k, batch)
+        out[group] = {key: part[key] for key in ("NDCG@10", "HR@10", "n")}
+    return out
+
+
+def _evaluate(models, targets, index: dict[str, int], k: int, batch: int) -> dict[str, float]:
     max_len = models[0].config.max_len
     rows = []
-    for t in split.targets:
+    for t in targets:
         hist = [index[h.item] for h in t.history if h.item in index]
         rows.append((hist, {index[h.item] for h in t.history if h.item in index}, index.get(t.item)))
     ndcg = hits = 0.0
@@ -98,7 +109,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", required=True)
     ap.add_argument("--items", required=True)
-    ap.add_argument("--protocol", choices=["loo", "stream"], default="loo")
+    ap.add_argument("--protocol", choices=list(SPLITS), default="loo")
     ap.add_argument("--validation", action="store_true")
     ap.add_argument("--set", action="append", default=[], help="SeqConfig field=value (JSON value)")
     ap.add_argument("--seeds", default="", help="comma-separated seeds: an ensemble of one model per seed")
