@@ -56,7 +56,7 @@ class SeqConfig:
     # logQ correction (``recsys.sequence.sampled_softmax``, cost independent of the
     # catalogue); "auto": full up to ``full_softmax_max_items`` items, sampled above.
     loss: str = "auto"
-    full_softmax_max_items: int = 10_000
+    full_softmax_max_items: int = 5_000
     negatives_in_batch: int = 256
     negatives_uniform: int = 256
 
