@@ -57,7 +57,7 @@ DEFAULTS = {
     # independent of the catalogue; bench/bench_train.py prints both). On MovieLens-100K (1,682
     # items, loo test, one 128-d member of 50 epochs) sampled scored NDCG@10 0.1216 against full
     # 0.1209 (0.1025 against 0.1223 at epoch 40: one seed, within noise); the full softmax costs
-    # 1.5x the sampled per epoch at 2,000 items, ~3x at 5,000, 5.4x at 20,000. The volume schedule
+    # 1.3-1.5x the sampled per epoch at 2,000 items, ~3x at 5,000, 5.4-6x at 20,000. The volume schedule
     # (task recsys.tasks.retrain_sequential_if_due, from beat every few minutes): a site with no
     # model trains its first once FIRST_TRAINING_MIN_EVENTS engaged events are logged; after
     # that, every RETRAIN_AFTER_EVENTS engaged events since the newest version warm-start a new
