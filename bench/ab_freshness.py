@@ -3,11 +3,11 @@
     python bench/ab_freshness.py --base REV [--pairs 3] [--stack DIR] [-- BENCH_FRESHNESS_ARGS]
 
 Every run of ``bench_freshness.py`` grows the stack's database: its background visitors add
-~13,000 events, and their views add item pairs to the association projection. Measured in
-the thirteenth session, one stack that ran 12 loads in a row went from 1.15 to 2.35 million
-pairs (215 to 425 MB): the association fold's upserts and the co-occurrence reads slow down
-as it grows, so a later run is slower than an earlier one of the same code, and two codes run
-one after the other compare the order they ran in as much as the code.
+~13,000 events, and their views add item pairs to the association projection. One stack that
+ran 12 loads in a row went from 1.15 to 2.35 million pairs (215 to 425 MB): the association
+fold's upserts and the co-occurrence reads slow down as it grows, so a later run is slower
+than an earlier one of the same code, and two codes run one after the other compare the
+order they ran in as much as the code.
 
 So this script builds the stack's data once (the demo catalogue, its ratings, a sequence model:
 ``bench_freshness.ensure_catalogue``), keeps a copy of the data directory, and restores that

@@ -1,6 +1,6 @@
 """What the admin tools cost: the engine's experiment lookup, a side-by-side preview, the dashboard.
 
-    LIVEREC_STACK_DIR=/tmp/st-bench python -m devstack run -- python bench/bench_admin.py [events]
+    LIVEREC_STACK_DIR=.stack/bench python -m devstack run -- python bench/bench_admin.py [events]
 
 Builds a synthetic ``bench-admin-*`` catalogue (2,000 random unit 384-d items), 50 visitors
 with 20 views each folded by the real interest projection, and ``events`` (default 100,000)
@@ -59,7 +59,7 @@ def main(extra_events: int) -> None:
     from recsys import engine
     from recsys.encoders import get_encoder
     from recsys.models import Experiment, Item, VisitorProfile
-    from recsys.services import experiments, interests, tuning
+    from recsys.services import experiments, interests, publishing
     from recsys.services.vectors import ensure_hnsw_index
     from tracking.models import Event
 
@@ -101,8 +101,8 @@ def main(extra_events: int) -> None:
     print(f"baseline SELECT 1 round trip:      median {med:.3f} ms  p95 {p95:.3f} ms  (machine load {os.getloadavg()[0]:.1f})")
     med, p95 = timed(lambda: engine.slot_config("for-you", visitor), 500)
     print(f"slot_config, no experiment:        median {med:.3f} ms  p95 {p95:.3f} ms")
-    v1 = tuning.publish_slot_config("for-you", {"strategies": {"content/interests": 1.0}}, user="bench")
-    v2 = tuning.publish_slot_config("for-you", {"strategies": {"content/interests": 1.0, "popular/trending": 0.3}},
+    v1 = publishing.publish_slot_config("for-you", {"strategies": {"content/interests": 1.0}}, user="bench")
+    v2 = publishing.publish_slot_config("for-you", {"strategies": {"content/interests": 1.0, "popular/trending": 0.3}},
                                     user="bench")
     exp = experiments.create_experiment(f"{PREFIX}exp", "for-you", [{"name": "A", "version": v1.version},
                                                                     {"name": "B", "version": v2.version}], user="bench")

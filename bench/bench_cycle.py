@@ -1,6 +1,6 @@
 """One realtime cycle under the freshness bench's load pattern, phase by phase; batch against one by one.
 
-    LIVEREC_STACK_DIR=/tmp/st-cycle python -m devstack run -- python bench/bench_cycle.py [--rounds 8]
+    LIVEREC_STACK_DIR=.stack/cycle python -m devstack run -- python bench/bench_cycle.py [--rounds 8]
 
 The realtime worker's cycle (``recsys.tasks.process_events``) after ``--visitors`` (50) visitors
 with open sockets posted 4 item views each (bench_freshness's 200 events/s, one second of it):

@@ -1,7 +1,7 @@
 """Embedding throughput: items/s through the real Celery batch worker vs a bare
 ``model.encode`` of the same texts in this process.
 
-    LIVEREC_STACK_DIR=/tmp/st-x python -m devstack run -- python bench/bench_embed.py [--repeat 3]
+    LIVEREC_STACK_DIR=.stack/x python -m devstack run -- python bench/bench_embed.py [--repeat 3]
 
 Loads the 1,682 MovieLens-100K films into the catalogue projection of the dev database,
 starts the real workers (``tests.stack.start_stack``), warms the worker's model, then per

@@ -1,6 +1,6 @@
 """The realtime folds' cost per batch: interests and co-occurrence, this checkout against a base.
 
-    LIVEREC_STACK_DIR=/tmp/st-x python -m devstack run -- python bench/bench_fold.py [--base main]
+    LIVEREC_STACK_DIR=.stack/x python -m devstack run -- python bench/bench_fold.py [--base main]
 
 1. The MovieLens catalogue (``bench_interests.load_catalogue``: embedded in process on the
    first run) and its keyphrases (interest labelling is part of the fold).

@@ -137,8 +137,8 @@ class Poster:
     ``aiohttp`` by default. With httpx, the load generator took 0.34 of the 2 cores at 200
     events/s (py-spy: its pool scans every connection and tries an import on each request,
     ~7 ms of CPU a post with 50 connections), CPU the machine under test lost to the harness
-    that, in production, the visitors' own machines spend. ``--client httpx`` repeats the
-    earlier sessions' runs."""
+    that, in production, the visitors' own machines spend. ``--client httpx`` keeps httpx
+    for a comparison."""
 
     def __init__(self, kind: str, port: int, connections: int = 1):
         self.kind, self.base, self.connections = kind, f"http://127.0.0.1:{port}", connections
@@ -147,11 +147,13 @@ class Poster:
     async def __aenter__(self) -> "Poster":
         if self.kind == "httpx":
             limits = httpx.Limits(max_connections=self.connections, max_keepalive_connections=self.connections)
-            self._client = httpx.AsyncClient(base_url=self.base, limits=limits, timeout=30)
+            self._client = httpx.AsyncClient(base_url=self.base, limits=limits, timeout=30,
+                                             headers=bench.prodenv.SERVER_KEY_HEADERS)
         else:
             self._client = aiohttp.ClientSession(
                 self.base, connector=aiohttp.TCPConnector(limit=self.connections),
-                timeout=aiohttp.ClientTimeout(total=30), json_serialize=json.dumps)
+                timeout=aiohttp.ClientTimeout(total=30), json_serialize=json.dumps,
+                headers=bench.prodenv.SERVER_KEY_HEADERS)
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -175,8 +177,9 @@ class PostError(Exception):
 
 
 async def open_socket(port: int, visitor: str):
-    ws = await websockets.connect(f"ws://127.0.0.1:{port}/liverec/ws/?token={make_token(visitor)}&slots=for-you",
+    ws = await websockets.connect(f"ws://127.0.0.1:{port}/liverec/ws/?slots=for-you",
                                   origin=f"http://127.0.0.1:{port}", max_queue=None, open_timeout=60)
+    await ws.send(json.dumps({"type": "auth", "token": make_token(visitor)}))  # as widget.js does
     first = json.loads(await asyncio.wait_for(ws.recv(), 30))
     return ws, first
 
@@ -232,10 +235,9 @@ async def background(port: int, rate: int, visitors: int, catalogue: list[str], 
     async def visitor(i: int, http: Poster, ws, vid: str, start: float):
         read = asyncio.create_task(reader(ws))
         # Visitor i posts at start + i/visitors (+ whole seconds): spread evenly over the second.
-        # Until the twelfth session each visitor started i/visitors after its own socket had
-        # opened, and the sockets open one after another (each ranks a first list), so the
-        # phases bunched up: in one run every post arrived in the first half of each second,
-        # 400 events/s for half a second and nothing for the other half.
+        # Not i/visitors after its own socket opened: the sockets open one after another (each
+        # ranks a first list), so those phases bunch up, and every post can arrive in the first
+        # half of each second (400 events/s for half a second, nothing for the other half).
         tick = start + i / visitors
         await asyncio.sleep(max(0.0, tick - time.perf_counter()))
         try:
@@ -412,7 +414,7 @@ def main() -> None:
     parser.add_argument("--bg-rate", type=int, default=200, help="background events per second")
     parser.add_argument("--bg-visitors", type=int, default=50)
     parser.add_argument("--client", choices=("aiohttp", "httpx"), default="aiohttp",
-                        help="the HTTP client of the probe and the load (httpx: as before the tenth session)")
+                        help="the HTTP client of the probe and the load (httpx costs the harness more CPU)")
     parser.add_argument("--load-only", action="store_true", help="skip the floor and idle phases")
     parser.add_argument("--keep-trace", action="store_true",
                         help="keep the cycle trace (one JSON line per realtime cycle) for a closer look")

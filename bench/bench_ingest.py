@@ -186,7 +186,9 @@ async def load(url: str, seconds: float, concurrency: int, warmup: float, cpu: C
 
     visitors = [f"bench-{uuid.uuid4().hex[:20]}" for _ in range(5000)]
     headers = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0 liverec-bench",
-               "X-LiveRec-Key": "demo-site-key"}
+               "X-LiveRec-Key": "demo-site-key",
+               # 5,000 made-up visitors: posted as a server (a browser posts only for its own cookie)
+               "X-LiveRec-Server-Key": os.environ.setdefault("LIVEREC_SERVER_KEY", uuid.uuid4().hex)}
     stats = {"latencies": [], "accepted": 0, "duplicate": 0, "rejected": 0, "errors": Counter(), "requests": 0,
              "accepted_ids": set(), "unanswered_ids": set()}
     parts = urllib.parse.urlsplit(url)
@@ -271,6 +273,7 @@ def main() -> int:
     bench_url = with_db(base_url, BENCH_DB)
     redis_url = urllib.parse.urlunsplit(urllib.parse.urlsplit(os.environ["REDIS_URL"])._replace(path=f"/{BENCH_REDIS_DB}"))
     # DEBUG off as in production; production settings then demand a SECRET_KEY from the environment.
+    os.environ.setdefault("LIVEREC_SERVER_KEY", uuid.uuid4().hex)
     env = dict(os.environ, DATABASE_URL=bench_url, REDIS_URL=redis_url, DEBUG="0", PYTHONPATH=str(ROOT),
                SECRET_KEY=os.environ.get("SECRET_KEY") or uuid.uuid4().hex * 2,
                DJANGO_SETTINGS_MODULE=os.environ.get("BENCH_SETTINGS", "bench.settings_ingest"), OMP_NUM_THREADS="1")

@@ -1,6 +1,6 @@
 """Interest projection speed on MovieLens-100K.
 
-    LIVEREC_STACK_DIR=/tmp/st-x python -m devstack run -- python bench/bench_interests.py
+    LIVEREC_STACK_DIR=.stack/x python -m devstack run -- python bench/bench_interests.py
 
 1. Loads the 1,682 films (embedded in process if needed) and the 100,000 ratings as
    ``rated`` events (visitor ``ml-<user>``, global time order) into the dev database

@@ -1,6 +1,6 @@
 """Recommendation latency of the for-you slot on a synthetic clustered catalogue.
 
-    LIVEREC_STACK_DIR=/tmp/st-bench python -m devstack run -- python bench/bench_recommend.py 100000 300000
+    LIVEREC_STACK_DIR=.stack/bench python -m devstack run -- python bench/bench_recommend.py 100000 300000
     ... bench_recommend.py --reuse 100000     # keep the catalogue and index an earlier run built
     ... bench_recommend.py --halfvec 100000   # also time a halfvec HNSW index (built, then dropped)
     ... bench_recommend.py --no-sequential 100000   # without the sequence model
@@ -16,7 +16,7 @@ an ensemble of two, but one epoch, none past 200,000 items: the bench times infe
 the whole catalogue, not quality; ``--no-sequential`` leaves it out), then times ``recommend(visitor, "for-you")`` and, in the same
 process as baseline, a bare pgvector HNSW top-10 query. Prints figures; asserts nothing.
 
-``--anchor`` repeats the measurement ../shared/ANCHORS.md reports for this machine (pgvector
+``--anchor`` repeats the reference pgvector measurement of docs/performance.md (pgvector
 HNSW, 100,000 x 384-d, top-10 cosine: p50 3.1 ms), on its protocol as far as we can tell:
 uniformly random unit vectors, no clusters, random queries, a default index (m=16,
 ef_construction=64, ef_search=40). The issue's target (for-you p99 under 20 ms "where HNSW
@@ -309,7 +309,7 @@ def bench_halfvec(queries) -> None:
 
 
 ANCHOR_TABLE = "bench_anchor_vectors"
-ANCHOR_HNSW_P50_MS = 3.1  # ../shared/ANCHORS.md
+ANCHOR_HNSW_P50_MS = 3.1  # the reference pgvector figure (docs/performance.md)
 TARGET_P99_MS = 20.0  # the recommendation engine issue: for-you p99 at 100,000 items
 
 
@@ -359,7 +359,7 @@ def report_anchor(engine_ms: list[float]) -> None:
     p99 = pct(engine_ms, 99)
     print(f"  anchor protocol (100,000 random unit vectors, random queries): HNSW top-10 p50 {p50:.2f} ms, "
           f"p99 {pct(anchor_ms, 99):.2f} ms" + (f", index built in {build_s:.1f} s" if build_s is not None else "")
-          + f" (ANCHORS.md: p50 {ANCHOR_HNSW_P50_MS} ms)")
+          + f" (reference: p50 {ANCHOR_HNSW_P50_MS} ms)")
     print(f"  for-you p99 {p99:.2f} ms against the target {TARGET_P99_MS:.0f} ms as written and "
           f"{scaled:.2f} ms scaled to this run's HNSW speed ({p50:.2f} / {ANCHOR_HNSW_P50_MS} of the anchor's): "
           f"{'within' if p99 < scaled else 'over'} the scaled one")

@@ -1,6 +1,6 @@
 """Round trips of one realtime cycle: how many times the worker waits for PostgreSQL or Valkey.
 
-    LIVEREC_STACK_DIR=/tmp/st-rt python -m devstack run -- python bench/bench_roundtrips.py [--visitors 1] [--cycles 15]
+    LIVEREC_STACK_DIR=.stack/rt python -m devstack run -- python bench/bench_roundtrips.py [--visitors 1] [--cycles 15]
 
 Under load every round trip waits for the server process to be scheduled (a ``SELECT 1`` took
 p90 1.3 ms there against 0.2 ms idle), so their count is a cost of its own, and unlike a

@@ -154,7 +154,7 @@ async def run_load(base: str, run: str, item_ids: list[str], args, stats: dict) 
             except httpx.HTTPError as exc:
                 errors.append(type(exc).__name__)
 
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+    async with httpx.AsyncClient(limits=limits, timeout=30, headers=bench.prodenv.SERVER_KEY_HEADERS) as client:
         tasks = set()
         start = time.monotonic()
         while time.monotonic() < stop_at:  # bounded by the duration
@@ -173,10 +173,11 @@ async def run_load(base: str, run: str, item_ids: list[str], args, stats: dict) 
 async def hold_sockets(port: int, run: str, args, stats: dict, stop: asyncio.Event) -> None:
     async def one(i: int) -> None:
         visitor = f"soak-{run}-{i:04d}"  # the first visitors of the load: their pushes flow
-        uri = f"ws://{HOST}:{port}/liverec/ws/?token={make_token(visitor)}"
+        uri = f"ws://{HOST}:{port}/liverec/ws/"
         for _ in range(20):  # bounded reconnects
             try:
                 async with websockets.connect(uri, origin=f"http://{HOST}:{port}") as ws:
+                    await ws.send(json.dumps({"type": "auth", "token": make_token(visitor)}))
                     stats["sockets_open"] += 1
                     try:
                         while not stop.is_set():

@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 from bench_freshness import SITE_KEY, ensure_catalogue, event, pct  # noqa: I001  (sets up Django)
+from bench import prodenv  # noqa: E402  (the server key bench_freshness set up)
 
 import httpx
 import websockets
@@ -47,8 +48,9 @@ class Fleet:
 
     async def open(self, visitor: str) -> None:
         ws = await websockets.connect(
-            f"ws://127.0.0.1:{self.port}/liverec/ws/?token={make_token(visitor)}&slots=for-you",
+            f"ws://127.0.0.1:{self.port}/liverec/ws/?slots=for-you",
             origin=f"http://127.0.0.1:{self.port}", max_queue=None, open_timeout=60, ping_interval=None)
+        await ws.send(json.dumps({"type": "auth", "token": make_token(visitor)}))  # as widget.js does
         first = json.loads(await asyncio.wait_for(ws.recv(), 60))
         assert first["type"] == "recs", first
         self.sockets.append((visitor, ws))
@@ -93,7 +95,8 @@ async def probe(fleet: Fleet, samples: int) -> list[float]:
 
 async def pushes_flowing(port: int, fleet: Fleet, catalogue: list[str], stop: asyncio.Event) -> int:
     posted = 0
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                                 headers=prodenv.SERVER_KEY_HEADERS) as http:
         while not stop.is_set():
             if fleet.sockets:
                 visitor = random.choice(fleet.sockets)[0]

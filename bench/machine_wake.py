@@ -3,10 +3,11 @@
     python bench/machine_wake.py
 
 Times the same small NumPy and torch operations back to back and after sleeping 10, 50 and
-350 ms (the idle freshness phase posts every 300-400 ms), on one thread. Found in the
-fourteenth session: on that machine a sum over 64 KB took 6 us back to back, 0.5 ms after 50
-ms of sleep and 2.7 ms after 350 ms, and the sequence model's forward pass 1.9 ms against 28 ms,
-while a pure-Python loop was only ~10% slower after the same sleep. Under load the cores never
+350 ms (the idle freshness phase posts every 300-400 ms), on one thread. On a host whose
+cores sleep deeply, a sum over 64 KB takes 6 us back to back and 0.5-2.7 ms after 50-350 ms
+of sleep, and the sequence model's forward pass 1.9 ms against 28 ms, while a pure-Python
+loop is only ~10% slower after the same sleep; on a host that wakes quickly the same sum
+takes under 0.1 ms after any sleep. Under load the cores never
 idle that long, so this weighs on the idle phase of ``bench_freshness`` only: compare idle
 figures across machines with this in mind. Asserts nothing.
 """

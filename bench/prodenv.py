@@ -15,6 +15,10 @@ from devstack.__main__ import THREAD_ENV
 
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("SECRET_KEY", secrets.token_hex(32))
+# Load generators post for thousands of made-up visitors: as a server (the server key), since a
+# browser may only post for the visitor of its signed cookie (docs/security.md).
+os.environ.setdefault("LIVEREC_SERVER_KEY", secrets.token_hex(16))
+SERVER_KEY_HEADERS = {"X-LiveRec-Server-Key": os.environ["LIVEREC_SERVER_KEY"]}
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
 for _key, _value in THREAD_ENV.items():
     os.environ.setdefault(_key, _value)

@@ -1,6 +1,6 @@
 """Screen sequence-model settings in minutes instead of a full ``recsys_evaluate`` run.
 
-    python -m bench.tune_seq --events /tmp/ml100k/EVENTS.csv --items /tmp/ml100k/ITEMS.csv \
+    python -m bench.tune_seq --events bench/out/ml100k/EVENTS.csv --items bench/out/ml100k/ITEMS.csv \
         --protocol loo --validation --set max_len=200 --set epochs=100 --every 10
 
 Same split as the evaluation (``recsys.evaluation.splits``), same model code

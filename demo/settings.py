@@ -13,13 +13,19 @@ import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "liverec-demo-insecure-key-change-me")
-DEBUG = os.environ.get("DEBUG", "1") == "1"
-if not DEBUG and not os.environ.get("SECRET_KEY"):
-    # Tokens and sessions are signed with it: a key from the repository forges every visitor token.
+# Off unless the environment turns it on: the demo's own entry point (`python -m devstack demo`,
+# `make demo`) sets DEBUG=1, so a site that copies these settings never inherits debug pages.
+DEBUG = os.environ.get("DEBUG", "0") == "1"
+# The repository's key, for a DEBUG demo only. Visitor cookies, tokens and sessions are signed
+# with SECRET_KEY: with a key from the repository anyone forges them. tracking.E001 (a system
+# check) refuses it, and any other published default, when DEBUG is off.
+DEMO_SECRET_KEY = "liverec-demo-insecure-key-change-me"
+SECRET_KEY = os.environ.get("SECRET_KEY") or (DEMO_SECRET_KEY if DEBUG else "")
+if not SECRET_KEY or (SECRET_KEY == DEMO_SECRET_KEY and not DEBUG):
     from django.core.exceptions import ImproperlyConfigured
 
-    raise ImproperlyConfigured("SECRET_KEY must be set in the environment when DEBUG is off (DEBUG=0).")
+    raise ImproperlyConfigured("SECRET_KEY must be set in the environment, to a key of your own, when DEBUG "
+                               "is off (DEBUG=0).")
 ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
 
 INSTALLED_APPS = [
@@ -75,10 +81,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # channels_redis' layer with the group_send_many extension (one script call per push batch).
+        "BACKEND": "recsys.channel_layer.RedisChannelLayer",
         # redis-py 8 reads with a 5 s socket timeout, the same as channels_redis' 5 s BZPOPMIN:
         # they race and idle sockets log timeouts. A longer socket timeout removes the race.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+        # LIVEREC_CHANNEL_HOSTS (comma-separated URLs) shards the layer over several servers.
+        "CONFIG": {"hosts": [{"address": url, "socket_timeout": 30}
+                             for url in os.environ.get("LIVEREC_CHANNEL_HOSTS", REDIS_URL).split(",")],
                    "prefix": os.environ.get("LIVEREC_CHANNEL_PREFIX", "asgi")},
     }
 }
@@ -98,12 +107,7 @@ CACHES = {"default": {"BACKEND": "recsys.cache.RedisCache", "LOCATION": CACHE_UR
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
-CELERY_TASK_DEFAULT_QUEUE = "liverec.batch"
-CELERY_TASK_ACKS_LATE = True  # a killed worker's task is redelivered, not lost
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "visibility_timeout": 600}
+# Acks late, prefetch 1, the batch queue as default, connect retries: liverec.celery.DEFAULTS.
 
 AUTH_PASSWORD_VALIDATORS = []
 LANGUAGE_CODE = "en-us"
@@ -127,6 +131,8 @@ LOGGING = {
 LIVEREC_TRACKING = {
     "ALLOWED_ORIGINS": ["http://127.0.0.1:8000", "http://localhost:8000"],
     "SITE_KEY": os.environ.get("LIVEREC_SITE_KEY", "demo-site-key"),
+    # Imports and server-to-server posts naming a visitor (X-LiveRec-Server-Key); none by default.
+    "SERVER_KEY": os.environ.get("LIVEREC_SERVER_KEY", ""),
 }
 LIVEREC = {
     "ITEM_ADAPTERS": ["demo.catalogue.adapters.FilmAdapter"],
@@ -153,30 +159,14 @@ DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     # long before ingest can answer 503 + Retry-After (reliability: 10 s measured, too slow for
     # the tracker's flush); a request still waiting after 3 s is overload, and a retry is right.
     "timeout": 3}
-# Celery beat (reliability): the catch-up applies events whose enqueue failed while the
-# broker was down (the log is in PostgreSQL, the projection resumes from its cursor);
-# retention deletes events older than LIVEREC_TRACKING["RETENTION_DAYS"] (None: never).
-CELERY_BEAT_SCHEDULE = {
-    "liverec-catch-up": {"task": "recsys.tasks.process_events",
-                         "schedule": float(os.environ.get("LIVEREC_CATCH_UP_SECONDS", "30")),
-                         "options": {"queue": "liverec.realtime", "expires": 60}},
-    # The association fold (and trending) is requested by the realtime task; this catches up
-    # whatever a lost request left behind.
-    "liverec-catch-up-associations": {"task": "recsys.tasks.fold_associations",
-                                      "schedule": float(os.environ.get("LIVEREC_CATCH_UP_SECONDS", "30")),
-                                      "options": {"queue": "liverec.batch", "expires": 60}},
-    "liverec-retention": {"task": "tracking.tasks.apply_retention", "schedule": 3600.0,
-                          "options": {"queue": "liverec.batch", "expires": 3600}},
-    # Item pairs whose decayed weight is negligible are dropped once a day.
-    "liverec-prune-associations": {"task": "recsys.tasks.prune_associations", "schedule": 24 * 3600.0,
-                                   "options": {"queue": "liverec.batch", "expires": 3600}},
-    # The sequential/next-item model retrains on the whole log; requests keep the newest stored
-    # version while a new one trains.
-    "liverec-train-sequential": {"task": "recsys.tasks.train_sequential", "schedule": 6 * 3600.0,
-                                 "options": {"queue": "liverec.batch"}},
-    # ...and by event volume between those: the first model once enough events are logged, then
-    # a warm start every LIVEREC["SEQUENTIAL"]["RETRAIN_AFTER_EVENTS"] events (a count when not due).
-    "liverec-retrain-sequential-if-due": {"task": "recsys.tasks.retrain_sequential_if_due", "schedule": 300.0,
-                                          "options": {"queue": "liverec.batch", "expires": 300}},
-}
+# Celery beat: the catch-ups, retention, association pruning and sequence-model training
+# (liverec.schedule.beat_schedule documents each).
+from liverec.schedule import beat_schedule  # noqa: E402
 
+CELERY_BEAT_SCHEDULE = beat_schedule(catch_up_seconds=float(os.environ.get("LIVEREC_CATCH_UP_SECONDS", "30")))
+# The sequence model by event volume between the clock's full trainings: the first model once
+# enough events are logged, then a warm start every LIVEREC["SEQUENTIAL"]["RETRAIN_AFTER_EVENTS"]
+# engaged events (a count when not due).
+CELERY_BEAT_SCHEDULE["liverec-retrain-sequential-if-due"] = {
+    "task": "recsys.tasks.retrain_sequential_if_due", "schedule": 300.0,
+    "options": {"queue": "liverec.batch", "expires": 300}}

@@ -3,7 +3,6 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("liverec/", include("tracking.urls")),
-    path("liverec/", include("recsys.urls")),
+    path("liverec/", include("liverec.urls")),
     path("", include("demo.catalogue.urls")),
 ]

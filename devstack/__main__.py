@@ -15,7 +15,7 @@ import sys
 import time
 
 from .services import REPO_ROOT, start_all, stack_dir, wait_for_port
-from .supervisor import Supervisor
+from .supervisor import CrashLoop, Supervisor
 
 # One thread each: on 2 shared cores, 2 torch threads ran 5x slower (measured).
 THREAD_ENV = {
@@ -29,22 +29,43 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
     env.update(THREAD_ENV)
     env.update(extra)
     env.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
+    # A key of this checkout's own (never one from the repository), kept with the embedded
+    # servers so cookies and sessions outlive a restart.
+    env.setdefault("SECRET_KEY", _stack_secret_key())
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return env
 
 
-def worker_commands(python: str, realtime: int | None = None) -> list[tuple[str, list[str]]]:
-    """The Celery processes: realtime workers for per-event work, a batch worker
-    for embeddings and LLM summaries (so a slow summary never delays a push).
+def _stack_secret_key() -> str:
+    import secrets
+
+    path = stack_dir() / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+def worker_commands(python: str, realtime: int | None = None, *, summaries: bool = True) -> list[tuple[str, list[str]]]:
+    """The Celery processes: realtime workers for per-event work, a batch worker for item
+    embeddings and the association/trending fold, and a summaries worker for the LLM's
+    visitor summaries (``summaries=False`` leaves it out, for a site without them).
+
+    Summaries have a queue and a worker of their own: at ~2 s of CPU each, a burst of visitors
+    once queued 978 of them ahead of an item embedding and 38 association folds on a shared
+    batch queue (a film saved was still not embedded 8 minutes later). Celery's Redis
+    transport has no strict queue priority (a worker consuming two queues takes from both in
+    turn), so only a separate worker makes "never behind a summary" hold.
 
     Two realtime workers by default (``LIVEREC_RT_WORKERS``): folds serialise on the
     projection cursor, but the rankings of the visitors a fold touched, most of a push's
-    cost, then run on both cores, and one long cycle does not hold every push. Measured with
-    bench_freshness under 200 events/s from 50 live visitors, on equal data (thirteenth
-    session, ``bench/ab_freshness.py``): one worker gave the same p50, no worse a p99, for 20% less CPU
-    per push (its cycles rank two visitors where two workers' rank one), so
-    ``LIVEREC_RT_WORKERS=1`` suits a machine whose cores the site itself needs. (Under the
-    fifth session's bunched load, one worker had fallen behind.)
+    cost, then run on both cores, and one long cycle does not hold every push. Under
+    bench_freshness's 200 events/s from 50 live visitors, on equal data
+    (``bench/bench_freshness.py --load-only --rt-workers 1`` against the default), one
+    worker gives the same p50, no worse a p99, for 20% less CPU per push (its cycles rank two
+    visitors where two workers' rank one), so ``LIVEREC_RT_WORKERS=1`` suits a machine whose
+    cores the site itself needs; under burstier load one worker falls behind.
     """
     count = realtime if realtime is not None else int(os.environ.get("LIVEREC_RT_WORKERS", "2"))
     celery = [python, "-m", "celery", "-A", "demo"]
@@ -59,14 +80,30 @@ def worker_commands(python: str, realtime: int | None = None) -> list[tuple[str,
     # At a lower CPU priority (LIVEREC_BATCH_NICE, default 10): an LLM summary is ~2 s of a
     # core and 50 live visitors ask for close to one a second, so an equal-priority batch
     # worker took a core the pushes needed (bench_freshness under load). Background work
-    # still gets every cycle the realtime path leaves idle. Each service runs in a session of
-    # its own, and with Linux's autogroup scheduling a nice value weighs only inside its
-    # session: the worker also weighs its session, and its PostgreSQL backends, as niced
-    # (recsys.priority, at start-up and per connection).
+    # still gets every cycle the realtime path leaves idle. Each service runs in a process
+    # session of its own (setsid), and with Linux's autogroup scheduling a nice value weighs only
+    # inside its session: the worker also weighs its session, and its PostgreSQL backends, as niced
+    # (devstack.priority, at start-up and per connection).
     nice = int(os.environ.get("LIVEREC_BATCH_NICE", "10"))
     batch = (["nice", "-n", str(nice)] if nice else []) + celery + ["worker", "-Q", "liverec.batch", "-P", "prefork", "-c", "1",
                       f"--max-memory-per-child={limit_kb}", "-n", "batch@%h", "-l", "warning"]
-    return rt + [("batch", batch)]
+    out = rt + [("batch", batch)]
+    if summaries:
+        # Lower still (LIVEREC_SUMMARIES_NICE, default 15): a summary is the least urgent work.
+        snice = int(os.environ.get("LIVEREC_SUMMARIES_NICE", "15"))
+        out.append(("summ", (["nice", "-n", str(snice)] if snice else []) + celery + [
+            "worker", "-Q", "liverec.summaries", "-P", "prefork", "-c", "1", f"--max-memory-per-child={limit_kb}",
+            "-n", "summaries@%h", "-l", "warning"]))
+    return out
+
+
+def supervisor(env: dict[str, str], **kwargs) -> Supervisor:
+    """The demo's supervisor: restarts after LIVEREC_RESTART_BACKOFF_SECONDS (default 1, doubling
+    to 30), gives up on a crash loop of LIVEREC_CRASH_LOOP restarts/seconds (default "5/120")."""
+    limit, _, window = os.environ.get("LIVEREC_CRASH_LOOP", "5/120").partition("/")
+    kwargs.setdefault("backoff", float(os.environ.get("LIVEREC_RESTART_BACKOFF_SECONDS", "1")))
+    kwargs.setdefault("crash_loop", (int(limit), float(window or 120)))
+    return Supervisor(env, **kwargs)
 
 
 def cmd_run(argv: list[str]) -> int:
@@ -96,8 +133,9 @@ def _ignore_signals() -> None:
 def cmd_demo(port: int) -> int:
     services = start_all()
     env = child_env(services.env)
+    env.setdefault("DEBUG", "1")  # the demo's own entry point, and only it, turns debug on
     python = sys.executable
-    sup = Supervisor(env)
+    sup = supervisor(env)
     try:
         subprocess.run([python, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=REPO_ROOT)
         for name, cmd in worker_commands(python):
@@ -106,18 +144,19 @@ def cmd_demo(port: int) -> int:
         subprocess.run([python, "manage.py", "demo_import"], env=env, check=True, cwd=REPO_ROOT)
         sup.start("beat", [python, "-m", "celery", "-A", "demo", "beat", "-l", "warning",
                            "-s", str(stack_dir() / "celerybeat-schedule")])
+        # No proxy in front: X-Forwarded-For is the client's word (see docs/security.md).
         sup.start("web", [python, "-m", "uvicorn", "demo.asgi:application", "--host", "127.0.0.1",
-                          "--port", str(port), "--log-level", "warning"])
+                          "--port", str(port), "--log-level", "warning", "--no-proxy-headers"])
         wait_for_port("127.0.0.1", port)
         print(f"\n  LiveRec demo: http://127.0.0.1:{port}/   health: http://127.0.0.1:{port}/liverec/health/"
               f"   admin: http://127.0.0.1:{port}/admin/ (user admin / password admin)\n  Ctrl-C stops everything.\n",
               flush=True)
         while True:
-            exited = sup.first_exited()
-            if exited:
-                print(f"devstack: process {exited[0]} exited with status {exited[1]}; stopping", flush=True)
-                return 1
-            time.sleep(0.5)
+            sup.poll()  # restarts a crashed child after its backoff; raises on a crash loop
+            time.sleep(0.2)
+    except CrashLoop as exc:
+        print(f"devstack: {exc}", flush=True)
+        return 1
     except KeyboardInterrupt:
         print("\ndevstack: stopping", flush=True)
         return 0

@@ -11,7 +11,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "liverec"
-# The brief fixes shared_buffers at 1GB: HNSW search and builds stay in memory.
+# 1 GB of shared_buffers keeps the HNSW indexes and their builds in memory: a vector search
+# that reads its graph from disk has a tail of disk reads (docs/performance.md).
 SHARED_BUFFERS = "1GB"
 
 

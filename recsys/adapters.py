@@ -24,6 +24,19 @@ def _get(obj: Any, getter: Getter, default: Any = "") -> Any:
     return value() if callable(value) else value
 
 
+def split_categories(value: Any, separators: str = ",") -> list[str]:
+    """A string split on each of ``separators`` (whitespace around each part trimmed, empty
+    parts dropped); any other iterable as a list; None as no category."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        parts = [value]
+        for sep in separators:
+            parts = [piece for part in parts for piece in part.split(sep)]
+        return [p.strip() for p in parts if p.strip()]
+    return list(value)
+
+
 class ItemAdapter:
     """Maps one host model to items. Override the attributes or the methods."""
 
@@ -37,14 +50,16 @@ class ItemAdapter:
     properties: Getter = None
     #: Extra queryset filters ({"field": value}) for items this adapter may recommend.
     filters: dict[str, Any] = {}
+    #: When ``categories`` gives a string, the characters that separate one category from the
+    #: next: "running shoes, trail" is ["running shoes", "trail"]. Add " " for space-separated
+    #: tags. A list or tuple is taken as it is.
+    category_separators: str = ","
 
     def label(self) -> str:
         return f"{self.model._meta.app_label}.{self.model._meta.model_name}"
 
     def to_item(self, obj: models.Model) -> dict[str, Any]:
-        cats = _get(obj, self.categories, [])
-        if isinstance(cats, str):
-            cats = [c for c in cats.replace(",", " ").split() if c]
+        cats = split_categories(_get(obj, self.categories, []), self.category_separators)
         url = _get(obj, self.url, "")
         if not url and hasattr(obj, "get_absolute_url"):
             url = obj.get_absolute_url()
@@ -79,10 +94,12 @@ class ItemAdapter:
 
 def register(model: type[models.Model], *, item_id: Getter = "pk", title: Getter = None, text: Getter = None,
              categories: Getter = None, url: Getter = None, available: Getter = None,
-             properties: Getter = None, filters: dict[str, Any] | None = None) -> ItemAdapter:
+             properties: Getter = None, filters: dict[str, Any] | None = None,
+             category_separators: str = ",") -> ItemAdapter:
     """Register a host model as an item source (call from your AppConfig.ready())."""
     attrs = dict(model=model, item_id=item_id, title=title, text=text, categories=categories, url=url,
-                 available=available, properties=properties, filters=filters or {})
+                 available=available, properties=properties, filters=filters or {},
+                 category_separators=category_separators)
     adapter_cls = type(f"{model.__name__}Adapter", (ItemAdapter,), {k: staticmethod(v) if callable(v) else v
                                                                     for k, v in attrs.items()})
     adapter_cls.model = model
@@ -90,26 +107,15 @@ def register(model: type[models.Model], *, item_id: Getter = "pk", title: Getter
 
 
 def register_adapter(adapter: ItemAdapter) -> ItemAdapter:
-    from django.db.models.signals import post_delete, post_save
-
-    from .services import items
-
+    """Mirror ``adapter.model`` into the catalogue: saves and deletes of its rows reach
+    ``recsys.services.items`` through the receivers that ``RecsysConfig.ready()`` connects."""
     _registry[adapter.model] = adapter
-    uid = f"liverec-{adapter.label()}"
-    post_save.connect(items.on_host_saved, sender=adapter.model, dispatch_uid=uid + "-save", weak=False)
-    post_delete.connect(items.on_host_deleted, sender=adapter.model, dispatch_uid=uid + "-delete", weak=False)
     return adapter
 
 
 def unregister(model: type[models.Model]) -> None:
     """Stop mirroring a host model (tests, or a site that swaps its adapter)."""
-    from django.db.models.signals import post_delete, post_save
-
-    adapter = _registry.pop(model, None)
-    if adapter is not None:
-        uid = f"liverec-{adapter.label()}"
-        post_save.disconnect(sender=model, dispatch_uid=uid + "-save")
-        post_delete.disconnect(sender=model, dispatch_uid=uid + "-delete")
+    _registry.pop(model, None)
 
 
 def adapter_for(model: type[models.Model]) -> ItemAdapter | None:

@@ -8,23 +8,7 @@ class RecsysConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tracking import hooks
+        # Imported here: its modules import models, which exist only once the registry is ready.
+        from . import startup
 
-        from . import checks  # noqa: F401  (registers the system checks)
-        from . import configcache, priority
-        from .adapters import register_adapter
-        from .conf import settings
-        from .services import privacy
-        from .services.events import on_events_appended
-        from .strategies import registry
-
-        for strategy in settings.STRATEGIES:
-            registry.register(strategy)
-        for adapter_cls in settings.ITEM_ADAPTERS:
-            register_adapter(adapter_cls())
-        hooks.subscribe(on_events_appended)
-        hooks.subscribe_erased(privacy.on_erased)
-        hooks.subscribe_expired(privacy.on_expired)
-        hooks.subscribe_export(privacy.export)
-        configcache.connect()
-        priority.connect()
+        startup.connect()

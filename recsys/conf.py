@@ -18,20 +18,15 @@ DEFAULTS = {
     "SHORT_TERM_HALF_LIFE_HOURS": 0.5,
     # Slots: which strategies with which weights, and the rules applied to the fused list.
     "SLOTS": {
-        # The default was chosen by measurement (recsys_evaluate --protocol loo on MovieLens-100K,
-        # see README "Evaluation"): sequential/next-item is the strongest single strategy by far;
-        # content and trending keep small weights to answer visitors the sequence model cannot
-        # (no history yet) and to break its near-ties; content/query and similar/items add
-        # nothing without a search or a page item, and lead when there is one (cold visitors).
-        # collaborative/co-occurrence is updated on every event while the sequence model retrains
-        # periodically: it carries fresh sessions and a site whose model is not trained yet, and
-        # only breaks ties once it is. Diversity (MMR lambda) and freshness are per-slot tunables,
-        # off here: not yet measured.
-        # A weight search on the loo *validation* targets (recsys_evaluate --validation
-        # --tune-weights) found co-occurrence 0.2 / content 0.01 / trending 0.2 (NDCG@10 0.1316 ->
-        # 0.1376 in-sample), but tuned on half of the targets the gain on the other half averaged
-        # +0.001 over ten splits, and on the test targets those weights scored 0.1184 against
-        # these 0.1202: the surface is flat within noise, so these weights stay.
+        # for-you: sequential/next-item is by far the strongest single strategy on both evaluation
+        # protocols (`manage.py recsys_evaluate --ablations`, docs/evaluation.md); content and
+        # trending keep small weights for visitors the sequence model cannot answer yet and to
+        # break its near-ties; content/query and similar/items lead only when the page gives a
+        # search or an item (cold visitors). collaborative/co-occurrence follows every event while
+        # the sequence model retrains periodically, so it carries fresh visitors and a site whose
+        # model is not trained yet. Diversity (MMR lambda) and freshness are per-slot tunables,
+        # off by default. A weight search (`recsys_evaluate --validation --tune-weights`) finds no
+        # gain that holds on held-out targets, so these hand-set weights stay.
         "for-you": {"strategies": {"sequential/next-item": 1.0, "collaborative/co-occurrence": 0.1,
                                    "content/interests": 0.05, "popular/trending": 0.02,
                                    "content/query": 0.8, "similar/items": 0.5},
@@ -67,6 +62,16 @@ DEFAULTS = {
                    "RETRAIN_AFTER_EVENTS": 5_000, "WARM_START_EPOCHS": 5},
     # Signed visitor tokens for sockets and the recommendations endpoint.
     "TOKEN_MAX_AGE_SECONDS": 24 * 3600,
+    # GET /liverec/recs/ rate limits, in requests per fixed window ({"REQUESTS": n, "SECONDS": s},
+    # or None to disable); over one the endpoint answers 429 + Retry-After. Counted in the cache
+    # alias LIVEREC_TRACKING["RATE_LIMIT_CACHE"], per visitor and per client IP (the same
+    # client_ip as ingest, so TRUSTED_PROXIES applies). A widget polls every
+    # WIDGET_POLL_SECONDS only while its socket is down.
+    "RECS_RATE_LIMIT_VISITOR": {"REQUESTS": 120, "SECONDS": 60},
+    "RECS_RATE_LIMIT_IP": {"REQUESTS": 6000, "SECONDS": 60},
+    # Query embeddings (recsys.services.queries.embed_query) kept in the shared cache this long
+    # (0: only the in-process LRU).
+    "QUERY_EMBEDDING_CACHE_SECONDS": 24 * 3600,
     # Item-item association projection (collaborative/co-occurrence). Changing HALF_LIFE_HOURS,
     # WINDOW_* or BACKWARD needs `manage.py recsys_replay` (they shape the stored weights).
     "COOCCURRENCE": {
@@ -113,12 +118,17 @@ DEFAULTS = {
     # with BOUNCE_WEIGHT instead of its own weight (a glance and leave is a mild no).
     "BOUNCE_MAX_DWELL_MS": 3000,
     "BOUNCE_WEIGHT": -0.5,
-    # Written interest summary per visitor (batch worker, debounced). BACKEND: see
-    # recsys.summaries (SmolLM2 in process, OpenAI-compatible HTTP, or disabled).
-    "SUMMARY": {"BACKEND": "recsys.summaries.SmolLM2Summarizer", "OPTIONS": {"threads": 1}},
+    # Written interest summary per visitor (batch worker only, debounced). BACKEND: see
+    # recsys.summaries (SmolLM2 in process with the [llm] extra, OpenAI-compatible HTTP, or
+    # disabled). Off by default: a new site turns it on once it has the packages and a worker
+    # with CPU to spare (SmolLM2: 2-50 s of a core per summary).
+    "SUMMARY": {"BACKEND": "recsys.summaries.DisabledSummarizer", "OPTIONS": {}},
     "SUMMARY_MAX_TOKENS": 60,
     # One summary per visitor per this window, however many events arrive in it.
     "SUMMARY_DEBOUNCE_SECONDS": 60,
+    # Each Celery worker records it is alive this often (recsys.heartbeat); health reports a
+    # worker missing after three silent intervals.
+    "WORKER_HEARTBEAT_SECONDS": 2.0,
 }
 
 settings = AppSettings("LIVEREC", DEFAULTS, import_strings=("ITEM_ADAPTERS", "STRATEGIES"))

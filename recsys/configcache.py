@@ -18,6 +18,9 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+
+from .models import Experiment, InterestConfig, SlotConfig, StrategyConfig
 
 GENERATION_KEY = "liverec:config-generation"
 # How long a process trusts its copy before asking the cache for the generation again.
@@ -42,8 +45,6 @@ def _generation() -> str | None:
 
 
 def _load() -> dict[str, Any]:
-    from .models import Experiment, InterestConfig, SlotConfig, StrategyConfig
-
     slots: dict[str, dict] = {}
     for slot, config in (SlotConfig.objects.filter(active=True).order_by("slot", "-version")
                          .values_list("slot", "config")):
@@ -60,8 +61,6 @@ def _load() -> dict[str, Any]:
 
 
 def _resolved_arm(slot: str, arm: dict[str, Any]) -> dict[str, Any]:
-    from .models import SlotConfig
-
     if arm.get("config") or arm.get("version") is None:
         return arm
     config = SlotConfig.objects.filter(slot=slot, version=int(arm["version"])).values_list("config", flat=True).first()
@@ -105,10 +104,6 @@ def invalidate(**kwargs: Any) -> None:
 
 def connect() -> None:
     """Called from RecsysConfig.ready()."""
-    from django.db.models.signals import post_delete, post_save
-
-    from .models import Experiment, InterestConfig, SlotConfig, StrategyConfig
-
     for model in (SlotConfig, StrategyConfig, Experiment, InterestConfig):
         post_save.connect(invalidate, sender=model, dispatch_uid=f"liverec-config-{model.__name__}-save")
         post_delete.connect(invalidate, sender=model, dispatch_uid=f"liverec-config-{model.__name__}-delete")

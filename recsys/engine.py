@@ -172,7 +172,7 @@ def gather(visitor_id: str, conf: dict[str, Any], k: int, context: dict[str, Any
     """What the fusion of a slot starts from: each strategy's (weight, candidates) for the
     visitor, the excluded items, the effective filters and the pool depth read per strategy.
 
-    ``recommend`` fuses these; the evaluation's weight tuning (``recsys.evaluation.tuning``)
+    ``recommend`` fuses these; the evaluation's weight tuning (``recsys.evaluation.fusion_search``)
     collects them once per target and re-fuses them offline under other weights.
     """
     return _gather_many([_Request(visitor_id, "", conf, k, clean_context(context))],

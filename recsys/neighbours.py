@@ -17,6 +17,8 @@ from __future__ import annotations
 import threading
 import time
 
+from .conf import settings
+
 # Bounded: an entry is one item's ~50 neighbours (a few KB); past this many, expired entries go,
 # then everything (a catalogue larger than the cache then reads as before, never worse).
 MAX_ENTRIES = 20_000
@@ -26,8 +28,6 @@ _lock = threading.Lock()  # the engine's strategy threads (recsys.overlap) share
 
 
 def ttl() -> float:
-    from .conf import settings
-
     return max(0.0, float(settings.NEIGHBOUR_CACHE_SECONDS))
 
 

@@ -9,8 +9,11 @@ from django.utils import timezone
 
 from tracking.models import Event
 
+from . import configcache, engagement
+from .abtest import assign
+from .association_model import Engagement
 from .conf import settings
-from .models import Item, SlotConfig, StrategyConfig
+from .models import Item, ItemAssociation, SlotConfig, StrategyConfig
 from .services.vectors import fetch_binary
 
 
@@ -53,15 +56,12 @@ def strategy_tuning(strategy_id: str) -> dict:
 def recent_engagements(visitor_id: str, limit: int = 50):
     """The visitor's latest positive engagements with items (newest first), as
     ``association_model.Engagement`` rows weighted like the projections weigh them."""
-    from .association_model import Engagement
-    from .services.cooccurrence import event_weight
-
     if not visitor_id:
         return []
     positive = [name for name, w in settings.EVENT_WEIGHTS.items() if w > 0]
     rows = (Event.objects.filter(visitor_id=visitor_id, name__in=positive, is_bot=False).exclude(item_id="")
             .order_by("-occurred_at", "-id").only("item_id", "name", "occurred_at", "properties")[:limit])
-    return [Engagement(ev.item_id, event_weight(ev), ev.occurred_at, ev.name) for ev in rows]
+    return [Engagement(ev.item_id, engagement.event_weight(ev), ev.occurred_at, ev.name) for ev in rows]
 
 
 def visitor_activity(visitor_id: str, rules: dict[str, int | None], limit: int = 50):
@@ -75,9 +75,6 @@ def visitor_activity(visitor_id: str, rules: dict[str, int | None], limit: int =
 
 def visitor_activity_many(visitor_ids: list[str], rules: dict[str, int | None], limit: int = 50):
     """``visitor_activity`` of several visitors in one round trip: {visitor_id: (engagements, excluded)}."""
-    from .association_model import Engagement
-    from .services.cooccurrence import engagement_weight
-
     out = {v: ([], set()) for v in visitor_ids if v}
     if not out:
         return out
@@ -105,7 +102,7 @@ def visitor_activity_many(visitor_ids: list[str], rules: dict[str, int | None], 
     for visitor_id, kind, item_id, name, at, value in rows:
         engagements, excluded = out[visitor_id]
         if kind == "e":
-            engagements.append(Engagement(item_id, engagement_weight(name, value), at, name))
+            engagements.append(Engagement(item_id, engagement.weight(name, {"value": value}), at, name))
         else:
             excluded.add(item_id)
     for engagements, _ in out.values():
@@ -126,8 +123,6 @@ def association_keys(item_ids: list[str], per_item: int) -> tuple[dict[str, list
 def association_keys_read(item_ids: list[str], per_item: int) -> tuple[str, list]:
     """The read of ``association_keys`` (SQL, parameters), for a caller that runs it with
     others (``strategies.base.run_together``)."""
-    from .models import ItemAssociation
-
     # One row per seed with its neighbours as arrays, in binary (text[]: psycopg's C loader;
     # varchar[] took 1.7x as long): a row per pair (~500 per for-you request, each repeating
     # the seed's title) cost 0.64 ms of client CPU for 10 seeds here, the arrays 0.26; 29 ms
@@ -177,9 +172,6 @@ def relative_scale(seed_top: float, top: float) -> float:
 def experiment_slot_config(slot: str, visitor_id: str, *, snapshot: dict | None = None) -> dict | None:
     """The slot config of a running experiment's arm this visitor is assigned to, if any
     (the running experiments come from the config snapshot: no query per request)."""
-    from . import configcache
-    from .abtest import assign
-
     exp = (snapshot or configcache.snapshot())["experiments"].get(slot)
     if exp is None:
         return None
@@ -200,9 +192,6 @@ def interest_settings() -> dict:
 
     The published row comes from the config snapshot (``configcache``): publishing one takes
     effect in this process at once and in the other workers within ``CHECK_SECONDS``."""
-    from . import configcache
-    from .conf import settings
-
     base = {"EVENT_WEIGHTS": dict(settings.EVENT_WEIGHTS),
             "LONG_TERM_HALF_LIFE_HOURS": settings.LONG_TERM_HALF_LIFE_HOURS,
             "SHORT_TERM_HALF_LIFE_HOURS": settings.SHORT_TERM_HALF_LIFE_HOURS}

@@ -4,8 +4,8 @@ Pure torch + numpy, no Django: the Celery task (``services.sequential``), the st
 the evaluation all go through ``train``, ``dumps``/``loads`` and, per request,
 ``NextItemModel.top`` (``score`` gives the whole distribution, for tuning scripts).
 
-What makes it work on interaction logs (SASRec and GRU4Rec lead ALS by ~45% on MovieLens):
-next-item cross-entropy at *every* position of the sequence. On catalogues up to
+What makes it work on interaction logs (docs/evaluation.md: SASRec and GRU4Rec lead ALS by
+~45% on MovieLens): next-item cross-entropy at *every* position of the sequence. On catalogues up to
 ``SeqConfig.full_softmax_max_items`` the softmax runs over the whole catalogue; above it, over
 each target and shared sampled negatives with logQ correction (``recsys.sequence.
 sampled_softmax``), so a training step's cost does not grow with the catalogue. Item

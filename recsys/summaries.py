@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import logging
 import os
 import threading
 from typing import Sequence
@@ -17,6 +18,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from .conf import settings
+
+logger = logging.getLogger(__name__)
 
 BUILTIN = ("recsys.summaries.SmolLM2Summarizer", "recsys.summaries.OpenAICompatibleSummarizer",
            "recsys.summaries.DisabledSummarizer")
@@ -27,6 +30,11 @@ class Summarizer:
 
     def __init__(self, **options):
         self.options = options
+
+    @classmethod
+    def missing(cls, **options) -> str | None:
+        """Why this backend cannot run here (a package not installed), or None when it can."""
+        return None
 
     def generate(self, messages: Sequence[dict], max_tokens: int) -> str:
         raise NotImplementedError
@@ -54,6 +62,18 @@ def smollm2_gguf_path() -> str:
 
 class SmolLM2Summarizer(Summarizer):
     """SmolLM2-135M-Instruct by xllamacpp, in process. OPTIONS: model_path, threads (1), n_ctx (1024)."""
+
+    @classmethod
+    def missing(cls, model_path: str | None = None, **options) -> str | None:
+        if importlib.util.find_spec("xllamacpp") is None:
+            return "xllamacpp is not installed (pip install 'django-liverec[llm]')"
+        if model_path:
+            return None if os.path.exists(model_path) else f"no model file at {model_path!r}"
+        try:
+            smollm2_gguf_path()
+        except ImproperlyConfigured as exc:
+            return f"the SmolLM2 model file is not installed ({exc})"
+        return None
 
     def __init__(self, model_path: str | None = None, threads: int = 1, n_ctx: int = 1024, **options):
         super().__init__(**options)
@@ -128,10 +148,31 @@ def _build(backend: str, options: tuple) -> Summarizer:
     except ImportError as exc:
         raise ImproperlyConfigured(f"LIVEREC['SUMMARY']['BACKEND'] = {backend!r} cannot be imported ({exc}); "
                                    f"built-in backends: {', '.join(BUILTIN)}") from exc
+    missing = cls.missing(**dict(options)) if cls.enabled else None
+    if missing:
+        logger.warning("recsys: the interest summary is off: %s is configured but %s "
+                       "(manage.py check: recsys.W013)", backend, missing)
+        return DisabledSummarizer()
     return cls(**dict(options))
 
 
-def get_summarizer() -> Summarizer:
+def _configured() -> tuple[str, dict]:
     conf = settings.SUMMARY or {}
-    backend = conf.get("BACKEND") or "recsys.summaries.DisabledSummarizer"
-    return _build(backend, tuple(sorted((conf.get("OPTIONS") or {}).items())))
+    return conf.get("BACKEND") or "recsys.summaries.DisabledSummarizer", dict(conf.get("OPTIONS") or {})
+
+
+def unavailable_reason() -> str | None:
+    """Why the configured backend is off although configured (a missing package), else None."""
+    backend, options = _configured()
+    try:
+        cls = import_string(backend)
+    except ImportError:
+        return None  # get_summarizer raises ImproperlyConfigured for it, naming the built-in backends
+    return cls.missing(**options) if cls.enabled else None
+
+
+def get_summarizer() -> Summarizer:
+    """The configured backend; a backend whose packages are missing is replaced by the disabled
+    one, with one warning per process (``check`` says so as recsys.W013), never an error per event."""
+    backend, options = _configured()
+    return _build(backend, tuple(sorted(options.items())))

@@ -7,14 +7,17 @@ from typing import Sequence
 from celery import shared_task
 from django.utils import timezone
 
-from . import warmup  # noqa: F401  (connects the worker start-up signals: warm-up, heap freeze)
+from . import heartbeat, warmup  # noqa: F401  (connect the worker signals: heartbeat, warm-up, heap freeze)
 from .cycletrace import CycleTrace
-from .services import cooccurrence, events, interests, items, metrics, push, serving
+from .services import cooccurrence, events, interests, items, latency_samples, push, serving
 
 logger = logging.getLogger(__name__)
 
 REALTIME = "liverec.realtime"
 BATCH = "liverec.batch"
+# LLM visitor summaries only: seconds of CPU each, so they have a queue (and, in the demo, a
+# worker) of their own and never hold an item embedding or an association fold.
+SUMMARIES = "liverec.summaries"
 
 
 @shared_task(queue=REALTIME, ignore_result=True, acks_late=True)
@@ -51,7 +54,7 @@ def process_events() -> int:
     pushed = [(visitor_id, received_at) for visitor_id, received_at in touched if outcomes.get(visitor_id) == "pushed"]
     pushed_at = [received_at for _, received_at in pushed]
     latencies = [(now - received_at).total_seconds() * 1000.0 for received_at in pushed_at]
-    metrics.record_push_latencies(latencies)
+    latency_samples.record_push_latencies(latencies)
     trace.mark("serve")
     touched = [visitor_id for visitor_id, _ in touched]
     if touched:
@@ -168,8 +171,8 @@ def health_probe_batch() -> bool:
 
 @shared_task(queue=BATCH, ignore_result=True, acks_late=True)
 def run_evaluation(run_id: int) -> str:
-    """An admin-started offline evaluation (``recsys_evaluate``); see services.evaluation."""
-    from .services.evaluation import execute_run
+    """An admin-started offline evaluation (``recsys_evaluate``); see services.evaluation_jobs."""
+    from .services.evaluation_jobs import execute_run
 
     return execute_run(run_id)
 
@@ -197,16 +200,19 @@ def refresh_topics(k: int | None = None) -> int:
     return topics.recompute_visitor_topics()
 
 
-@shared_task(queue=BATCH, ignore_result=True, acks_late=True)
+@shared_task(queue=SUMMARIES, ignore_result=True, acks_late=True)
 def summarize_visitor(visitor_id: str) -> None:
-    """The LLM summary, on the batch queue (seconds of CPU: never on the realtime one)."""
-    from django.core.cache import cache
+    """The LLM summary, on the summaries queue (seconds of CPU: never on the realtime or batch one)."""
+    from .services import coalesce, summaries
 
-    from .services import summaries
-
-    # Cleared first: events arriving during generation schedule the next summary.
-    cache.delete(summaries._debounce_key(visitor_id))
+    # Released first: events arriving during generation schedule the next summary.
+    coalesce.release(summaries.pending_key(visitor_id))
     summaries.summarize(visitor_id)
+
+
+@shared_task(queue=SUMMARIES)
+def health_probe_summaries() -> bool:
+    return True
 
 
 # Not acks_late: a training run can outlast the broker's visibility timeout (600 s in the

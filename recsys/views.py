@@ -6,7 +6,10 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from tracking import ratelimit
+
 from . import health as probes
+from .conf import settings
 from .engine import clean_context, recommend
 from .services import serving
 from .tokens import InvalidToken, read_token
@@ -14,23 +17,36 @@ from .tokens import InvalidToken, read_token
 
 @never_cache
 @require_GET
-def health(request: HttpRequest) -> JsonResponse:
-    report = probes.report()
+async def health(request: HttpRequest) -> JsonResponse:
+    report = await probes.report_async()  # on the server's loop: answers within 2 s, whatever stalls
     return JsonResponse(report, status=200 if report["ok"] else 503)
 
 
 @never_cache
 @require_GET
 def recommendations(request: HttpRequest, slot: str) -> JsonResponse:
-    """GET /liverec/recs/<slot>/?token=...&k=8&item_id=...&q=...&category=... (token: signed visitor id).
+    """GET /liverec/recs/<slot>/?k=8&item_id=...&q=...&category=... with the visitor token in
+    the ``X-LiveRec-Token`` header (never in the URL: proxies and access logs keep URLs).
 
     ``item_id``: the item on the page; ``q`` (or ``query``): a search just made; ``category``:
     a category page. The same context as ``recommend()`` and ``{% liverec_widget %}`` take.
+    Rate-limited per visitor and per IP (``RECS_RATE_LIMIT_*``): 429 + Retry-After.
     """
+    if "token" in request.GET:
+        return JsonResponse({"error": "send the token in the X-LiveRec-Token header, not in the URL"}, status=400)
     try:
-        visitor_id = read_token(request.GET.get("token") or request.headers.get("X-LiveRec-Token", ""))
+        visitor_id = read_token(request.headers.get("X-LiveRec-Token", ""))
     except InvalidToken as exc:
         return JsonResponse({"error": str(exc)}, status=403)
+    verdict = ratelimit.check_limits("recs", [("visitor", visitor_id, settings.RECS_RATE_LIMIT_VISITOR),
+                                              ("ip", ratelimit.client_ip(request), settings.RECS_RATE_LIMIT_IP)],
+                                     1, count="REQUESTS")
+    if not verdict.allowed:
+        response = JsonResponse({"error": f"over the {verdict.scope} rate limit of {verdict.limit} requests; "
+                                          f"retry in {verdict.retry_after} s", "retry_after": verdict.retry_after},
+                                status=429)
+        response["Retry-After"] = str(verdict.retry_after)
+        return response
     try:
         k = int(request.GET.get("k", 0)) or None
         if k is not None and not 1 <= k <= 100:

@@ -75,9 +75,6 @@ def _worker_ready(sender=None, **kwargs) -> None:
     frozen = freeze_heap()
     tune_collector()
     logger.info("recsys: %d start-up objects frozen out of garbage collection", frozen)
-    from . import priority
-
-    priority.lower_own_session()  # a niced (batch) worker's session weighs as niced (autogroups)
 
 
 @worker_process_init.connect

@@ -158,7 +158,7 @@ def _lose_deadlocks_to_workers(connection) -> None:
     asked for reaches the batch worker a moment later): the TRUNCATE then takes its table locks
     one by one while the worker holds one it needs, and PostgreSQL aborts whichever waiter runs
     its deadlock check first, after ``deadlock_timeout`` (1 s). Seen once: the test's flush was
-    the one aborted and the test errored at teardown. With a longer timeout in this session the
+    the one aborted and the test errored at teardown. With a longer timeout in this database session the
     worker's check fires first; its task fails and rolls back, harmlessly, as when
     ``_quiesce_test_database`` cancels one.
     Setting it needs a superuser (the embedded server's user); elsewhere it is left as it is.

@@ -12,7 +12,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.__main__ import THREAD_ENV, worker_commands
+from devstack.__main__ import THREAD_ENV, supervisor, worker_commands
 from devstack.supervisor import Supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,32 +54,35 @@ def start_stack(db_settings: dict, *, web: bool = True, timeout: float = 120.0, 
     # The shared test workers write no LLM summaries (8 s of CPU per visitor here, for every
     # visitor of every test); tests/recsys/test_summaries.py runs the real model itself.
     env.setdefault("LIVEREC_SUMMARY_BACKEND", "recsys.summaries.DisabledSummarizer")
-    sup = Supervisor(env)
+    # The demo's supervisor: a crashed child is restarted (with backoff) as under `make demo`.
+    sup = supervisor(env)
+    summaries = env["LIVEREC_SUMMARY_BACKEND"] != "recsys.summaries.DisabledSummarizer"
     # Tests use one realtime worker: they wait for "the" realtime worker to go idle (one probe
     # task behind its work); the projection's concurrency has its own tests.
-    for name, cmd in worker_commands(sys.executable, realtime=realtime):
+    for name, cmd in worker_commands(sys.executable, realtime=realtime, summaries=summaries):
         sup.start(name, cmd)
     port = free_port()
     if web:
         sup.start("web", [sys.executable, "-m", "uvicorn", "demo.asgi:application", "--host", "127.0.0.1",
-                          "--port", str(port), "--log-level", "warning"])
+                          "--port", str(port), "--log-level", "warning", "--no-proxy-headers"])
     stack = Stack(url=f"http://127.0.0.1:{port}", port=port, supervisor=sup, env=env)
     try:
-        _wait_ready(stack, web, timeout)
+        _wait_ready(stack, web, timeout, summaries)
+        sup.watch()
     except BaseException:
         stack.stop()
         raise
     return stack
 
 
-def _wait_ready(stack: Stack, web: bool, timeout: float) -> None:
+def _wait_ready(stack: Stack, web: bool, timeout: float, summaries: bool = False) -> None:
     from celery import current_app
 
-    from recsys.tasks import health_probe, health_probe_batch
+    from recsys.tasks import health_probe, health_probe_batch, health_probe_summaries
 
     deadline = time.monotonic() + timeout
-    # Both queues answer a real round trip (the realtime one also loads the encoder).
-    for task in (health_probe, health_probe_batch):
+    # Every queue answers a real round trip (the realtime one also loads the encoder).
+    for task in (health_probe, health_probe_batch) + ((health_probe_summaries,) if summaries else ()):
         result = task.apply_async()
         result.get(timeout=max(1.0, deadline - time.monotonic()))
     if web:

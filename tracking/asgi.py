@@ -22,6 +22,7 @@ from io import BytesIO
 
 from django.conf import settings as django_settings
 from django.core import signals
+from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
@@ -82,6 +83,12 @@ class FastIngest:
         signals.request_started.send(sender=self.__class__, scope=scope)
         try:
             request = ASGIRequest(scope, BytesIO(body))
+            try:
+                request.get_host()  # the view compares Origin with it; Django's handler checks it first too
+            except DisallowedHost as exc:
+                # Bad input, as Django's own handler answers it (400), not a traceback per request.
+                logger.warning("tracking: ingest refused: %s", exc)
+                return JsonResponse({"error": "the Host header is not in ALLOWED_HOSTS"}, status=400)
             if django_settings.SESSION_COOKIE_NAME in request.COOKIES:
                 request.user = SimpleLazyObject(lambda: _user(request))
             return VisitorMiddleware(ingest)(request)

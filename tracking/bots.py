@@ -2,10 +2,13 @@
 
 The raw log keeps every row; projections skip flagged ones. Two signals:
 known crawler/automation user agents, and inhuman rates (more events from one
-visitor inside a short window of *client* time than a person produces). Rates are
-bucketed by ``occurred_at``, not arrival, so a phone replaying an offline queue is
-not mistaken for a bot. Once a visitor trips the rate, its events stay flagged
-until it has been quiet for ``BOT_FLAG_SECONDS``.
+visitor arriving inside a short window of *server* time than a person produces). Rates
+are bucketed by arrival, never by the client's ``ts``: a client chooses its timestamps,
+and 100 events stamped an hour apart arrived in one request were never flagged when
+buckets followed them. The cost: an offline queue replayed at once counts at arrival,
+so a replay of more than ``BOT_RATE["EVENTS"]`` events within one window is flagged.
+Once a visitor trips the rate, its events stay flagged until it has been quiet for
+``BOT_FLAG_SECONDS``.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Sequence
 
-from . import counters
+from . import cachekeys, counters
 from .conf import settings
 
 
@@ -57,14 +60,24 @@ def rate_plan(visitor_id: str, times: Sequence[datetime]) -> RatePlan | None:
     buckets = [int(t.timestamp() // seconds) for t in times]
     per_bucket = Counter(buckets)
     keys = sorted(per_bucket)
-    flag_key = f"lr:bot:{visitor_id}"
+    flag = flag_key(visitor_id)
     # INCRBY 0 reads the sticky flag in the same round trip and keeps it alive while the bot posts.
-    incs = [(flag_key, 0, flag_ttl)] + [(f"lr:rate:{visitor_id}:{b}", per_bucket[b], seconds * 2) for b in keys]
-    return RatePlan(flag_key, flag_ttl, incs, buckets, keys, limit)
+    incs = [(flag, 0, flag_ttl)] + [(cachekeys.visitor_key("lr:rate", visitor_id, str(b)), per_bucket[b], seconds * 2)
+                                    for b in keys]
+    return RatePlan(flag, flag_ttl, incs, buckets, keys, limit)
+
+
+def flag_key(visitor_id: str) -> str:
+    return cachekeys.visitor_key("lr:bot", visitor_id)
+
+
+def rate_pattern(visitor_id: str) -> str:
+    """Every rate counter of the visitor (one per time bucket), for a forget."""
+    return cachekeys.visitor_pattern("lr:rate", visitor_id)
 
 
 def inhuman(visitor_id: str, times: Sequence[datetime]) -> list[bool]:
-    """One verdict per event time: True where the visitor's rate is beyond a person's."""
+    """One verdict per event arrival time: True where the visitor's rate is beyond a person's."""
     plan = rate_plan(visitor_id, times)
     if plan is None:
         return [False] * len(times)

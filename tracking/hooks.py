@@ -38,8 +38,9 @@ _erased_subscribers: list[ErasedSubscriber] = []
 def subscribe_erased(fn: ErasedSubscriber) -> None:
     """Call ``fn(visitor_ids, user_ids=..., reason=...)`` after events were deleted. Idempotent.
 
-    ``reason`` is ``"forget"`` (every event of these visitors/users is gone: drop their state)
-    or ``"retention"`` (their old events are gone: rebuild their state from what remains).
+    ``reason`` is ``"retention"`` (their old events are gone: rebuild their state from what
+    remains). A forget does not publish here: it loops over the per-visitor stores registered
+    with ``tracking.privacy.register_store``, which erase what they hold.
     ``fn`` may return a dict of counts, merged into the privacy service's report.
     """
     if fn not in _erased_subscribers:

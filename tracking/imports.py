@@ -5,7 +5,7 @@ The write path for history, beside ``services.append_events`` for live traffic:
 - Idempotent: each row's uuid is a uuid5 of its content, so importing a file twice
   (or a file that overlaps an earlier one) stores every event once.
 - Fast: rows go through PostgreSQL COPY into a temporary table, then one
-  ``INSERT ... SELECT ... ON CONFLICT (uuid) DO NOTHING`` per chunk.
+  ``INSERT ... SELECT`` per chunk of the rows whose event ids are new (``EventKey``).
 - Committed in chunks: projections read the log only below the oldest running
   transaction (``selectors.stable_horizon``), so one long import transaction would
   hold every projection back until it ended. Each committed chunk is published to
@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from . import hooks
 from .conf import settings
-from .models import SCHEMA_VERSION, Event
+from .models import SCHEMA_VERSION, Event, EventKey
 from .validation import ITEM_EVENTS, ValidationError, clean_id, clean_name
 
 # Namespace of imported event uuids. Changing it would make re-imports duplicate history.
@@ -230,8 +230,12 @@ def _copy_chunk(chunk: list[_Clean], sessions: list[str], *, received_at: dateti
                     copy.write_row((i, r.uuid, r.event, r.visitor, r.visitor, r.item_id, session,
                                     json.dumps(r.props), r.at, r.at, received_at, SCHEMA_VERSION,
                                     Event.Source.IMPORT.value, False, False))
-            cursor.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _liverec_import ORDER BY ord "
-                           f"ON CONFLICT (uuid) DO NOTHING RETURNING id")
+            # Exactly-once by event id across the log's partitions: through EventKey, as ingest.
+            cursor.execute(f"WITH k AS (INSERT INTO {EventKey._meta.db_table} (uuid, received_at) "
+                           "SELECT uuid, received_at FROM _liverec_import ON CONFLICT (uuid) DO NOTHING RETURNING uuid) "
+                           f"INSERT INTO {table} ({cols}) SELECT {cols} FROM (SELECT DISTINCT ON (uuid) * "
+                           "FROM _liverec_import WHERE uuid IN (SELECT uuid FROM k) ORDER BY uuid, ord) i "
+                           "ORDER BY ord RETURNING id")
             ids = sorted(row[0] for row in cursor.fetchall())
             # Dropped here, not only ON COMMIT: inside an outer transaction (tests, a caller's
             # atomic block) the chunk is a savepoint and the next chunk creates the table again.

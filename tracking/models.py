@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextvars
 import uuid
 
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 
 SCHEMA_VERSION = 1
@@ -49,6 +50,9 @@ class Event(models.Model):
 
     Rows are never updated. They are deleted only by the privacy services
     (forget a visitor, retention), which also drop the derived projections.
+
+    The table is partitioned by range of ``received_at`` (``tracking.partitions``); its
+    primary key in the database is (id, received_at), ids still unique by their sequence.
     """
 
     class Source(models.TextChoices):
@@ -57,7 +61,8 @@ class Event(models.Model):
         IMPORT = "import"
 
     id = models.BigAutoField(primary_key=True)
-    uuid = models.UUIDField(unique=True, default=uuid.uuid4, help_text="Client event id; makes re-sends harmless.")
+    # Unique through EventKey: a partitioned table's unique indexes must include the partition key.
+    uuid = models.UUIDField(default=uuid.uuid4, help_text="Client event id; makes re-sends harmless.")
     name = models.CharField(max_length=64)
     visitor_id = models.CharField(max_length=64)
     user_id = models.CharField(max_length=64, blank=True, default="")
@@ -100,3 +105,27 @@ class Event(models.Model):
     def delete(self, *args, **kwargs):
         _refuse_delete()
         return super().delete(*args, **kwargs)
+
+
+class EventKey(models.Model):
+    """The client event ids appended so far: what makes ingest exactly-once by event id.
+
+    The log is partitioned by time, and PostgreSQL enforces uniqueness on a partitioned table
+    only for keys that include the partition key, so a re-send received a month later would
+    land in another partition unnoticed. Appends insert here first (one statement with the
+    event, ``ON CONFLICT DO NOTHING``) and only the ids that were new become events. A key
+    outlives its event's forget (a retried send of a forgotten event stays a duplicate) and
+    goes with retention, by ``received_at``.
+    """
+
+    uuid = models.UUIDField(primary_key=True)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        # BRIN: keys arrive in received_at order, so a block-range index serves retention's
+        # delete by time at almost no cost per append (a B-tree here was one more index
+        # insert on the path of every event).
+        indexes = [BrinIndex(fields=["received_at"], name="tracking_evkey_time")]
+
+    def __str__(self) -> str:
+        return str(self.uuid)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Sequence
 
-from . import bots, counters
+from . import bots, cachekeys, counters
 from .conf import settings
 from .models import Event
 from .validation import CleanEvent
@@ -80,8 +80,11 @@ def assign_sessions(events: Sequence[CleanEvent], last: Last | None) -> tuple[li
     return sessions, repeats, last
 
 
-def _state_key(visitor_id: str) -> str:
-    return f"lr:last:{visitor_id}"
+def state_key(visitor_id: str) -> str:
+    return cachekeys.visitor_key("lr:last", visitor_id)
+
+
+_state_key = state_key
 
 
 def _dump(last: Last) -> str:
@@ -98,13 +101,21 @@ def _load(raw) -> Last | None:
         return None
 
 
-def annotate(visitor_id: str, events: Sequence[CleanEvent], *, rate_check: bool, agent_is_bot: bool) -> Verdicts:
-    """All preprocessing verdicts for one visitor's batch; call ``remember`` after the insert."""
+def annotate(visitor_id: str, events: Sequence[CleanEvent], *, rate_check: bool, agent_is_bot: bool,
+             received_at: datetime | None = None) -> Verdicts:
+    """All preprocessing verdicts for one visitor's batch; call ``remember`` after the insert.
+
+    The bot rate counts the events at ``received_at`` (the server's clock, now by default),
+    never at their client times, which the client chooses."""
+    from django.utils import timezone
+
     alias = settings.RATE_LIMIT_CACHE
-    plan = bots.rate_plan(visitor_id, [e.occurred_at for e in events]) if rate_check else None
+    arrival = [received_at or timezone.now()] * len(events)
+    plan = bots.rate_plan(visitor_id, arrival) if rate_check else None
     cached, totals = None, None
+    down = counters.is_down(alias)  # failing open: the log answers the session, the rate goes uncounted
     try:
-        pipe = counters.redis_pipeline(alias)
+        pipe = None if down else counters.redis_pipeline(alias)
         if pipe is not None:
             pipe.get(counters.key(alias, _state_key(visitor_id)))
             if plan:
@@ -112,14 +123,14 @@ def annotate(visitor_id: str, events: Sequence[CleanEvent], *, rate_check: bool,
             replies = pipe.execute()
             cached = _load(replies[0])
             totals = [int(v) for v in replies[1::2]] if plan else None
-        else:
+        elif not down:
             from django.core.cache import caches
 
             cached = _load(caches[alias].get(_state_key(visitor_id)))
     except Exception as exc:  # noqa: BLE001 - the cache is an accelerator; the log answers without it
-        logger.warning("tracking: cache unavailable for preprocessing (%s); using the log", exc)
+        counters.mark_down(alias, exc)
     if plan and totals is None:
-        flags = bots.inhuman(visitor_id, [e.occurred_at for e in events])
+        flags = bots.inhuman(visitor_id, arrival)
     elif plan:
         flags, trip = plan.verdicts(totals)
         if trip:
@@ -137,6 +148,8 @@ def remember(visitor_id: str, verdicts: Verdicts) -> None:
     if verdicts.new_last is None:
         return
     alias, ttl = settings.RATE_LIMIT_CACHE, int(settings.SESSION_TIMEOUT_SECONDS)
+    if counters.is_down(alias):
+        return
     try:
         pipe = counters.redis_pipeline(alias)
         if pipe is not None:  # raw value: read back raw by annotate()'s pipeline
@@ -147,4 +160,4 @@ def remember(visitor_id: str, verdicts: Verdicts) -> None:
 
             caches[alias].set(_state_key(visitor_id), _dump(verdicts.new_last), ttl)
     except Exception as exc:  # noqa: BLE001
-        logger.warning("tracking: could not cache the last event of %s (%s)", visitor_id, exc)
+        counters.mark_down(alias, exc)

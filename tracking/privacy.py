@@ -1,27 +1,35 @@
 """Visitors in control: forget, export, retention, and what of the client is kept.
 
-The only code that deletes events. Whatever was derived from deleted events is erased
-in the same transaction by the "erased" subscribers (``tracking.hooks``; recsys drops or
-rebuilds its profiles), so a forget either completes everywhere or not at all.
+The only code that deletes events. Forget and export loop over one registry of per-visitor
+stores (``register_store``): every table and cache key that is keyed by a visitor registers
+one ``VisitorStore`` (tracking its own in ``TrackingConfig.ready``, recsys its stores in
+``RecsysConfig.ready``), so a new store is forgotten and exported without a hand list.
+Database stores are erased in one transaction (a forget completes everywhere or not at
+all); cache stores after it commits, so an ingest racing the forget cannot re-cache state
+read from the events being deleted.
 Aggregates that mix many visitors (item co-occurrence, trending counts) are not
 per-visitor rows: they are recomputed from the log (``manage.py recsys_replay`` for the
 stored ones; trending is read from the log with a 10 s cache), after which no trace is left.
+Retention (old events deleted for everyone) still goes to the "erased" subscribers of
+``tracking.hooks``, which rebuild what they derived from the remaining events.
 """
 from __future__ import annotations
 
 import ipaddress
+import logging
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Iterator, Sequence
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import hooks
+from . import hooks, partitions
 from .conf import settings
-from .models import ERASING, Event
+from .models import ERASING, Event, EventKey
+
+logger = logging.getLogger(__name__)
 
 # Events per retention transaction: one DELETE of 5,000 rows by primary key plus the
 # re-fold of their visitors stays well under a second, so the projection worker (which
@@ -42,16 +50,103 @@ def _erasing() -> Iterator[None]:
         ERASING.reset(token)
 
 
-def _forget(visitor_ids: Sequence[str], user_ids: Sequence[str]) -> dict[str, Any]:
-    query = Q(visitor_id__in=list(visitor_ids))
-    if user_ids:
-        query |= Q(user_id__in=list(user_ids))
-    with transaction.atomic():
+# --- the registry of per-visitor stores ------------------------------------------------
+
+class VisitorStore:
+    """Something kept per visitor. Subclass it and ``register_store`` an instance.
+
+    ``name``: a short identifier; the forget report says ``<name>_deleted`` and the export
+    carries the store's records under ``name``. ``kind``: ``"database"`` (erased in the
+    forget's transaction) or ``"cache"`` (erased after it commits). ``exportable``: whether
+    ``export`` has anything to say (cache state, counters and flags usually have not).
+    """
+
+    name: str = ""
+    kind: str = "database"
+    exportable: bool = False
+
+    def forget(self, visitor_id: str) -> int:
+        """Erase everything of ``visitor_id``; return how many rows or keys went. Idempotent."""
+        raise NotImplementedError
+
+    def export(self, visitor_id: str) -> list[dict[str, Any]]:
+        """The visitor's records, JSON-serialisable (only called when ``exportable``)."""
+        return []
+
+
+_STORE_KINDS = ("database", "cache")
+_stores: dict[str, VisitorStore] = {}
+
+
+def register_store(store: VisitorStore) -> VisitorStore:
+    """Add a per-visitor store to forget and export. Idempotent for the same store class."""
+    if not isinstance(store, VisitorStore) or not store.name:
+        raise TypeError(f"{store!r} is not a named tracking.privacy.VisitorStore")
+    if store.kind not in _STORE_KINDS:
+        raise ValueError(f"store {store.name!r} has kind {store.kind!r}; valid: {list(_STORE_KINDS)}")
+    known = _stores.get(store.name)
+    if known is not None and type(known) is not type(store):
+        raise ValueError(f"a store named {store.name!r} is already registered ({type(known).__name__}); "
+                         f"registered: {sorted(_stores)}")
+    _stores[store.name] = store
+    return store
+
+
+def stores() -> list[VisitorStore]:
+    """The registered stores: database ones first, in registration order."""
+    return sorted(_stores.values(), key=lambda s: _STORE_KINDS.index(s.kind))
+
+
+class EventStore(VisitorStore):
+    """The event log itself."""
+
+    name = "events"
+    exportable = True
+
+    def forget(self, visitor_id: str) -> int:
         with _erasing():
-            deleted, _ = Event.objects.filter(query).delete()
-        derived = hooks.publish_erased(visitor_ids, user_ids=user_ids, reason="forget")
-    return {"visitor_ids": sorted(visitor_ids), "user_ids": sorted(user_ids), "events_deleted": deleted,
-            **derived}
+            return Event.objects.filter(visitor_id=visitor_id).delete()[0]
+
+    def export(self, visitor_id: str) -> list[dict[str, Any]]:
+        events = Event.objects.filter(visitor_id=visitor_id).order_by("occurred_at", "id")
+        return [_event_dict(e) for e in events.iterator(chunk_size=2000)]
+
+
+class IngestStateStore(VisitorStore):
+    """What ingest keeps in the cache per visitor: the last event (session continuity), the
+    sticky bot flag, the bot-rate and rate-limit counters. A new event after a forget finds no
+    last event and no event in the log, so it starts a new session."""
+
+    name = "ingest_state"
+    kind = "cache"
+
+    def forget(self, visitor_id: str) -> int:
+        from . import bots, counters, preprocess, ratelimit
+
+        return counters.delete_keys(settings.RATE_LIMIT_CACHE,
+                                    [preprocess.state_key(visitor_id), bots.flag_key(visitor_id)],
+                                    [bots.rate_pattern(visitor_id), ratelimit.visitor_pattern(visitor_id)])
+
+
+def _forget(visitor_ids: Sequence[str], user_ids: Sequence[str]) -> dict[str, Any]:
+    report: dict[str, Any] = {"visitor_ids": sorted(visitor_ids), "user_ids": sorted(user_ids)}
+    counts: dict[str, int] = {}
+    with transaction.atomic():
+        for store in stores():
+            if store.kind == "database":
+                counts[store.name] = sum(store.forget(v) for v in sorted(visitor_ids))
+        if user_ids:  # rows of the user under no visitor id seen above (none are expected)
+            with _erasing():
+                counts["events"] = counts.get("events", 0) + Event.objects.filter(user_id__in=list(user_ids)).delete()[0]
+    for store in stores():
+        if store.kind == "cache":
+            try:
+                counts[store.name] = sum(store.forget(v) for v in sorted(visitor_ids))
+            except Exception as exc:  # noqa: BLE001 - the cache is down: its keys expire on their own
+                logger.warning("tracking: forget could not reach the cache for %s (%s)", store.name, exc)
+                counts[store.name] = 0
+    report.update({f"{name}_deleted": n for name, n in counts.items()})
+    return report
 
 
 def forget_visitor(visitor_id: str) -> dict[str, Any]:
@@ -79,16 +174,14 @@ def _event_dict(event: Event) -> dict[str, Any]:
 
 
 def _export(visitor_ids: Sequence[str], user_ids: Sequence[str]) -> dict[str, Any]:
-    query = Q(visitor_id__in=list(visitor_ids))
-    if user_ids:
-        query |= Q(user_id__in=list(user_ids))
-    events = Event.objects.filter(query).order_by("occurred_at", "id")
-    return {
-        "visitor_ids": sorted(visitor_ids), "user_ids": sorted(user_ids),
-        "exported_at": timezone.now().isoformat(),
-        "events": [_event_dict(e) for e in events.iterator(chunk_size=2000)],
-        **hooks.collect_export(visitor_ids, user_ids=user_ids),
-    }
+    out: dict[str, Any] = {"visitor_ids": sorted(visitor_ids), "user_ids": sorted(user_ids),
+                           "exported_at": timezone.now().isoformat()}
+    for store in stores():
+        if store.exportable:
+            out[store.name] = [record for v in sorted(visitor_ids) for record in store.export(v)]
+    if "events" in out and len(visitor_ids) > 1:
+        out["events"].sort(key=lambda e: e["occurred_at"])
+    return out
 
 
 def export_visitor(visitor_id: str) -> dict[str, Any]:
@@ -102,7 +195,10 @@ def export_user(user_id: str) -> dict[str, Any]:
 
 
 def apply_retention(*, now: datetime | None = None, days: int | None = None) -> dict[str, Any]:
-    """Delete events older than ``LIVEREC_TRACKING['RETENTION_DAYS']`` (or ``days``).
+    """Delete events older than ``LIVEREC_TRACKING['RETENTION_DAYS']`` (or ``days``): whole
+    partitions of the log where they end before the cutoff, rows elsewhere; then the event ids
+    received before it and, through the "expired" subscribers, what was recorded beside them
+    (recsys prunes its served-list log).
 
     Each batch's visitors are handed to the "erased" subscribers in the same transaction,
     which rebuild their state from the events that remain (as a replay would).
@@ -113,7 +209,23 @@ def apply_retention(*, now: datetime | None = None, days: int | None = None) -> 
     if not isinstance(days, int) or days < 1:
         raise ValueError(f"LIVEREC_TRACKING['RETENTION_DAYS'] must be a positive whole number of days or None, not {days!r}")
     cutoff = (now or timezone.now()) - timedelta(days=days)
-    deleted, visitors = 0, set()
+    deleted, visitors, dropped = 0, set(), []
+    # Whole partitions first: a partition ending before the cutoff holds only older events
+    # (occurred_at <= received_at), and dropping it costs no row deletes, no dead tuples.
+    for partition in partitions.partitions() if partitions.is_partitioned() else []:
+        if partition.end > cutoff:
+            break
+        with transaction.atomic():
+            with connection.cursor() as cur:
+                cur.execute(f"SELECT count(*) FROM {partition.name}")
+                count = cur.fetchone()[0]
+            gone = partitions.drop_partition(partition)
+            for start in range(0, len(gone), RETENTION_BATCH):
+                hooks.publish_erased(gone[start:start + RETENTION_BATCH], reason="retention")
+        deleted += count
+        visitors.update(gone)
+        dropped.append(partition.name)
+    # Then row by row what remains older (the partition the cutoff falls in, the DEFAULT one).
     while True:
         with transaction.atomic():
             rows = list(Event.objects.filter(occurred_at__lt=cutoff).order_by()
@@ -126,9 +238,11 @@ def apply_retention(*, now: datetime | None = None, days: int | None = None) -> 
             hooks.publish_erased(batch_visitors, reason="retention")
         deleted += count
         visitors.update(batch_visitors)
+    keys_deleted = EventKey.objects.filter(received_at__lt=cutoff).delete()[0]
     report = hooks.publish_expired(cutoff)  # what subscribers recorded beside the events
     return {"events_deleted": deleted, "visitors": len(visitors), "retention_days": days,
-            "cutoff": cutoff.isoformat(), **report}
+            "partitions_dropped": dropped, "event_keys_deleted": keys_deleted, "cutoff": cutoff.isoformat(),
+            **report}
 
 
 # --- what of the client is kept ---------------------------------------------------------

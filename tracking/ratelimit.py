@@ -6,9 +6,12 @@ of the window; the tracker keeps the events queued and re-sends them then.
 """
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
 
 from django.http import HttpRequest
 
@@ -24,14 +27,39 @@ class Verdict:
     retry_after: int = 0
 
 
+@lru_cache(maxsize=8)
+def _networks(entries: tuple[str, ...]) -> tuple:
+    try:
+        return tuple(ipaddress.ip_network(e.strip(), strict=False) for e in entries)
+    except ValueError as exc:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"LIVEREC_TRACKING['TRUSTED_PROXIES'] = {list(entries)!r}: {exc}; "
+                                   "use addresses or CIDR networks like '10.0.0.0/8'") from exc
+
+
+def _trusted(address: str, networks: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
 def client_ip(request: HttpRequest) -> str:
-    """REMOTE_ADDR, or the first address of ``CLIENT_IP_HEADER`` behind a trusted proxy."""
-    header = settings.CLIENT_IP_HEADER
-    if header:
-        forwarded = request.headers.get(header, "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()[:64]
-    return request.META.get("REMOTE_ADDR", "")[:64]
+    """The client's address: REMOTE_ADDR, unless that is one of ``TRUSTED_PROXIES``; then the
+    rightmost address of ``CLIENT_IP_HEADER`` that is not a trusted proxy. Every proxy appends
+    the address it saw, so entries left of the last untrusted one are the client's own word
+    (rotating them must not rotate the per-IP limit)."""
+    remote = request.META.get("REMOTE_ADDR", "")[:64]
+    header, proxies = settings.CLIENT_IP_HEADER, _networks(tuple(settings.TRUSTED_PROXIES))
+    if not header or not proxies or not _trusted(remote, proxies):
+        return remote
+    chain = [a.strip() for a in request.headers.get(header, "").split(",") if a.strip()]
+    for address in reversed(chain):
+        if not _trusted(address, proxies):
+            return address[:64]
+    return chain[0][:64] if chain else remote
 
 
 def _pseudonym(ident: str) -> str:
@@ -39,25 +67,35 @@ def _pseudonym(ident: str) -> str:
     client's address is not kept anywhere beyond what IP_STORAGE allows, not even for the
     61 s a counter lives in Redis. Keyed with SECRET_KEY so a key cannot be reversed by
     hashing the IPv4 space."""
-    import hashlib
-    import hmac
+    from .cachekeys import visitor_digest
 
-    from django.conf import settings as django_settings
+    return visitor_digest(ident)
 
-    return hmac.new(django_settings.SECRET_KEY.encode(), ident.encode(), hashlib.sha256).hexdigest()[:24]
+
+def visitor_pattern(visitor_id: str) -> str:
+    """Every per-visitor rate-limit counter of the visitor (one per window), for a forget."""
+    return f"lr:rl:visitor:{_pseudonym(visitor_id)}:*"
 
 
 def check(visitor_id: str, ip: str, n_events: int, now: float | None = None) -> Verdict:
     """Count ``n_events`` against each configured limit; the first one exceeded refuses the batch."""
+    return check_limits("rl", [("visitor", visitor_id, settings.RATE_LIMIT_VISITOR),
+                               ("ip", ip, settings.RATE_LIMIT_IP)], n_events, count="EVENTS", now=now)
+
+
+def check_limits(name: str, limits_of: Sequence[tuple[str, str, dict | None]], n: int, *, count: str,
+                 now: float | None = None) -> Verdict:
+    """Count ``n`` against each (scope, identity, {count: limit, "SECONDS": window}) limit (None:
+    off); the first one exceeded refuses. ``name`` keeps one endpoint's counters apart from
+    another's (the ingest's "rl", the recommendations endpoint's own)."""
     now = time.time() if now is None else now
     limits = []
-    for scope, ident, conf in (("visitor", visitor_id, settings.RATE_LIMIT_VISITOR),
-                               ("ip", ip, settings.RATE_LIMIT_IP)):
+    for scope, ident, conf in limits_of:
         if conf and ident:
             seconds = int(conf["SECONDS"])
             window = int(now // seconds)
-            limits.append((scope, int(conf["EVENTS"]), seconds, window,
-                           (f"lr:rl:{scope}:{_pseudonym(ident)}:{window}", n_events, seconds + 1)))
+            limits.append((scope, int(conf[count]), seconds, window,
+                           (f"lr:{name}:{scope}:{_pseudonym(ident)}:{window}", n, seconds + 1)))
     totals = counters.incr_many(settings.RATE_LIMIT_CACHE, [entry[-1] for entry in limits])
     if totals is None:
         return Verdict(True)

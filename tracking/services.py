@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from . import bots, hooks, preprocess
 from .conf import settings
-from .models import SCHEMA_VERSION, Event
-from .validation import CleanEvent, ValidationError, clean_event, clean_id
+from .models import SCHEMA_VERSION, Event, EventKey
+from .validation import CleanEvent, ValidationError, clean_event, clean_id, parse_time
 
 _COLUMNS = ("uuid", "name", "visitor_id", "user_id", "item_id", "session_id", "properties",
             "client_time", "occurred_at", "received_at", "schema_version", "source", "is_bot", "is_repeat")
@@ -25,11 +25,15 @@ _TYPES = ("uuid", "text", "text", "text", "text", "text", "jsonb", "timestamptz"
 # text is the same for every batch (prepared once per connection) and Python does one C-speed
 # json.dumps. Measured on bench_ingest: 14 x 20 interpolated placeholders, and then 14
 # arrays, cost 4-5 ms of CPU per request in psycopg's quoting; this costs ~0.2 ms.
+# Exactly-once by client event id: the ids go into EventKey first (its primary key spans every
+# partition of the log); only the rows whose id was new become events, in the same statement.
 _INSERT_SQL = (
+    f"WITH r AS (SELECT {','.join(_COLUMNS)} FROM json_to_recordset(%s::json) "
+    f"AS r({','.join(f'{c} {t}' for c, t in zip(_COLUMNS, _TYPES))})), "
+    f"k AS (INSERT INTO {EventKey._meta.db_table} (uuid, received_at) SELECT uuid, received_at FROM r "
+    "ON CONFLICT (uuid) DO NOTHING RETURNING uuid) "
     f"INSERT INTO {Event._meta.db_table} ({','.join(_COLUMNS)}) "
-    f"SELECT {','.join(_COLUMNS)} FROM json_to_recordset(%s::json) "
-    f"AS r({','.join(f'{c} {t}' for c, t in zip(_COLUMNS, _TYPES))}) "
-    "ON CONFLICT (uuid) DO NOTHING RETURNING uuid, id"
+    f"SELECT {','.join('r.' + c for c in _COLUMNS)} FROM r JOIN k USING (uuid) RETURNING uuid, id"
 )
 
 
@@ -44,7 +48,6 @@ def _skew(sent_at: Any, now: datetime) -> timedelta:
     """Offset to add to client times: server time minus the client's clock at send."""
     if sent_at is None:
         return timedelta(0)
-    from .validation import parse_time
 
     try:
         offset = now - parse_time(sent_at)
@@ -60,7 +63,7 @@ def _skew(sent_at: Any, now: datetime) -> timedelta:
 
 def _insert(events: Sequence[CleanEvent], verdicts: preprocess.Verdicts, *, received_at: datetime,
             source: str) -> dict[str, int]:
-    """INSERT ... ON CONFLICT (uuid) DO NOTHING; returns {uuid: id} of the rows inserted."""
+    """Append the events whose ids are new (``_INSERT_SQL``); returns {uuid: id} of the rows inserted."""
     if not events:
         return {}
     received = received_at.isoformat()
@@ -84,12 +87,14 @@ def _insert(events: Sequence[CleanEvent], verdicts: preprocess.Verdicts, *, rece
 
 def append_events(raw_events: Sequence[Any], *, visitor_id: str, user_id: str = "", sent_at: Any = None,
                   source: str = Event.Source.BROWSER, is_bot: bool = False,
-                  user_agent: str = "") -> list[Outcome]:
+                  user_agent: str = "", event_user_ids: bool = True) -> list[Outcome]:
     """Validate and append a batch; valid events are stored even when others are rejected.
 
     Returns one outcome per input event, in order. Subscribers are told after commit.
     Bot verdicts (``is_bot`` on the row, never a rejection): the caller's ``is_bot``, a known
     bot ``user_agent``, or, for browser events, an inhuman rate of this visitor's events.
+    ``event_user_ids``: whether an event may carry its own ``user_id`` (server code, imports);
+    the ingest view passes False for browsers, whose user is the signed-in one (``user_id``).
     """
     now = timezone.now()
     visitor_id = clean_id(visitor_id, "visitor_id", 64)
@@ -100,7 +105,7 @@ def append_events(raw_events: Sequence[Any], *, visitor_id: str, user_id: str = 
     for raw in raw_events:
         raw_id = str(raw.get("id", "")) if isinstance(raw, dict) else ""
         try:
-            ev = clean_event(raw, visitor_id=visitor_id, user_id=user_id, now=now)
+            ev = clean_event(raw, visitor_id=visitor_id, user_id=user_id, now=now, event_user_ids=event_user_ids)
         except ValidationError as exc:
             outcomes.append(Outcome(raw_id, "rejected", exc.reason))
             continue
@@ -117,7 +122,7 @@ def append_events(raw_events: Sequence[Any], *, visitor_id: str, user_id: str = 
     inserted: dict[str, int] = {}
     if valid:
         verdicts = preprocess.annotate(visitor_id, valid, rate_check=source == Event.Source.BROWSER,
-                                       agent_is_bot=is_bot or bots.is_bot_agent(user_agent))
+                                       agent_is_bot=is_bot or bots.is_bot_agent(user_agent), received_at=now)
         # One statement, so no explicit transaction: in autocommit it commits in the same round
         # trip (one less than BEGIN..COMMIT, measured on bench_ingest); inside a caller's atomic
         # block it joins it, and on_commit waits for that block.

@@ -18,7 +18,8 @@ KNOWN_EVENTS = frozenset({
 })
 ITEM_EVENTS = frozenset({"item_viewed", "item_clicked", "added_to_cart", "removed_from_cart",
                          "purchased", "not_interested", "rated", "recommendation_clicked"})
-_ID_RE = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
+# Matched with fullmatch: "$" also matches before a trailing newline ("x-nl\n" passed).
+_ID_RE = re.compile(r"[A-Za-z0-9_.:@\-]{1,128}")
 
 
 class ValidationError(Exception):
@@ -42,7 +43,7 @@ class CleanEvent:
 def clean_id(value: Any, what: str, max_length: int = 128) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    if not isinstance(value, str) or not value or len(value) > max_length or not _ID_RE.match(value):
+    if not isinstance(value, str) or not value or len(value) > max_length or not _ID_RE.fullmatch(value):
         raise ValidationError(f"{what} must be 1-{max_length} characters of letters, digits and _.:@-")
     return value
 
@@ -51,7 +52,7 @@ def clean_name(name: Any) -> str:
     """A built-in event name, or a custom one matching ``CUSTOM_EVENT_PATTERN``."""
     if not isinstance(name, str) or not name:
         raise ValidationError("name is required")
-    if name not in KNOWN_EVENTS and not re.match(settings.CUSTOM_EVENT_PATTERN, name):
+    if name not in KNOWN_EVENTS and not re.fullmatch(settings.CUSTOM_EVENT_PATTERN, name):
         raise ValidationError(
             f"unknown event name {name[:64]!r}: use one of {sorted(KNOWN_EVENTS)} "
             f"or a custom name matching {settings.CUSTOM_EVENT_PATTERN}"
@@ -81,8 +82,11 @@ def parse_time(value: Any) -> datetime:
     raise ValidationError("ts must be milliseconds since the epoch or an ISO 8601 time")
 
 
-def clean_event(raw: Any, *, visitor_id: str, user_id: str, now: datetime) -> CleanEvent:
-    """Validate one raw event from a batch; raises ValidationError with the reason."""
+def clean_event(raw: Any, *, visitor_id: str, user_id: str, now: datetime, event_user_ids: bool = True) -> CleanEvent:
+    """Validate one raw event from a batch; raises ValidationError with the reason.
+
+    ``event_user_ids``: False for browser batches, whose events may not name a user other than
+    ``user_id`` (the signed-in one): a visitor cannot attach their events to someone's account."""
     if not isinstance(raw, dict):
         raise ValidationError("event must be a JSON object")
     try:
@@ -116,6 +120,9 @@ def clean_event(raw: Any, *, visitor_id: str, user_id: str, now: datetime) -> Cl
         if now - client_time > timedelta(seconds=settings.MAX_EVENT_AGE_SECONDS):
             raise ValidationError("ts is too old")
     event_user = raw.get("user_id") or user_id
+    if event_user and not event_user_ids and event_user != user_id:
+        raise ValidationError("user_id comes from the signed-in user; an event may not name another "
+                              "(server-to-server posts send LIVEREC_TRACKING['SERVER_KEY'])")
     if event_user:
         event_user = clean_id(event_user, "user_id", 64)
     return CleanEvent(uuid=event_uuid, name=name, visitor_id=visitor_id, user_id=event_user or "",

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import privacy, ratelimit, safejson, services
+from . import identity, privacy, ratelimit, safejson, services
 from .conf import settings
 from .validation import ValidationError
 
@@ -26,7 +26,7 @@ def _cors(response: HttpResponse, request: HttpRequest) -> HttpResponse:
     if origin and _origin_allowed(request):
         response["Access-Control-Allow-Origin"] = origin
         response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
-        response["Access-Control-Allow-Headers"] = "Content-Type, X-LiveRec-Key"
+        response["Access-Control-Allow-Headers"] = "Content-Type, X-LiveRec-Key"  # never the server key
         response["Access-Control-Max-Age"] = "86400"
         response["Vary"] = "Origin"
     return response
@@ -74,9 +74,12 @@ _db_down_until = [0.0]
 @csrf_exempt  # by design: protected by the Origin allow-list and the site key
 @_database_down_is_503
 def ingest(request: HttpRequest) -> HttpResponse:
-    """POST a JSON batch ``{"site_key", "visitor_id", "sent_at", "events": [...]}``.
+    """POST a JSON batch ``{"site_key", "sent_at", "events": [...]}``.
 
     Answers 200 with one outcome per event (accepted, duplicate, rejected + reason).
+    The visitor is the one in the signed visitor cookie (issued with the response when absent).
+    A body ``visitor_id`` other than that one, and events' own ``user_id``, need the server
+    key (``X-LiveRec-Server-Key``); otherwise the user id is the signed-in Django user's.
     """
     if request.method == "OPTIONS":
         if not _origin_allowed(request):
@@ -104,7 +107,15 @@ def ingest(request: HttpRequest) -> HttpResponse:
     if len(events) > settings.MAX_EVENTS_PER_BATCH:
         return _error(request, 413, f"at most {settings.MAX_EVENTS_PER_BATCH} events per batch")
     user_id = str(request.user.pk) if getattr(request, "user", None) and request.user.is_authenticated else ""
-    visitor_id = payload.get("visitor_id") or getattr(request, "liverec_visitor_id", "")
+    trusted = identity.has_server_key(request)
+    visitor_id = getattr(request, "liverec_visitor_id", "")
+    claimed = payload.get("visitor_id")
+    if claimed not in (None, "") and claimed != visitor_id:
+        if not trusted:
+            return _error(request, 403, "visitor_id does not match the signed visitor cookie; leave it out "
+                          "(the cookie names the visitor) or send LIVEREC_TRACKING['SERVER_KEY'] as "
+                          f"{identity.SERVER_KEY_HEADER} (server-to-server)")
+        visitor_id = claimed
     verdict = ratelimit.check(str(visitor_id)[:64], ratelimit.client_ip(request), len(events))
     if not verdict.allowed:
         response = _error(request, 429, f"over the {verdict.scope} rate limit of {verdict.limit} events; "
@@ -116,7 +127,8 @@ def ingest(request: HttpRequest) -> HttpResponse:
     try:
         events = privacy.stamp_client_context(events, request)
         outcomes = services.append_events(events, visitor_id=visitor_id, user_id=user_id, sent_at=payload.get("sent_at"),
-                                          user_agent=request.headers.get("User-Agent", ""))
+                                          user_agent=request.headers.get("User-Agent", ""),
+                                          event_user_ids=trusted)
     except ValidationError as exc:
         return _error(request, 400, exc.reason)
     counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("accepted", "duplicate", "rejected")}

@@ -1,14 +1,14 @@
 """One table: LiveRec's rows from recsys_evaluate JSON reports beside the peers measured by
 ``bench.peers.run`` on the same split and protocol (no training here: it reads their results).
 
-    python manage.py recsys_evaluate --events E.csv --items I.csv --protocol loo --json /tmp/loo.json
-    python manage.py recsys_evaluate --events E.csv --items I.csv --protocol stream --json /tmp/stream.json
+    python manage.py recsys_evaluate --events E.csv --items I.csv --protocol loo --json bench/out/loo.json
+    python manage.py recsys_evaluate --events E.csv --items I.csv --protocol stream --json bench/out/stream.json
     .venv-peers/bin/python -m bench.peers.run --events E.csv --items I.csv --out bench/out/peers.json
-    python -m bench.peers.compare /tmp/loo.json /tmp/stream.json --peers bench/out/peers.json
+    python -m bench.peers.compare bench/out/loo.json bench/out/stream.json --peers bench/out/peers.json
 
 Sources: "measured" (bench.peers.run, tuned on the validation split, scored on test), "LiveRec
-run" / "built-in" (the recsys_evaluate reports), and with ``--anchors`` the reference figures of
-/work/shared/ANCHORS.md ("ANCHORS"), which are not re-run. The target line (the default slot at
+run" / "built-in" (the recsys_evaluate reports), and with ``--anchors`` the reference figures
+listed below and in docs/evaluation.md ("ANCHORS"), which are not re-run. The target line (the default slot at
 >= 1.10 x the best peer's NDCG@10, per protocol) uses the measured peers; only when a protocol
 has no measured peer does it fall back to ANCHORS, and says so.
 """
@@ -22,7 +22,8 @@ from pathlib import Path
 PROTOCOLS = ("loo", "stream")
 TARGET = 1.10
 
-# (model, loo HR@10, loo NDCG@10, stream HR@10, stream NDCG@10) from ANCHORS.md, for reference.
+# (model, loo HR@10, loo NDCG@10, stream HR@10, stream NDCG@10): peers' reference figures on the same
+# protocols (docs/evaluation.md), shown beside the measured ones.
 ANCHORS = [
     ("popularity", 0.0838, 0.0433, 0.0696, 0.0326),
     ("item-kNN (cosine, k=10)", 0.1241, 0.0625, 0.1474, 0.0737),
@@ -111,7 +112,7 @@ def main(argv: list[str]) -> None:
     ap.add_argument("reports", nargs="*", help="recsys_evaluate --json reports (loo and/or stream)")
     ap.add_argument("--peers", default="bench/out/peers.json", help="bench.peers.run results")
     ap.add_argument("--data", default=None, help="data fingerprint in the peers file (default: latest)")
-    ap.add_argument("--anchors", action="store_true", help="add ANCHORS.md's figures as reference rows")
+    ap.add_argument("--anchors", action="store_true", help="add the peers' reference figures (docs/evaluation.md) as rows")
     args = ap.parse_args(argv)
     loo = stream = None
     for path in args.reports:

@@ -13,8 +13,8 @@
   popularity-like prior); events after training do not change a known user's vector.
 - ``Sequential`` (SASRec, GRU4Rec): RecBole 1.2.1's model classes, trained with next-item
   cross-entropy over every position of each window in one pass (RecBole's own loop predicts
-  only the last position of one prefix per sample and ran ~260 s per epoch here; this is the
-  training ANCHORS.md's rows used). Each user's sequence is cut into windows of max_len + 1,
+  only the last position of one prefix per sample and runs ~260 s per epoch on 2 cores; this is the
+  training the reference rows in docs/evaluation.md used). Each user's sequence is cut into windows of max_len + 1,
   right-padded, so every training transition is a target once. Scoring runs the model's own
   ``forward`` on the last max_len items of the target's history.
 """

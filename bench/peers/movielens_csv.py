@@ -1,11 +1,11 @@
 """Write MovieLens-100K (from the installed recbole wheel) as EVENTS.csv and ITEMS.csv.
 
-    python -m bench.peers.movielens_csv /tmp/ml100k
-    python manage.py recsys_evaluate --events /tmp/ml100k/EVENTS.csv --items /tmp/ml100k/ITEMS.csv --protocol loo
+    python -m bench.peers.movielens_csv bench/out/ml100k
+    python manage.py recsys_evaluate --events bench/out/ml100k/EVENTS.csv --items bench/out/ml100k/ITEMS.csv --protocol loo
 
 The files stay outside the repository: the MovieLens licence forbids redistribution.
 Every rating is an interaction (event "rated", the stars as value), in file order, so
-timestamp ties keep the file's order as ANCHORS.md prescribes. Item text is what the
+timestamp ties keep the file's order, as the reference protocols do (docs/evaluation.md). Item text is what the
 demo's FilmAdapter embeds: "Title (year)" as title, genres as text and categories.
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@ exclusion, the same metrics, with no database and no Django.
 
 The split comes from ``recsys.evaluation.splits`` (``loo`` / ``stream``), exactly as
 ``recsys_evaluate`` builds it, so the targets and each target's history are identical; the
-metrics come from ``recsys.evaluation.metrics``. A peer model only has to score the whole
+metrics come from ``recsys.evaluation.ranking_metrics``. A peer model only has to score the whole
 catalogue for a batch of targets; this module removes the items of each target's history
 (everything the user interacted with before the target) and ranks the rest.
 """
@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from recsys.evaluation import metrics  # noqa: E402  (pure Python: importable without Django)
+from recsys.evaluation import ranking_metrics  # noqa: E402  (pure Python: importable without Django)
 from recsys.evaluation.splits import Interaction, Split, Target, loo, read_events, read_items, stream  # noqa: E402
 
 PROTOCOLS = ("loo", "stream")
@@ -56,9 +56,9 @@ def user_sequences(train: Sequence[Interaction]) -> dict[str, list[str]]:
 
 def evaluate(scores: Scorer, split: Split, catalogue: Sequence[str], k: int = 10) -> dict[str, float]:
     """HR/NDCG/MRR@k, coverage and novelty over full rankings, history excluded, computed
-    exactly as ``recsys_evaluate`` computes its rows (``metrics.Accumulator``)."""
+    exactly as ``recsys_evaluate`` computes its rows (``ranking_metrics.Accumulator``)."""
     index = {item: i for i, item in enumerate(catalogue)}
-    acc = metrics.Accumulator(k)
+    acc = ranking_metrics.Accumulator(k)
     for start in range(0, len(split.targets), SCORE_BATCH):
         batch = split.targets[start:start + SCORE_BATCH]
         matrix = np.asarray(scores(batch), dtype=np.float64)

@@ -13,7 +13,7 @@ in a copy of RecBole.
   tuning tools, which this benchmark does not use, so recbole is installed with --no-deps.
 
 Only the model classes are used; RecBole's Config/Dataset/Trainer are not (its trainer ran
-~260 s per SASRec epoch on this machine). The model constructors read a dict-like config and
+~260 s per SASRec epoch on 2 cores). The model constructors read a dict-like config and
 ``dataset.num(field)``: ``model_inputs`` gives them exactly those.
 """
 from __future__ import annotations

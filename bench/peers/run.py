@@ -1,7 +1,7 @@
 """Measure the peers on LiveRec's split and protocol: each tuned on the validation split, then
 retrained on the test split's training part with the chosen settings and scored on test.
 
-    python -m bench.peers.run --events /tmp/ml100k/EVENTS.csv --items /tmp/ml100k/ITEMS.csv \
+    python -m bench.peers.run --events bench/out/ml100k/EVENTS.csv --items bench/out/ml100k/ITEMS.csv \
         --protocol loo stream --models als bpr gru4rec sasrec --out bench/out/peers.json
 
 Tuning, per protocol and model: every grid point trains on the validation split's training

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator
 
 from django.db import connections
 
-from . import baselines, metrics, tuning
+from . import baselines, fusion_search, ranking_metrics
 from .splits import Interaction, ItemRow, Split, Target, cold_items, loo, new_visitors, sparse, stream
 
 DEFAULT_SLOT = "for-you"
@@ -65,7 +65,7 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     slot_config: dict[str, Any] = field(default_factory=dict)
-    # tune_weights: the slot's candidates per target (tuning.collection) and the search's result
+    # tune_weights: the slot's candidates per target (fusion_search.collection) and the search's result
     collected: dict[str, Any] | None = None
     tuning: dict[str, Any] | None = None
 
@@ -289,8 +289,8 @@ def evaluate(events: list[Interaction], items: list[ItemRow], protocol: str, k: 
 
     row_slots = list(slots)
     groups = _group_names(split)
-    accs = {name: metrics.Accumulator(k) for name in row_slots}
-    group_accs = {(name, g): metrics.Accumulator(k) for name in row_slots for g in groups}
+    accs = {name: ranking_metrics.Accumulator(k) for name in row_slots}
+    group_accs = {(name, g): ranking_metrics.Accumulator(k) for name in row_slots for g in groups}
     spent = defaultdict(float)
     records: list[dict[str, Any]] = []
 
@@ -304,7 +304,7 @@ def evaluate(events: list[Interaction], items: list[ItemRow], protocol: str, k: 
                 group_accs[(name, target.group)].add(target.item, recs.signature())
         if tune_weights:
             per_strategy, exclude, _, _ = gather(target.user, slots[slot], k)
-            records.append(tuning.collect_one(per_strategy, exclude, target.item))
+            records.append(fusion_search.collect_one(per_strategy, exclude, target.item))
 
     step = bar(f"rank {protocol} targets", len(split.targets))
     if not split.stream:
@@ -330,8 +330,8 @@ def evaluate(events: list[Interaction], items: list[ItemRow], protocol: str, k: 
     for name, model in (("popularity", baselines.Popularity(catalogue, split.train)),
                         ("item-kNN (cosine, k=10)", baselines.ItemKNN(catalogue, split.train, neighbours=10))):
         t0 = time.monotonic()
-        acc = metrics.Accumulator(k)
-        by_group = {g: metrics.Accumulator(k) for g in groups}
+        acc = ranking_metrics.Accumulator(k)
+        by_group = {g: ranking_metrics.Accumulator(k) for g in groups}
         for target in split.targets:
             listed = model.recommend([h.item for h in target.history], k)
             acc.add(target.item, listed)
@@ -351,8 +351,8 @@ def evaluate(events: list[Interaction], items: list[ItemRow], protocol: str, k: 
             report.rows.append(Row(f"{label} [{g}]", kind,
                                    group_accs[(name, g)].result(len(catalogue), item_users, n_users)))
     if tune_weights:
-        report.collected = tuning.collection(k, slot_strategies(slots[slot]), records)
-        report.tuning = tuning.tune(report.collected)
+        report.collected = fusion_search.collection(k, slot_strategies(slots[slot]), records)
+        report.tuning = fusion_search.tune(report.collected)
     return report
 
 

@@ -7,11 +7,13 @@ after that claims again. The TTL bounds a lost task's damage: the next ask after
 """
 from __future__ import annotations
 
+from django.core.cache import cache
+
+from .pushstate import set_values
+
 
 def claim(flag: str, ttl_seconds: int) -> bool:
     """True if this caller should enqueue (no task known to be waiting)."""
-    from django.core.cache import cache
-
     try:
         return bool(cache.add(flag, 1, ttl_seconds))
     except Exception:  # noqa: BLE001 - cache down: enqueue anyway (a duplicate task is harmless)
@@ -22,8 +24,6 @@ def claim_many(flags: list[str], ttl_seconds: int) -> list[bool]:
     """``claim`` of each flag, in one round trip with Django's Redis cache backend
     (``pushstate.set_values``). A realtime cycle asks this for every visitor it touched
     (``summaries.request_summaries``): one ``add`` each was one round trip each."""
-    from .pushstate import set_values
-
     try:
         return set_values([(flag, 1, ttl_seconds) for flag in flags], only_new=True)
     except Exception:  # noqa: BLE001 - cache down: enqueue anyway (a duplicate task is harmless)
@@ -32,8 +32,6 @@ def claim_many(flags: list[str], ttl_seconds: int) -> list[bool]:
 
 def release(flag: str) -> None:
     """Called by the task as it starts (or by a caller whose enqueue failed)."""
-    from django.core.cache import cache
-
     try:
         cache.delete(flag)
     except Exception:  # noqa: BLE001 - the flag expires on its own (its TTL): nothing to undo

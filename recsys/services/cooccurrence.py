@@ -18,9 +18,9 @@ from django.db import transaction
 from tracking.models import Event
 
 from .. import association_model as am
-from .. import neighbours
+from .. import engagement, neighbours
 from ..conf import settings
-from . import coalesce, projection
+from . import coalesce, dispatch, projection
 from ..models import ItemAssociation, ItemPopularity, ProjectionCursor
 from .vectors import binary_vector_cursor  # a server-side-binding cursor: reads and writes in binary
 
@@ -33,26 +33,6 @@ CURSOR = "cooccurrence"
 APPLY_BATCH = 500
 # Replay reads bigger batches: nobody waits on a push during a rebuild.
 REPLAY_BATCH = 5000
-
-
-def engagement_weight(name: str, rating=None) -> float:
-    """The weight of an event type (as the interest model weighs it); a 1-5 ``rated`` value
-    scales it (5 -> 1.0, 1 -> 0.2). <= 0 forms no pair."""
-    weight = float(settings.EVENT_WEIGHTS.get(name, 0.0))
-    if name == "rated" and rating is not None:
-        try:
-            weight *= max(0.2, min(1.0, float(rating) / 5.0))
-        except (TypeError, ValueError):
-            pass
-    return weight
-
-
-def event_weight(ev: Event) -> float:
-    return engagement_weight(ev.name, (ev.properties or {}).get("value"))
-
-
-def _engages(ev: Event) -> bool:
-    return bool(ev.item_id) and not ev.is_bot and not ev.is_repeat and event_weight(ev) > 0
 
 
 def window_sql() -> str:
@@ -98,8 +78,8 @@ def _windows_before(events: list[Event], cursor: ProjectionCursor, conf: dict) -
         db.execute(window_sql(), [visitors, str(cursor.txid), cursor.position, since, positive, keep], binary=True)
         rows = db.fetchall()
     for visitor_id, item_id, name, rating, occurred_at in rows:
-        # As ``_engages``: the query already left out bots, repeats and events without an item.
-        weight = engagement_weight(name, rating)
+        # As ``engagement.engages``: the query already left out bots, repeats and events without an item.
+        weight = engagement.weight(name, {"value": rating})
         if weight > 0:
             windows[visitor_id].push(am.Engagement(item_id, weight, occurred_at, name))
     return windows
@@ -111,10 +91,10 @@ def fold(events: Iterable[Event], windows: dict[str, am.Window], conf: dict) -> 
     backward = float(conf["BACKWARD"])
     merged: dict[tuple[str, str], tuple[float, object]] = {}
     for ev in events:
-        if not _engages(ev):
+        if not engagement.engages(ev):
             continue
         window = windows.setdefault(ev.visitor_id, am.Window(int(conf["WINDOW_ITEMS"]), float(conf["WINDOW_HOURS"])))
-        e = am.Engagement(ev.item_id, event_weight(ev), ev.occurred_at, ev.name)
+        e = am.Engagement(ev.item_id, engagement.event_weight(ev), ev.occurred_at, ev.name)
         for a, b, w in am.pair_deltas(window, e, backward=backward):
             key = am.log_key(w, e.at, half_life)
             prev = merged.get((a, b))
@@ -196,7 +176,7 @@ def _apply_batch(limit: int) -> int:
         cursor, events = projection.next_batch(CURSOR, limit)
         if not events:
             return 0
-        windows = _windows_before([e for e in events if _engages(e)] or events, cursor, conf)
+        windows = _windows_before([e for e in events if engagement.engages(e)] or events, cursor, conf)
         pairs = fold(events, windows, conf)
         popularity = popularity_fold(events, float(settings.TRENDING["HALF_LIFE_HOURS"]))
         with projection.pipelined():  # the pairs, the counts and the cursor in one round trip
@@ -223,13 +203,11 @@ def request_fold() -> None:
     fold per ``ASSOCIATION_FOLD_INTERVAL_MS``: the task is sent with that delay and the flag
     stays claimed until it starts, so the events of every cycle meanwhile wait for it. Never
     raises."""
-    from ..tasks import fold_associations
-
     if not coalesce.claim(FOLD_QUEUED_FLAG, FOLD_QUEUED_TTL_SECONDS):
         return
     delay = float(settings.ASSOCIATION_FOLD_INTERVAL_MS) / 1000.0
     try:
-        fold_associations.apply_async(retry=False, countdown=delay if delay > 0 else None)
+        dispatch.task("fold_associations").apply_async(retry=False, countdown=delay if delay > 0 else None)
     except Exception as exc:  # broker down: the events wait in the log for the next request
         fold_started()
         logger.warning("recsys: could not enqueue the association fold: %s", exc)

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from .. import selectors
 from ..models import Experiment, SlotConfig
-from . import audit, tuning
+from . import audit, publishing
 
 
 def _clean_arms(slot: str, arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -29,7 +29,7 @@ def _clean_arms(slot: str, arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
             raise ValidationError(f"arm {name}: weight must not be negative")
         clean: dict[str, Any] = {"name": name, "weight": weight}
         if arm.get("config"):
-            clean["config"] = tuning.validate_slot_config(arm["config"])
+            clean["config"] = publishing.validate_slot_config(arm["config"])
         elif arm.get("version") not in (None, ""):
             version = int(arm["version"])
             if not SlotConfig.objects.filter(slot=slot, version=version).exists():
@@ -45,8 +45,8 @@ def _clean_arms(slot: str, arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def create_experiment(name: str, slot: str, arms: list[dict[str, Any]], *, user: str) -> Experiment:
-    if slot not in tuning.slot_names():
-        raise ValidationError(f"unknown slot {slot!r}; slots: {tuning.slot_names()}")
+    if slot not in publishing.slot_names():
+        raise ValidationError(f"unknown slot {slot!r}; slots: {publishing.slot_names()}")
     if not name.strip():
         raise ValidationError("name the experiment")
     if Experiment.objects.filter(name=name.strip()).exists():
@@ -94,7 +94,7 @@ def promote_arm(experiment_id: int, arm_name: str, *, user: str) -> SlotConfig:
         exp.stopped_at = timezone.now()
     exp.status, exp.winner = Experiment.Status.STOPPED, arm_name
     exp.save(update_fields=["status", "stopped_at", "winner"])
-    row = tuning.publish_slot_config(exp.slot, config, user=user, note=f"winner {arm_name} of experiment {exp.name}",
+    row = publishing.publish_slot_config(exp.slot, config, user=user, note=f"winner {arm_name} of experiment {exp.name}",
                                      action="promote_arm")
     audit.record(user, "promote_experiment", str(exp), {"winner": arm_name, "published": str(row)})
     return row

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 
 from tracking.models import Event
 
+from .. import engagement
 from .. import interest_model as im
 from .. import selectors
 from . import projection
@@ -102,31 +103,6 @@ def _item_vectors_from(rows) -> tuple[set[str], dict[str, np.ndarray]]:
     return known, items
 
 
-def _rating_scale(value) -> float:
-    """A rating the log holds but that is not a number counts as unrated: one such row must
-    never stall the projection for every visitor (a retried task would fail on it forever)."""
-    try:
-        scale = float(value) / 5.0
-    except (TypeError, ValueError, OverflowError):
-        return 1.0
-    return max(0.2, min(1.0, scale)) if scale == scale else 1.0
-
-
-def event_weight(ev: Event, weights: dict[str, float]) -> float:
-    """The signed weight of one event: its type's weight, scaled by a rating, or the
-    bounce weight when the visitor left the item within BOUNCE_MAX_DWELL_MS."""
-    weight = float(weights.get(ev.name, 0.0))
-    props = ev.properties or {}
-    if ev.name == "rated" and "value" in props:
-        # Explicit ratings: a 1-5 star rating scales the engagement (5 -> 1.0, 1 -> 0.2).
-        weight *= _rating_scale(props["value"])
-    dwell = props.get("dwell_ms")
-    if weight > 0 and ev.item_id and isinstance(dwell, (int, float)) and not isinstance(dwell, bool) \
-            and dwell < settings.BOUNCE_MAX_DWELL_MS:
-        weight = float(settings.BOUNCE_WEIGHT)
-    return weight
-
-
 def fold(events: Iterable[Event], profiles: dict[str, VisitorProfile],
          item_vecs: dict[str, np.ndarray] | None = None) -> set[str]:
     """Apply events (in log order) to the given profiles, creating missing ones in memory.
@@ -150,7 +126,7 @@ def fold(events: Iterable[Event], profiles: dict[str, VisitorProfile],
             vec = query_vecs.get(str(ev.properties.get("query", ""))[:256])
         else:
             vec = item_vecs.get(ev.item_id)
-        weight = event_weight(ev, weights)
+        weight = engagement.event_weight(ev, weights, bounce=True)
         im.apply(state, vec if weight else None, weight, ev.occurred_at,
                  long_half_life=tuned["LONG_TERM_HALF_LIFE_HOURS"], short_half_life=tuned["SHORT_TERM_HALF_LIFE_HOURS"],
                  search=ev.name == "searched")

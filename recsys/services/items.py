@@ -5,8 +5,10 @@ from typing import Any, Iterable, Sequence
 
 from django.db import transaction
 
+from ..adapters import adapter_for, adapters
 from ..encoders import get_encoder
 from ..models import Item
+from . import dispatch
 from .vectors import drop_hnsw_index, ensure_hnsw_index
 
 # Measured: all-MiniLM-L6-v2 on one thread encodes ~300-400 short titles/s; 64 per
@@ -30,9 +32,7 @@ def upsert_item(data: dict[str, Any], *, embed: bool = True) -> Item:
             item.save()
             changed = before != item.embedding_text() or item.embedding is None
         if changed and embed:
-            from ..tasks import embed_items
-
-            transaction.on_commit(lambda: embed_items.delay([item.pk]))
+            transaction.on_commit(lambda: dispatch.task("embed_items").delay([item.pk]))
     return item
 
 
@@ -67,16 +67,14 @@ def ensure_items_from_events(rows: Iterable[tuple[str, dict]]) -> list[int]:
 
 
 def on_host_saved(sender, instance, **kwargs) -> None:
-    from ..adapters import adapter_for
-
+    """post_save of any model (connected once, without a sender, in ``RecsysConfig.ready()``):
+    a dict lookup for models that are not a catalogue source."""
     adapter = adapter_for(sender)
     if adapter is not None:
         upsert_item(adapter.to_item(instance))
 
 
 def on_host_deleted(sender, instance, **kwargs) -> None:
-    from ..adapters import adapter_for
-
     adapter = adapter_for(sender)
     if adapter is not None:
         Item.objects.filter(item_id=str(adapter.to_item(instance)["item_id"])).update(available=False)
@@ -138,8 +136,6 @@ def stale_item_pks() -> list[int]:
 
 def sync_from_adapters() -> int:
     """Upsert every registered host object into the catalogue in bulk (no per-row signals)."""
-    from ..adapters import adapters
-
     total = 0
     for adapter in adapters():
         rows = [adapter.to_item(obj) for obj in adapter.queryset().iterator(chunk_size=2000)]
@@ -162,8 +158,8 @@ def enqueue_embedding(item_pks: Sequence[int]) -> int:
     Big runs (a backend switch, ``recsys_embed --all``) go in bulk mode: no index
     maintenance per row, one index build when every item carries the new vector.
     """
-    from ..tasks import embed_items as task
-    from ..tasks import finish_bulk_embedding
+    task = dispatch.task("embed_items")
+    finish_bulk_embedding = dispatch.task("finish_bulk_embedding")
 
     pks = _by_text_length(item_pks)
     bulk = len(pks) > BULK_INDEX_THRESHOLD

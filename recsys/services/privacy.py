@@ -1,29 +1,30 @@
-"""recsys's side of the privacy services: erase or rebuild what was derived from deleted events.
+"""recsys's side of the privacy services: its per-visitor stores, and the rebuild after retention.
 
-Subscribed to ``tracking.hooks`` "erased" and export lists in ``RecsysConfig.ready``. Runs in
-the caller's transaction (``tracking.privacy``), so events and their projections go together.
-
-What is keyed by visitor is erased here: the interest profile (vectors, interests, summary),
-the sequence model's state (hidden vectors),
-the served-list log (which lists they were shown) and the push state in the cache (presence,
-open slots, sequence, burst state). Aggregates over many visitors (item co-occurrence counts,
-item popularity for trending) hold no visitor id: they are recomputed from the log by
-``manage.py recsys_replay``, after which a forgotten visitor's contribution is gone too.
-After retention the association and popularity projections are rebuilt by a batch task,
-since they came partly from the deleted events.
+Each store recsys keeps per visitor is a ``tracking.privacy.VisitorStore`` registered in
+``RecsysConfig.ready`` (``STORES``): the interest profile (vectors, interests, summary), the
+sequence model's state (hidden vectors), the served-list log (which lists they were shown),
+the visitor's topic shares, the push state in the cache (presence, open slots, sequence,
+burst state, cached lists and their signatures) and the pending-summary flag. Forget and
+export loop over them (``tracking.privacy``), database stores in the forget's transaction.
+Aggregates over many visitors (item co-occurrence counts, item popularity for trending)
+hold no visitor id: they are recomputed from the log by ``manage.py recsys_replay``, after
+which a forgotten visitor's contribution is gone too. Retention (``on_erased``) rebuilds
+profiles from the remaining events; the association and popularity projections are then
+rebuilt by a batch task, since they came partly from the deleted events.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 
+from tracking import counters
 from tracking.models import Event
+from tracking.privacy import VisitorStore
 
-from ..models import ProjectionCursor, RecommendationLog, VisitorProfile, VisitorSequenceState
-from . import interests, projection, push
+from ..models import AuditEntry, ProjectionCursor, RecommendationLog, VisitorProfile, VisitorSequenceState, VisitorTopics
+from . import dispatch, interests, projection, push, summaries
 
 # Visitors re-folded per query after retention: bounds the rows read at once.
 REFOLD_CHUNK = 500
@@ -35,31 +36,115 @@ def _lock_cursor() -> ProjectionCursor:
     return projection.lock(interests.CURSOR)
 
 
-# Every per-visitor cache key recsys.services.push keeps.
-PUSH_STATE_KINDS = ("online", "slots", "seq", "last", "trail")
+def _profile_dict(p: VisitorProfile) -> dict[str, Any]:
+    return {
+        "visitor_id": p.visitor_id, "user_id": p.user_id, "event_count": p.event_count,
+        "last_event_at": p.last_event_at.isoformat() if p.last_event_at else None,
+        "rate_per_hour": p.rate_per_hour, "summary": p.summary,
+        "interests": [{"label": i.get("label", ""), "weight": i.get("weight", 0.0)} for i in p.interests],
+        "long_term": None if p.long_term is None else [float(x) for x in p.long_term],
+        "short_term": None if p.short_term is None else [float(x) for x in p.short_term],
+    }
 
 
-def _push_state_keys(visitor_id: str) -> list[str]:
-    return [push._key(kind, visitor_id) for kind in PUSH_STATE_KINDS]
+class ProfileStore(VisitorStore):
+    name = "profiles"
+    exportable = True
+
+    def forget(self, visitor_id: str) -> int:
+        _lock_cursor()  # held until the forget commits: no fold re-creates the profile meanwhile
+        return VisitorProfile.objects.filter(visitor_id=visitor_id).delete()[0]
+
+    def export(self, visitor_id: str) -> list[dict[str, Any]]:
+        return [_profile_dict(p) for p in VisitorProfile.objects.filter(visitor_id=visitor_id)]
+
+
+class SequenceStateStore(VisitorStore):
+    name = "sequence_states"
+
+    def forget(self, visitor_id: str) -> int:
+        _lock_cursor()
+        return VisitorSequenceState.objects.filter(visitor_id=visitor_id).delete()[0]
+
+
+class ServedListStore(VisitorStore):
+    name = "served_lists"
+    exportable = True
+
+    def forget(self, visitor_id: str) -> int:
+        return RecommendationLog.objects.filter(visitor_id=visitor_id).delete()[0]
+
+    def export(self, visitor_id: str) -> list[dict[str, Any]]:
+        return [{"rec_id": r.rec_id, "slot": r.slot, "channel": r.channel, "items": list(r.items),
+                 "shown_at": r.created_at.isoformat()}
+                for r in RecommendationLog.objects.filter(visitor_id=visitor_id).order_by("created_at")]
+
+
+class TopicStore(VisitorStore):
+    name = "topics"
+    exportable = True
+
+    def forget(self, visitor_id: str) -> int:
+        return VisitorTopics.objects.filter(visitor_id=visitor_id).delete()[0]
+
+    def export(self, visitor_id: str) -> list[dict[str, Any]]:
+        return [{"distribution": t.distribution} for t in VisitorTopics.objects.filter(visitor_id=visitor_id)]
+
+
+class PushStateStore(VisitorStore):
+    """Presence, open slots, sequence numbers, burst state, cached lists and pushed signatures."""
+
+    name = "push_state"
+    kind = "cache"
+
+    def forget(self, visitor_id: str) -> int:
+        return counters.delete_keys("default", push.state_keys(visitor_id), push.state_patterns(visitor_id))
+
+
+class SummaryFlagStore(VisitorStore):
+    """The pending-summary flag (a queued summary then finds no profile and writes nothing)."""
+
+    name = "summary_pending"
+    kind = "cache"
+
+    def forget(self, visitor_id: str) -> int:
+        return counters.delete_keys("default", [summaries.pending_key(visitor_id)])
+
+
+class AuditStore(VisitorStore):
+    """Admin audit entries that name the visitor (an export): the entry stays, append-only as
+    the trail is, but its visitor id gives way to ``FORGOTTEN``, so the trail still says what
+    was done and no longer who it was done to."""
+
+    name = "audit_entries"
+
+    def forget(self, visitor_id: str) -> int:
+        return AuditEntry.objects.filter(object_repr=visitor_id).update(object_repr=FORGOTTEN, diff={})
+
+
+# What stands for a forgotten visitor in the audit trail.
+FORGOTTEN = "a forgotten visitor"
+
+
+STORES = (AuditStore, ProfileStore, SequenceStateStore, ServedListStore, TopicStore, PushStateStore, SummaryFlagStore)
 
 
 def forget(visitor_ids: Sequence[str], user_ids: Sequence[str] = ()) -> dict[str, int]:
+    """Erase recsys's stores of these visitors (and of the visitors whose profile names one of
+    ``user_ids``); ``tracking.privacy.forget_visitor`` erases the events and every store."""
+    counts: dict[str, int] = {}
     with transaction.atomic():
-        _lock_cursor()
         query = Q(visitor_id__in=list(visitor_ids))
         if user_ids:
             query |= Q(user_id__in=list(user_ids))
-        profiles = VisitorProfile.objects.filter(query)
-        all_visitors = set(visitor_ids) | set(profiles.values_list("visitor_id", flat=True))
-        deleted, _ = profiles.delete()
-        VisitorSequenceState.objects.filter(visitor_id__in=sorted(all_visitors)).delete()
-        served, _ = RecommendationLog.objects.filter(visitor_id__in=sorted(all_visitors)).delete()
-    keys = [k for vid in sorted(all_visitors) for k in _push_state_keys(vid)]
-    try:
-        cache.delete_many(keys)
-    except Exception:  # the cache only holds ids and hashes of lists; it expires within the hour
-        keys = []
-    return {"profiles_deleted": deleted, "served_lists_deleted": served, "cache_keys_deleted": len(keys)}
+        everyone = sorted(set(visitor_ids) | set(VisitorProfile.objects.filter(query).values_list("visitor_id", flat=True)))
+        for store in (cls() for cls in STORES):
+            if store.kind == "database":
+                counts[store.name] = sum(store.forget(v) for v in everyone)
+    for store in (cls() for cls in STORES):
+        if store.kind == "cache":
+            counts[store.name] = sum(store.forget(v) for v in everyone)
+    return {f"{name}_deleted": n for name, n in counts.items()}
 
 
 def refold(visitor_ids: Sequence[str]) -> dict[str, int]:
@@ -92,10 +177,8 @@ def refold(visitor_ids: Sequence[str]) -> dict[str, int]:
 
 
 def _rebuild_associations_later() -> None:
-    from ..tasks import rebuild_associations
-
     try:
-        rebuild_associations.delay()
+        dispatch.task("rebuild_associations").delay()
     except Exception:  # broker down: the next retention sweep (or recsys_replay) rebuilds them
         pass
 
@@ -127,22 +210,6 @@ def on_expired(cutoff) -> dict[str, int]:
 
 
 def export(visitor_ids: Sequence[str], *, user_ids: Sequence[str] = ()) -> dict[str, Any]:
-    """The visitors' derived state, JSON-serialisable (the ``tracking.hooks`` exporter)."""
-    query = Q(visitor_id__in=list(visitor_ids))
-    if user_ids:
-        query |= Q(user_id__in=list(user_ids))
-    profiles = []
-    for p in VisitorProfile.objects.filter(query).order_by("visitor_id"):
-        profiles.append({
-            "visitor_id": p.visitor_id, "user_id": p.user_id, "event_count": p.event_count,
-            "last_event_at": p.last_event_at.isoformat() if p.last_event_at else None,
-            "rate_per_hour": p.rate_per_hour, "summary": p.summary,
-            "interests": [{"label": i.get("label", ""), "weight": i.get("weight", 0.0)} for i in p.interests],
-            "long_term": None if p.long_term is None else [float(x) for x in p.long_term],
-            "short_term": None if p.short_term is None else [float(x) for x in p.short_term],
-        })
-    served = [{"rec_id": r.rec_id, "slot": r.slot, "channel": r.channel, "items": list(r.items),
-               "shown_at": r.created_at.isoformat()}
-              for r in RecommendationLog.objects.filter(visitor_id__in=[p["visitor_id"] for p in profiles]
-                                                        + list(visitor_ids)).order_by("created_at")]
-    return {"profiles": profiles, "served_lists": served}
+    """recsys's exportable stores of these visitors (``tracking.privacy.export_visitor`` gives all)."""
+    return {store.name: [r for v in sorted(visitor_ids) for r in store.export(v)]
+            for store in (cls() for cls in STORES) if store.exportable}

@@ -20,19 +20,23 @@ from typing import Any
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 
+from tracking import cachekeys
+
 from ..conf import settings
 from ..cycletrace import span
 from ..engine import recommend_many, slot_config
 from ..groups import visitor_group
-from . import layer, pushstate, serving
+from . import dispatch, layer, pushstate, serving
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SLOTS = ("for-you",)
-# A socket keeps its visitor "online" this long after connecting or its last ping; the widget
-# pings every 4 minutes, so a crashed ASGI server leaks presence for at most this long.
-PRESENCE_TTL = 15 * 60
-OPEN_SLOTS_TTL = PRESENCE_TTL  # (foundation name)
+# A socket keeps its visitor "online" this long after connecting or its last ping (heartbeat):
+# the widget pings every 20 s (widget.js PING_MS), so a socket lost without a close (a crashed
+# ASGI server, a laptop lid shut) leaves its visitor marked online for at most a minute, and
+# the realtime cycles stop ranking for a page nobody sees.
+PRESENCE_TTL = 60
+OPEN_SLOTS_TTL = PRESENCE_TTL  # a page's open-slot registry lives exactly as long as its presence
 MAX_SLOT_KEYS = 16
 MAX_SLOT_KEY_LENGTH = 200
 # Burst state lives a little longer than the longest hold, so a lost trailing task
@@ -40,8 +44,21 @@ MAX_SLOT_KEY_LENGTH = 200
 BURST_STATE_TTL = 30
 
 
+# Every per-visitor key kind below (``_key``); "sig" keys also carry the slot key after the id.
+STATE_KINDS = ("online", "slots", "seq", "last", "trail", "lists", "epoch")
+
+
 def _key(kind: str, visitor_id: str) -> str:
-    return f"liverec:{kind}:{visitor_group(visitor_id)}"
+    return cachekeys.visitor_key(f"liverec:{kind}", visitor_id)
+
+
+def state_keys(visitor_id: str) -> list[str]:
+    """Every fixed per-visitor push-state key (a forget erases them, with ``state_patterns``)."""
+    return [_key(kind, visitor_id) for kind in STATE_KINDS]
+
+
+def state_patterns(visitor_id: str) -> list[str]:
+    return [cachekeys.visitor_pattern("liverec:sig", visitor_id)]
 
 
 # --- slot keys ---------------------------------------------------------------------------------
@@ -86,6 +103,7 @@ def socket_alive(visitor_id: str, keys: list[str]) -> None:
     online = _key("online", visitor_id)
     if not cache.touch(online, PRESENCE_TTL):
         cache.add(online, 1, PRESENCE_TTL)
+    pushstate.touch_seq(_key("seq", visitor_id))
     open_slots(visitor_id, keys)
 
 
@@ -136,12 +154,9 @@ def next_seq(visitor_id: str) -> int:
 
 def seen_seq(visitor_id: str, seq: int) -> None:
     """A reconnecting client saw ``seq``: never number a later message below it
-    (the counter may have been lost with a Redis restart)."""
-    key = _key("seq", visitor_id)
-    cache.add(key, 0, None)
-    current = cache.get(key) or 0
-    if seq > current:
-        cache.incr(key, seq - current)
+    (the counter may have been lost with a Redis restart, or expired). ``seq`` comes from the
+    client: bounded to ``pushstate.MAX_SEQ`` here as well as by the consumer."""
+    pushstate.raise_seq(_key("seq", visitor_id), max(0, min(int(seq), pushstate.MAX_SEQ)))
 
 
 # --- recompute and push --------------------------------------------------------------------------
@@ -314,7 +329,8 @@ def profiles_changed(visitor_ids: list[str], *, logs: list | None = None,
     ``snapshots``: {visitor: (InterestState, sequence state)} as the fold left them, ranked
     from instead of read back (``engine.recommend_many``).
 
-    Returns what happened to each: "offline", "pushed", "unchanged" or "deferred".
+    Returns what happened to each: "offline", "pushed", "unchanged", "deferred" or "failed"
+    (that visitor's push state or ranking failed; logged, and no other visitor's push waits on it).
     """
     now = time.time()
     window = settings.PUSH_DEBOUNCE_MS / 1000.0
@@ -329,16 +345,16 @@ def profiles_changed(visitor_ids: list[str], *, logs: list | None = None,
     out: dict[str, str] = {}
     leading: dict[str, tuple[int, list[str]]] = {}
     for visitor_id, change in zip(visitor_ids, states):
-        if not change.online:
+        if change is None:  # its push state is unreadable (logged): the others go on
+            out[visitor_id] = "failed"
+        elif not change.online:
             out[visitor_id] = "offline"
         elif change.leading:
             leading[visitor_id] = (change.seq, sorted(change.slots or DEFAULT_SLOTS))
         else:
             out[visitor_id] = "deferred"
             if cache.add(_key("trail", visitor_id), now, BURST_STATE_TTL):
-                from ..tasks import refresh_visitor
-
-                refresh_visitor.apply_async((visitor_id, now), countdown=window)
+                dispatch.task("refresh_visitor").apply_async((visitor_id, now), countdown=window)
     if leading:
         try:
             pushed = refresh_many(list(leading), logs=logs, changes=leading, snapshots=snapshots)
@@ -364,9 +380,7 @@ def trailing_refresh(visitor_id: str, deferred_at: float) -> str:
     window = settings.PUSH_DEBOUNCE_MS / 1000.0
     quiet_for = now - (pushstate.last_ms(_key("last", visitor_id)) or 0) / 1000.0
     if quiet_for < window and now - deferred_at < settings.PUSH_MAX_DELAY_MS / 1000.0:
-        from ..tasks import refresh_visitor
-
-        refresh_visitor.apply_async((visitor_id, deferred_at), countdown=window - quiet_for)
+        dispatch.task("refresh_visitor").apply_async((visitor_id, deferred_at), countdown=window - quiet_for)
         return "held"
     # Release before recomputing: a change folded from here on schedules its own push.
     cache.delete(_key("trail", visitor_id))

@@ -7,11 +7,13 @@ import time
 
 from django.core.cache import cache
 
+from tracking import cachekeys
 from tracking.models import Event
 
 from ..conf import settings
 from ..models import Item, VisitorProfile
 from ..summaries import get_summarizer
+from . import dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +27,19 @@ _HANGUL = re.compile(r"[\uac00-\ud7af]")
 RECENT_EVENTS = 12
 
 
-def _debounce_key(visitor_id: str) -> str:
-    return f"liverec:summary:pending:{visitor_id}"
+# A visitor's pending flag lives until its summary task starts (the task releases it), however
+# long the summaries queue is: at most one summary waits per visitor. Its TTL only bounds what a
+# lost task costs (that visitor's next summary waits this long). With the flag living
+# DEBOUNCE + 60 s, a backlog longer than that let a second, third... summary of the same
+# visitor join the queue.
+PENDING_TTL_SECONDS = 3600
+
+
+def pending_key(visitor_id: str) -> str:
+    return cachekeys.visitor_key("liverec:summary:pending", visitor_id)
+
+
+_debounce_key = pending_key
 
 
 def request_summary(visitor_id: str) -> bool:
@@ -38,15 +51,17 @@ def request_summaries(visitor_ids: list[str]) -> list[str]:
     """``request_summary`` of each visitor; returns those scheduled now.
 
     One round trip on the realtime path for all the visitors a cycle touched (atomic SET NX
-    flags, ``coalesce.claim_many``); the LLM runs on the batch queue.
+    flags, ``coalesce.claim_many``); the LLM runs on the summaries queue, never ahead of an
+    item embedding or an association fold (``recsys.tasks.SUMMARIES``).
     """
     if not visitor_ids or not get_summarizer().enabled:
         return []
-    from ..tasks import summarize_visitor
+    summarize_visitor = dispatch.task("summarize_visitor")
     from .coalesce import claim_many
 
     delay = int(settings.SUMMARY_DEBOUNCE_SECONDS)
-    claimed = [v for v, ok in zip(visitor_ids, claim_many([_debounce_key(v) for v in visitor_ids], delay + 60)) if ok]
+    ttl = max(PENDING_TTL_SECONDS, delay + 60)
+    claimed = [v for v, ok in zip(visitor_ids, claim_many([pending_key(v) for v in visitor_ids], ttl)) if ok]
     for visitor_id in claimed:
         summarize_visitor.apply_async((visitor_id,), countdown=delay)
     return claimed

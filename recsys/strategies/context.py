@@ -1,24 +1,17 @@
 """content/query: items matching the search the visitor just made (cold visitors included)."""
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
-from ..encoders import get_encoder
 from .base import Candidate, Reason, RequestContext, Strategy
 from .content import nearest_items
 
 
-@lru_cache(maxsize=1024)
-def _encode(encoder_name: str, query: str) -> tuple[float, ...]:
-    # Keyed by encoder name so switching backends never serves a vector of the old one.
-    # Measured: MiniLM encodes one short query in ~5-10 ms on one thread; repeats are free.
-    return tuple(float(x) for x in get_encoder().encode([query])[0])
-
-
 def query_vector(query: str) -> np.ndarray:
-    return np.asarray(_encode(get_encoder().name, query.strip()[:256]), dtype=np.float32)
+    # One place embeds and caches queries (recsys.services.queries): search reuses it.
+    from ..services.queries import embed_query
+
+    return embed_query(query)
 
 
 class QueryMatch(Strategy):

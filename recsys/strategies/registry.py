@@ -7,14 +7,14 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .base import Strategy
 
-_ID = re.compile(r"^[a-z0-9-]+/[a-z0-9-]+$")
+_ID = re.compile(r"[a-z0-9-]+/[a-z0-9-]+")
 _strategies: dict[str, type[Strategy]] = {}
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
         raise ImproperlyConfigured(f"{cls!r} is not a recsys.strategies.base.Strategy subclass")
-    if not _ID.match(cls.id or ""):
+    if not _ID.fullmatch(cls.id or ""):
         raise ImproperlyConfigured(f"{cls.__name__}.id = {cls.id!r}: ids look like 'family/name' (e.g. 'content/interests')")
     other = _strategies.get(cls.id)
     if other is not None and other is not cls:

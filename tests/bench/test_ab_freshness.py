@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from bench.ab_freshness import figures
 
-# A load run's output as bench_freshness printed it (thirteenth session), between the stack's log lines.
+# A load run's output as bench_freshness prints it, between the stack's log lines.
 RUN = """\
 stack up on port 41711; realtime workers: 2; PUSH_DEBOUNCE_MS=250; 1682 embedded items; 2 CPUs; HTTP client aiohttp
     rt1 | [2026-11-29 13:14:02,118: WARNING/MainProcess] Loading weights: 100%

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bench.peers import compare, protocol, run
-from recsys.evaluation import baselines, metrics
+from recsys.evaluation import baselines, ranking_metrics
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def csvs(tmp_path):
 def _popularity_as_recsys_evaluate_scores_it(split, catalogue, k=10):
     """recsys.evaluation.runner.evaluate's baseline loop, verbatim."""
     model = baselines.Popularity(catalogue, split.train)
-    acc = metrics.Accumulator(k)
+    acc = ranking_metrics.Accumulator(k)
     for target in split.targets:
         acc.add(target.item, model.recommend([h.item for h in target.history], k))
     item_users: dict[str, int] = {}

@@ -113,10 +113,10 @@ def test_tune_preview_and_publish_then_inspect_the_visitor(stack, embedded_catal
 
 def test_create_start_and_promote_an_experiment(stack, staff_page, shots):
     from recsys.models import Experiment
-    from recsys.services import tuning
+    from recsys.services import publishing
 
-    tuning.publish_slot_config("trending", {"strategies": {"popular/trending": 1.0}, "limit": 4}, user="boss")
-    tuning.publish_slot_config("trending", {"strategies": {"popular/trending": 1.0}, "limit": 8}, user="boss")
+    publishing.publish_slot_config("trending", {"strategies": {"popular/trending": 1.0}, "limit": 4}, user="boss")
+    publishing.publish_slot_config("trending", {"strategies": {"popular/trending": 1.0}, "limit": 8}, user="boss")
     page = staff_page
     page.goto(f"{stack.url}/admin/recsys/experiment/")
     page.fill("#id_name", "short trending list")

@@ -147,11 +147,12 @@ def test_a_forged_token_cannot_join_another_visitors_group(stack, embedded_catal
     page.goto(f"{stack.url}/")
     live(page)
     mine = page.locator(WIDGET).get_attribute("token")
-    victim = "visitor-victim-browser"  # the attacker knows the victim's id, and has a token of their own
-    forged = victim + ":" + mine.split(":", 1)[1]
-    result = page.evaluate("""url => new Promise(resolve => {
+    # The attacker has a token of their own and changes it (tokens carry no readable id to swap).
+    forged = mine[:30] + ("A" if mine[30] != "A" else "B") + mine[31:]
+    result = page.evaluate("""([url, token]) => new Promise(resolve => {
         const ws = new WebSocket(url), got = [];
+        ws.onopen = () => ws.send(JSON.stringify({type: "auth", token: token}));
         ws.onmessage = e => got.push(e.data);
         ws.onclose = e => resolve({code: e.code, messages: got});
-    })""", f"ws://127.0.0.1:{stack.port}/liverec/ws/?token={forged}&slots=for-you")
+    })""", [f"ws://127.0.0.1:{stack.port}/liverec/ws/?slots=for-you", forged])
     assert result == {"code": 4401, "messages": []}

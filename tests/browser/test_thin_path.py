@@ -1,4 +1,4 @@
-"""The foundation's end-to-end proof, in a real browser on the real stack:
+"""The end-to-end proof, in a real browser on the real stack:
 a film page view is posted by the tracker, stored, folded into the visitor's
 pgvector interest by a Celery worker, and the "For you" widget re-renders live."""
 from __future__ import annotations

@@ -148,11 +148,11 @@ def test_invalid_edits_are_refused_with_the_reason(boss):
 
 
 def test_publishing_from_the_form_keeps_engine_keys_it_does_not_show(boss):
-    from recsys.services import tuning
+    from recsys.services import publishing
 
     live = {"strategies": {"popular/trending": 1.0}, "exclude_events": {}, "limit": 5,
             "freshness": {"weight": 0.2, "half_life_hours": 24}, "rules": [{"action": "bury", "item_ids": ["9"]}]}
-    tuning.publish_slot_config("for-you", live, user="setup")
+    publishing.publish_slot_config("for-you", live, user="setup")
     resp = boss.post(reverse("admin:recsys_tune_slot", args=["for-you"]), FORM)
     assert resp.status_code == 302
     row = SlotConfig.objects.get(slot="for-you", active=True, version=2)
@@ -190,7 +190,7 @@ def test_interest_settings_publish_and_the_projection_selector(boss):
 def test_published_event_weights_change_what_the_projection_folds():
     """The interest projection reads the published weights: a zero weight leaves no trace."""
     from recsys.services import interests
-    from recsys.services.tuning import publish_interest_config
+    from recsys.services.publishing import publish_interest_config
 
     publish_interest_config({"EVENT_WEIGHTS": {"item_viewed": 0.0}}, user="t")
     add_event("v-zero", "item_viewed", "6")
@@ -414,10 +414,10 @@ def test_evaluation_run_flow(boss, monkeypatch, django_capture_on_commit_callbac
     from django.core import management
 
     from recsys import tasks
-    from recsys.services import evaluation
+    from recsys.services import evaluation_jobs
 
-    monkeypatch.setattr(evaluation, "command_available", lambda: True)
-    monkeypatch.setattr(evaluation, "call_command",
+    monkeypatch.setattr(evaluation_jobs, "command_available", lambda: True)
+    monkeypatch.setattr(evaluation_jobs, "call_command",
                         lambda name, **kw: management.call_command(StubEvaluate(), **kw))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         resp = boss.post(reverse("admin:recsys_evaluations"), {"params": '{"protocol": "stream"}'})
@@ -435,23 +435,23 @@ def test_evaluation_run_flow(boss, monkeypatch, django_capture_on_commit_callbac
 
 
 def test_evaluation_run_failure_is_recorded(monkeypatch):
-    from recsys.services import evaluation
+    from recsys.services import evaluation_jobs
 
     def boom(name, **kw):
         raise RuntimeError("no ratings file")
 
-    monkeypatch.setattr(evaluation, "call_command", boom)
+    monkeypatch.setattr(evaluation_jobs, "call_command", boom)
     run = EvaluationRun.objects.create(params={})
-    assert evaluation.execute_run(run.pk) == "failed"
+    assert evaluation_jobs.execute_run(run.pk) == "failed"
     run.refresh_from_db()
     assert run.status == "failed" and "no ratings file" in run.log
 
 
 def test_evaluation_page_says_when_the_command_is_missing(boss, monkeypatch):
     """A host site that installs recsys without the evaluation extras sees why runs can't start."""
-    from recsys.services import evaluation
+    from recsys.services import evaluation_jobs
 
-    monkeypatch.setattr(evaluation, "command_available", lambda: False)
+    monkeypatch.setattr(evaluation_jobs, "command_available", lambda: False)
     html = boss.get(reverse("admin:recsys_evaluations")).content.decode()
     assert "is not installed" in html
     resp = boss.post(reverse("admin:recsys_evaluations"), {"params": "{}"})

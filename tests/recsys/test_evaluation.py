@@ -8,26 +8,26 @@ import math
 import pytest
 from django.core.management import call_command
 
-from recsys.evaluation import baselines, metrics, splits
+from recsys.evaluation import baselines, ranking_metrics, splits
 from recsys.evaluation.splits import Interaction
 
 
 def test_metrics_by_hand():
     ranked = ["a", "b", "c", "d"]
-    assert metrics.rank_of("c", ranked) == 2
-    assert metrics.hit(2, 3) == 1.0 and metrics.hit(3, 3) == 0.0 and metrics.hit(None, 10) == 0.0
-    assert metrics.ndcg(0, 10) == 1.0
-    assert metrics.ndcg(2, 10) == pytest.approx(0.5)  # 1 / log2(4)
-    assert metrics.ndcg(1, 10) == pytest.approx(1 / math.log2(3))
-    assert metrics.ndcg(2, 2) == 0.0
-    assert metrics.mrr(3, 10) == pytest.approx(0.25)
-    assert metrics.coverage([["a", "b"], ["b", "c"]], 10) == pytest.approx(0.3)
+    assert ranking_metrics.rank_of("c", ranked) == 2
+    assert ranking_metrics.hit(2, 3) == 1.0 and ranking_metrics.hit(3, 3) == 0.0 and ranking_metrics.hit(None, 10) == 0.0
+    assert ranking_metrics.ndcg(0, 10) == 1.0
+    assert ranking_metrics.ndcg(2, 10) == pytest.approx(0.5)  # 1 / log2(4)
+    assert ranking_metrics.ndcg(1, 10) == pytest.approx(1 / math.log2(3))
+    assert ranking_metrics.ndcg(2, 2) == 0.0
+    assert ranking_metrics.mrr(3, 10) == pytest.approx(0.25)
+    assert ranking_metrics.coverage([["a", "b"], ["b", "c"]], 10) == pytest.approx(0.3)
     # p(a) = (3+1)/(7+1) = 1/2 -> 1 bit; p(z) = (0+1)/8 -> 3 bits; mean of [a, z] = 2 bits.
-    assert metrics.novelty([["a", "z"]], {"a": 3}, 7) == pytest.approx(2.0)
+    assert ranking_metrics.novelty([["a", "z"]], {"a": 3}, 7) == pytest.approx(2.0)
 
 
 def test_accumulator_averages_over_targets():
-    acc = metrics.Accumulator(k=2)
+    acc = ranking_metrics.Accumulator(k=2)
     acc.add("x", ["x", "y", "z"])  # rank 0: HR 1, NDCG 1, MRR 1
     acc.add("y", ["x", "y"])  # rank 1: HR 1, NDCG 1/log2(3), MRR 1/2
     acc.add("z", ["x", "y", "z"])  # rank 2 >= k: a miss

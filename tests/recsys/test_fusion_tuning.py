@@ -7,12 +7,12 @@ import random
 import pytest
 
 from recsys import ranking
-from recsys.evaluation import tuning
+from recsys.evaluation import fusion_search
 from recsys.strategies.base import Candidate
 
 
 def _data(records, weights, k=10):
-    return tuning.collection(k, weights, [{"target": t, "cands": c} for t, c in records])
+    return fusion_search.collection(k, weights, [{"target": t, "cands": c} for t, c in records])
 
 
 # Two targets, strategies A (anchor) and B. Target 1: A ranks t second, B first; target 2: A
@@ -23,7 +23,7 @@ HAND = [("t", {"A": [["x", 1.0], ["t", 0.8]], "B": [["t", 1.0], ["x", 0.1]]}),
 
 
 def test_replay_scores_by_hand():
-    replay = tuning.Replay.build(_data(HAND, {"A": 1.0, "B": 0.0}))
+    replay = fusion_search.Replay.build(_data(HAND, {"A": 1.0, "B": 0.0}))
     assert list(replay.ranks([1.0, 0.0])) == [1, 0]
     assert list(replay.ranks([1.0, 0.5])) == [0, 0]
     assert list(replay.ranks([1.0, 1.0])) == [0, 1]
@@ -32,34 +32,34 @@ def test_replay_scores_by_hand():
 
 
 def test_search_finds_the_hand_checked_optimum():
-    replay = tuning.Replay.build(_data(HAND, {"A": 1.0, "B": 0.0}))
-    weights, value = tuning.search(replay, [1.0, 0.0], grid=[0.0, 0.5, 1.0])
+    replay = fusion_search.Replay.build(_data(HAND, {"A": 1.0, "B": 0.0}))
+    weights, value = fusion_search.search(replay, [1.0, 0.0], grid=[0.0, 0.5, 1.0])
     assert weights == [1.0, 0.5] and value == pytest.approx(1.0)
     # 0 and 1 tie (one first place each): a tie keeps the current weights.
-    weights, _ = tuning.search(replay, [1.0, 1.0], grid=[0.0, 1.0])
+    weights, _ = fusion_search.search(replay, [1.0, 1.0], grid=[0.0, 1.0])
     assert weights == [1.0, 1.0]
 
 
 def test_coordinate_ascent_when_the_grid_is_too_large(monkeypatch):
     monkeypatch.setattr(tuning, "MAX_EXHAUSTIVE", 1)
-    replay = tuning.Replay.build(_data(HAND, {"A": 1.0, "B": 0.0}))
-    assert tuning.search(replay, [1.0, 0.0], grid=[0.0, 0.5, 1.0])[0] == [1.0, 0.5]
+    replay = fusion_search.Replay.build(_data(HAND, {"A": 1.0, "B": 0.0}))
+    assert fusion_search.search(replay, [1.0, 0.0], grid=[0.0, 0.5, 1.0])[0] == [1.0, 0.5]
 
 
 def test_tune_reports_current_and_best_and_skips_silent_strategies():
     data = _data([(t, {**c, "Q": []}) for t, c in HAND], {"A": 1.0, "B": 0.0, "Q": 0.8})
-    result = tuning.tune(data, grid=[0.0, 0.5, 1.0])
+    result = fusion_search.tune(data, grid=[0.0, 0.5, 1.0])
     assert result["searched"] == ["A", "B"]  # Q proposed nothing: kept at 0.8
     assert result["best"]["weights"] == {"A": 1.0, "B": 0.5, "Q": 0.8}
     assert result["best"]["NDCG@10"] == pytest.approx(1.0)
     assert result["gain"]["NDCG@10"] == pytest.approx(1.0 - (1 / math.log2(3) + 1) / 2)
-    assert "B 0.5" in tuning.describe(result)
+    assert "B 0.5" in fusion_search.describe(result)
 
 
 def test_a_strategy_weighted_zero_proposes_nothing_and_ties_break_on_item_id():
     data = _data([("t", {"A": [["x", 1.0]], "B": [["t", 1.0]]}),
                   ("b", {"A": [["b", 1.0], ["a", 1.0]]})], {"A": 1.0, "B": 0.0}, k=1)
-    replay = tuning.Replay.build(data)
+    replay = fusion_search.Replay.build(data)
     ranks = replay.ranks([1.0, 0.0])
     assert ranks[0] > 1000  # only B proposed t, and B is off: not in the list at all
     assert ranks[1] == 1  # a and b tie; "a" sorts first
@@ -67,7 +67,7 @@ def test_a_strategy_weighted_zero_proposes_nothing_and_ties_break_on_item_id():
 
 def test_rank_normalisation_is_reciprocal_position():
     data = _data([("t", {"A": [["x", 9.0], ["t", 5.0]], "B": [["t", 0.002], ["x", 0.001]]})], {"A": 1.0, "B": 0.0})
-    replay = tuning.Replay.build(data, normalise="rank")
+    replay = fusion_search.Replay.build(data, normalise="rank")
     # x: 1 + w/2, t: 1/2 + w -> t leads once w > 1.
     assert replay.ranks([1.0, 0.9])[0] == 1 and replay.ranks([1.0, 1.1])[0] == 0
 
@@ -87,7 +87,7 @@ def test_replay_ranks_as_ranking_fuse_does():
         target = rng.choice(items)
         records.append((target, cands))
     for weights in ([1.0, 0.3, 0.2], [1.0, 0.0, 0.5], [0.7, 1.0, 0.0]):
-        replay = tuning.Replay.build(_data(records, dict(zip(names, weights))))
+        replay = fusion_search.Replay.build(_data(records, dict(zip(names, weights))))
         ranks = replay.ranks(weights)
         for (target, cands), got in zip(records, ranks):
             per = {sid: (w, [Candidate(i, s) for i, s in cands[sid]]) for sid, w in zip(names, weights)}

@@ -10,11 +10,12 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.stack import wait_for
 import websockets
 
 from recsys.models import VisitorProfile
 from recsys.tokens import make_token
+from tests.stack import wait_for
+from tests.visitors import cookies, liverec_socket
 from tracking.models import Event
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
@@ -24,7 +25,7 @@ def post_events(stack, visitor, *items):
     events = [{"id": str(uuid.uuid4()), "name": "item_viewed", "item_id": str(i), "ts": int(time.time() * 1000)}
               for i in items]
     resp = httpx.post(f"{stack.url}/liverec/events/", json={"site_key": "demo-site-key", "visitor_id": visitor,
-                                                            "events": events}, timeout=10)
+                                                            "events": events}, cookies=cookies(visitor), timeout=10)
     assert resp.status_code == 200, resp.text
     assert resp.json()["accepted"] == len(items)
 
@@ -68,7 +69,7 @@ def test_the_websocket_receives_a_refreshed_list_after_an_event(stack, embedded_
 
     async def scenario():
         uri = f"ws://127.0.0.1:{stack.port}/liverec/ws/?token={make_token(visitor)}"
-        async with websockets.connect(uri, origin=f"http://127.0.0.1:{stack.port}") as ws:
+        async with liverec_socket(uri, origin=f"http://127.0.0.1:{stack.port}") as ws:
             first = json.loads(await asyncio.wait_for(ws.recv(), 10))
             assert first["type"] == "recs" and first["slot"] == "for-you"
             await asyncio.to_thread(post_events, stack, visitor, 6, 7)  # Alien, Aliens
@@ -106,7 +107,7 @@ def test_associations_and_trending_follow_the_log_on_the_batch_worker(stack, emb
 def test_a_forged_token_cannot_join(stack):
     async def scenario():
         uri = f"ws://127.0.0.1:{stack.port}/liverec/ws/?token=visitor-victim:forged:sig"
-        async with websockets.connect(uri, origin=f"http://127.0.0.1:{stack.port}") as ws:
+        async with liverec_socket(uri, origin=f"http://127.0.0.1:{stack.port}") as ws:
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await asyncio.wait_for(ws.recv(), 5)
             return closed.value.rcvd.code

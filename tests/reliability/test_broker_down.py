@@ -14,6 +14,7 @@ from django.db.models import Sum
 
 from recsys.models import VisitorProfile
 from recsys.tokens import make_token
+from tests.visitors import cookies, liverec_socket
 from tracking.models import Event
 
 from . import procs
@@ -45,14 +46,14 @@ def test_ingest_survives_the_broker_and_the_backlog_is_applied_when_it_returns(t
         procs.start_beat(sup, tmp_path)
         procs.start_web(sup, web_port)
         with httpx.Client(timeout=30) as http:
-            assert http.post(url, json=batch("visitor-broker-0", "1")).json()["accepted"] == 1
+            assert http.post(url, cookies=cookies("visitor-broker-0"), json=batch("visitor-broker-0", "1")).json()["accepted"] == 1
             procs.wait_for(lambda: applied() == 1, timeout=120, what="pipeline up")
 
             valkey.stop()
             accepted, timings = 0, []
             for n in range(10):
                 start = time.perf_counter()
-                resp = http.post(url, json=batch(f"visitor-broker-{n % 3}", "6", "7", "8"))
+                resp = http.post(url, cookies=cookies(f"visitor-broker-{n % 3}"), json=batch(f"visitor-broker-{n % 3}", "6", "7", "8"))
                 timings.append(time.perf_counter() - start)
                 assert resp.status_code == 200, resp.text
                 accepted += resp.json()["accepted"]
@@ -69,9 +70,9 @@ def test_ingest_survives_the_broker_and_the_backlog_is_applied_when_it_returns(t
             # Live pushes resume through the restarted channel layer.
             async def push_arrives():
                 uri = f"ws://127.0.0.1:{web_port}/liverec/ws/?token={make_token('visitor-broker-0')}"
-                async with websockets.connect(uri, origin=f"http://127.0.0.1:{web_port}") as ws:
+                async with liverec_socket(uri, origin=f"http://127.0.0.1:{web_port}") as ws:
                     first = json.loads(await asyncio.wait_for(ws.recv(), 20))
-                    await asyncio.to_thread(http.post, url, json=batch("visitor-broker-0", "10", "11", "12"))
+                    await asyncio.to_thread(http.post, url, cookies=cookies("visitor-broker-0"), json=batch("visitor-broker-0", "10", "11", "12"))
                     while True:
                         msg = json.loads(await asyncio.wait_for(ws.recv(), 30))
                         if msg["type"] == "recs" and msg["seq"] > first["seq"]:

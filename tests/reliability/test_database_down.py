@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from tests.stack import ROOT
+from tests.visitors import cookies
 
 from . import procs
 
@@ -65,7 +66,7 @@ def test_ingest_answers_503_while_the_database_is_down_and_the_resend_lands_once
     url = f"http://127.0.0.1:{port}/liverec/events/"
     try:
         procs.start_web(sup, port)
-        with httpx.Client(timeout=30) as http:
+        with httpx.Client(timeout=30, cookies=cookies("visitor-pgdown-1")) as http:
             before = {"site_key": "demo-site-key", "visitor_id": "visitor-pgdown-1", "events": events(3)}
             assert http.post(url, json=before).json()["accepted"] == 3  # the web process holds a connection
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from recsys.models import ItemAssociation, RecommendationLog, VisitorProfile, VisitorSequenceState
 from recsys.services import cooccurrence, interests
+from tests.visitors import as_visitor
 from tracking import privacy, services
 from tracking.models import Event
 
@@ -155,6 +156,7 @@ def test_retention_off_by_default_keeps_everything():
 def test_ip_is_truncated_and_user_agent_not_kept_unless_allowed(client, settings):
     payload = {"site_key": "demo-site-key", "visitor_id": "visitor-ipcheck", "events": [view("1", **{"$ip": "1.2.3.4"})]}
     headers = {"REMOTE_ADDR": "203.0.113.77", "HTTP_USER_AGENT": "Mozilla/5.0 (X11; Linux) SecretBrowser/1.0"}
+    as_visitor(client, payload)
 
     def stored_row_text():
         from django.db import connection

@@ -13,6 +13,7 @@ import pytest
 import websockets
 
 from recsys.tokens import make_token
+from tests.visitors import cookies, liverec_socket
 
 from . import procs
 
@@ -23,7 +24,7 @@ def post_views(base: str, visitor: str, *items: str) -> None:
     events = [{"id": str(uuid.uuid4()), "name": "item_viewed", "item_id": i, "ts": int(time.time() * 1000)}
               for i in items]
     resp = httpx.post(f"{base}/liverec/events/", json={"site_key": "demo-site-key", "visitor_id": visitor,
-                                                       "events": events}, timeout=10)
+                                                       "events": events}, cookies=cookies(visitor), timeout=10)
     assert resp.status_code == 200 and resp.json()["accepted"] == len(items), resp.text
 
 
@@ -45,7 +46,7 @@ def test_widget_reconnects_and_resyncs_after_the_asgi_server_restarts(stack, emb
         delay = 0.2
         for _ in range(60):
             try:
-                return await websockets.connect(uri, origin=base)
+                return await liverec_socket(uri, origin=base)
             except (OSError, websockets.InvalidHandshake):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -100,7 +101,7 @@ def test_a_bad_message_closes_the_socket_cleanly_and_the_server_keeps_serving(st
     origin = f"http://127.0.0.1:{stack.port}"
 
     async def scenario():
-        async with websockets.connect(uri, origin=origin, max_size=2**20) as ws:
+        async with liverec_socket(uri, origin=origin, max_size=2**20) as ws:
             await recv_recs(ws)
             await ws.send(message)
             with pytest.raises(websockets.ConnectionClosed) as closed:
@@ -108,7 +109,7 @@ def test_a_bad_message_closes_the_socket_cleanly_and_the_server_keeps_serving(st
                     await asyncio.wait_for(ws.recv(), 10)
             code = closed.value.rcvd.code if closed.value.rcvd else None
         # The consumer is still there for the next visitor.
-        async with websockets.connect(uri, origin=origin) as ws:
+        async with liverec_socket(uri, origin=origin) as ws:
             ok = await recv_recs(ws)
         return code, ok
 
@@ -121,7 +122,7 @@ def test_unknown_slots_are_answered_not_fatal(stack):
     uri = f"ws://127.0.0.1:{stack.port}/liverec/ws/?token={make_token('visitor-ws-slots')}"
 
     async def scenario():
-        async with websockets.connect(uri, origin=f"http://127.0.0.1:{stack.port}") as ws:
+        async with liverec_socket(uri, origin=f"http://127.0.0.1:{stack.port}") as ws:
             await recv_recs(ws)
             await ws.send(json.dumps({"type": "subscribe", "slots": ["<script>alert(1)</script>"]}))
             reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
@@ -140,7 +141,7 @@ def test_an_unpaired_surrogate_in_a_slot_name_never_crashes_the_consumer(stack):
     origin = f"http://127.0.0.1:{stack.port}"
 
     async def scenario():
-        async with websockets.connect(uri, origin=origin) as ws:
+        async with liverec_socket(uri, origin=origin) as ws:
             await recv_recs(ws)
             await ws.send('{"type": "subscribe", "slots": ["\\ud800"]}')
             try:
@@ -148,7 +149,7 @@ def test_an_unpaired_surrogate_in_a_slot_name_never_crashes_the_consumer(stack):
                 outcome = reply["type"]
             except websockets.ConnectionClosed as closed:
                 outcome = closed.rcvd.code if closed.rcvd else None
-        async with websockets.connect(uri, origin=origin) as ws:  # still serving
+        async with liverec_socket(uri, origin=origin) as ws:  # still serving
             return outcome, await recv_recs(ws)
 
     outcome, ok = asyncio.run(scenario())
@@ -157,29 +158,23 @@ def test_an_unpaired_surrogate_in_a_slot_name_never_crashes_the_consumer(stack):
 
 
 def test_sockets_from_foreign_origins_and_with_expired_tokens_are_refused(stack, settings):
-    from django.core import signing
-
     good = make_token("visitor-ws-origin")
 
     async def foreign_origin():
         uri = f"ws://127.0.0.1:{stack.port}/liverec/ws/?token={good}"
         with pytest.raises(websockets.InvalidStatus) as refused:
-            async with websockets.connect(uri, origin="https://evil.example"):
+            async with liverec_socket(uri, origin="https://evil.example"):
                 pass
         return refused.value.response.status_code
 
     assert asyncio.run(foreign_origin()) == 403
 
     # A token signed two days ago (TOKEN_MAX_AGE_SECONDS is one day) is refused with 4401.
-    signer = signing.TimestampSigner(salt="liverec.visitor-token")
-    old = signer.sign("visitor-ws-origin")
-    value, _ts, _sig = old.rsplit(":", 2)
-    stale_ts = signing.b62_encode(int(time.time()) - 2 * 86400)
-    stale_token = f"{value}:{stale_ts}:" + signer.signature(f"{value}:{stale_ts}")
+    stale_token = make_token("visitor-ws-origin", issued_at=int(time.time()) - 2 * 86400)
 
     async def expired():
         uri = f"ws://127.0.0.1:{stack.port}/liverec/ws/?token={stale_token}"
-        async with websockets.connect(uri, origin=f"http://127.0.0.1:{stack.port}") as ws:
+        async with liverec_socket(uri, origin=f"http://127.0.0.1:{stack.port}") as ws:
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await asyncio.wait_for(ws.recv(), 10)
             return closed.value.rcvd.code

@@ -15,6 +15,8 @@ from asgiref.testing import ApplicationCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from tests.visitors import cookie_header
+from tracking import identity
 from tracking.models import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -57,7 +59,12 @@ def call(method: str, path: str, body: bytes = b"", headers=(), chunks: list[byt
 
 
 def post_json(payload, headers=()):
+    """POST as the browser of ``payload["visitor_id"]`` (its signed cookie, beside any cookie given)."""
     body = json.dumps(payload).encode()
+    cookie = [v.decode() for k, v in headers if k == b"cookie"]
+    if "visitor_id" in payload:
+        cookie.append(cookie_header(payload["visitor_id"]))
+    headers = [(k, v) for k, v in headers if k != b"cookie"] + ([(b"cookie", "; ".join(cookie).encode())] if cookie else [])
     return call("POST", URL, body, [(b"content-type", b"application/json"), *headers])
 
 
@@ -92,7 +99,7 @@ def test_without_a_visitor_id_the_cookie_id_is_issued_as_django_would():
     assert resp["status"] == 200
     cookies = [v for k, v in resp["headers"] if k == "set-cookie"]
     assert len(cookies) == 1 and cookies[0].startswith("lr_vid=")
-    assert Event.objects.get().visitor_id == cookies[0].split(";")[0].split("=", 1)[1]
+    assert Event.objects.get().visitor_id == identity.unsign(cookies[0].split(";")[0].split("=", 1)[1])
 
 
 def test_bad_input_gets_the_same_clear_errors():

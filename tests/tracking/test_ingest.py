@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from tests.visitors import as_visitor
 from tracking.models import Event
 
 pytestmark = pytest.mark.django_db
@@ -15,6 +16,7 @@ URL = "/liverec/events/"
 
 
 def post(client, payload, **headers):
+    as_visitor(client, payload)
     body = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
     return client.post(URL, data=body, content_type="application/json", **headers)
 

@@ -69,7 +69,7 @@ def test_an_old_replayed_event_joins_the_session_without_moving_last_back():
 def test_sessions_continue_across_batches_through_the_cache():
     visitor = fresh()
     append_events([raw("1")], visitor_id=visitor)
-    state = json.loads(cache._cache.get_client(write=True).get(cache.make_and_validate_key(f"lr:last:{visitor}")))
+    state = json.loads(cache._cache.get_client(write=True).get(cache.make_and_validate_key(preprocess.state_key(visitor))))
     append_events([raw("2")], visitor_id=visitor)
     sessions = set(Event.objects.filter(visitor_id=visitor).values_list("session_id", flat=True))
     assert sessions == {state[0]}
@@ -78,7 +78,7 @@ def test_sessions_continue_across_batches_through_the_cache():
 def test_without_the_cached_state_the_log_gives_the_same_session_and_repeat():
     visitor = fresh()
     append_events([raw("1", ms_ago=1500)], visitor_id=visitor)
-    cache._cache.get_client(write=True).delete(cache.make_and_validate_key(f"lr:last:{visitor}"))  # cache lost
+    cache._cache.get_client(write=True).delete(cache.make_and_validate_key(preprocess.state_key(visitor)))  # cache lost
     append_events([raw("1", ms_ago=500)], visitor_id=visitor)
     first, second = Event.objects.filter(visitor_id=visitor).order_by("id")
     assert first.session_id == second.session_id

@@ -31,7 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--tune-weights", nargs="?", const=True, default=False, metavar="SCORES.json",
                             help="also search the slot's fusion weights on the targets (with --validation) and "
                                  "print the best vs the current ones; a path saves the collected candidate "
-                                 "scores there, to search again with `python -m recsys.evaluation.tuning`")
+                                 "scores there, to search again with `python -m recsys.evaluation.fusion_search`")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts):
@@ -81,11 +81,11 @@ class Command(BaseCommand):
             bar.close()
         self.stdout.write(report.table())
         if report.tuning is not None:
-            from recsys.evaluation import tuning
+            from recsys.evaluation import fusion_search
 
             if not opts["validation"]:
                 self.stderr.write("note: weights tuned on test targets; choose them with --validation")
-            self.stdout.write(tuning.describe(report.tuning))
+            self.stdout.write(fusion_search.describe(report.tuning))
             if isinstance(opts["tune_weights"], str):
                 with open(opts["tune_weights"], "w", encoding="utf-8") as fh:
                     json.dump(report.collected, fh)

@@ -4,6 +4,10 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
+from recsys.engine import build_strategy
+from recsys.services import sequential
+from recsys.tasks import train_sequential
+
 
 class Command(BaseCommand):
     help = "Train the sequential/next-item model on the whole event log and store a new version."
@@ -13,10 +17,6 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=1, help="torch threads for this run")
 
     def handle(self, *args, **opts):
-        from recsys.engine import build_strategy
-        from recsys.services import sequential
-        from recsys.tasks import train_sequential
-
         if opts["enqueue"]:
             train_sequential.delay()
             self.stdout.write("Enqueued recsys.tasks.train_sequential on the batch queue.")

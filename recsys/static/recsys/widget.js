@@ -6,11 +6,17 @@
  * (the server answers with the current lists), and polls the JSON endpoint while the socket
  * cannot connect (blocked by a proxy, server down).
  *
- * Items render through <template class="liverec-item-template"> inside the widget, or the
- * document's <template id="..."> named by the `template` attribute, so a site restyles them
- * without touching this file. Fields: [data-field=title|reason|reasons|reasons-box],
- * [data-href] (gets the item URL). Text is only ever set with textContent: no markup from
- * item titles or reasons runs; URLs other than http(s) or relative are dropped.
+ * Items render through <template class="liverec-item-template"> inside the widget (the server's
+ * own item markup, liverec/item.html, rendered with no item: a pushed list is marked up exactly
+ * as a server-rendered one), or the document's <template id="..."> named by the `template`
+ * attribute, so a site restyles them without touching this file. Fields:
+ * [data-field=title|reason|reasons|reasons-box], [data-href] (gets the item URL). Text is only
+ * ever set with textContent: no markup from item titles or reasons runs; URLs other than
+ * http(s) or relative are dropped.
+ *
+ * States (attribute data-state, styled by widget.css): "ready" (a list), "empty" (no item:
+ * .liverec-empty shows), "loading" (an empty server-rendered list while the first live answer
+ * is awaited, at most LOADING_MS: .liverec-loading shows).
  *
  * Changes are announced in a polite live region and never move focus; while the pointer or
  * keyboard focus is inside the list, an update waits until it leaves (nothing shifts under
@@ -21,7 +27,7 @@
 (function () {
   "use strict";
   if (customElements.get("liverec-widget")) return;
-  var DEFAULT_POLL_MS = 15000, PING_MS = 240000, MAX_BACKOFF_MS = 30000;
+  var DEFAULT_POLL_MS = 15000, PING_MS = 20000, MAX_BACKOFF_MS = 30000, LOADING_MS = 4000;
 
   function track(name, props) {
     if (window.liverec && typeof window.liverec.track === "function") {
@@ -68,11 +74,14 @@
     }
     this.stopped = false;
     var keys = this.keys();
-    var url = this.url + (this.url.indexOf("?") < 0 ? "?" : "&") + "token=" + encodeURIComponent(this.token) +
-      "&slots=" + encodeURIComponent(keys.join(",")) + "&seq=" + this.seq;
+    // [token transport] The token never goes in the URL (proxies and access logs keep URLs):
+    // it is the socket's first message.
+    var url = this.url + (this.url.indexOf("?") < 0 ? "?" : "&") +
+      "slots=" + encodeURIComponent(keys.join(",")) + "&seq=" + this.seq;
     var ws, self = this;
     try { ws = this.ws = new WebSocket(url); } catch (err) { return this.closed({ code: 1006 }); }
     ws.onopen = function () {
+      ws.send(JSON.stringify({ type: "auth", token: self.token }));  // [/token transport]
       self.retry = 0; self.everOpened = true;
       var late = self.keys().filter(function (k) { return keys.indexOf(k) < 0; }); // widgets added while connecting
       if (late.length) ws.send(JSON.stringify({ type: "subscribe", slots: late, seq: self.seq }));
@@ -125,6 +134,11 @@
         return li.getAttribute("data-liverec-rec-item");
       }).join("\u0001");
       this.shown = {};
+      if (!this.sig) {
+        var self = this;
+        this.setState("loading");
+        this.loadingTimer = setTimeout(function () { if (self.getAttribute("data-state") === "loading") self.setState("empty"); }, LOADING_MS);
+      }
       this.watch();
       this.hub = hubFor(this);
       this.hub.add(this);
@@ -154,9 +168,9 @@
       var self = this;
       var tick = function () {
         var url = (self.getAttribute("endpoint") || "/liverec/recs/") + encodeURIComponent(self.slot_) + "/?k=" +
-          self.limit + "&via=widget&token=" + encodeURIComponent(self.token) +
-          (self.itemId ? "&item_id=" + encodeURIComponent(self.itemId) : "");
-        fetch(url, { credentials: "same-origin" })
+          self.limit + "&via=widget" + (self.itemId ? "&item_id=" + encodeURIComponent(self.itemId) : "");
+        // [token transport] in a header, never in the URL [/token transport]
+        fetch(url, { credentials: "same-origin", headers: { "X-LiveRec-Token": self.token } })
           .then(function (r) { return r.ok ? r.json() : null; })
           .then(function (recs) { if (recs && self.pollTimer) self.show(recs); })
           .catch(function () {});
@@ -173,8 +187,16 @@
     busy() {
       return this.list && (this.list.contains(document.activeElement) || this.list.matches(":hover"));
     }
+    setState(state) {
+      this.setAttribute("data-state", state);
+      var loading = this.querySelector(".liverec-loading"), empty = this.querySelector(".liverec-empty");
+      if (loading) loading.hidden = state !== "loading";
+      if (empty) empty.hidden = state !== "empty";
+    }
     show(recs) {
       if (!recs || !this.list) return;
+      if (this.loadingTimer) { clearTimeout(this.loadingTimer); this.loadingTimer = null; }
+      if (this.getAttribute("data-state") === "loading") this.setState((recs.items || []).length ? "ready" : "empty");
       if (signature(recs.items) === this.sig) return; // same items: nothing to redraw or announce
       if (this.busy()) { this.pending = recs; return; }
       this.pending = null;
@@ -232,7 +254,7 @@
         reasons.forEach(function (r) { var li = document.createElement("li"); li.textContent = r.text; all.appendChild(li); });
       }
       var box = node.querySelector('[data-field="reasons-box"]');
-      if (box && reasons.length < 2) box.hidden = true;
+      if (box) box.hidden = reasons.length < 2;
     }
     render(recs) {
       var ol = this.list, frag = document.createDocumentFragment(), self = this;
@@ -251,6 +273,7 @@
       this.recId = recs.id || "";
       ol.setAttribute("data-liverec-rec", this.recId);
       this.setAttribute("data-rec-id", this.recId);
+      this.setState(items.length ? "ready" : "empty");
       this.updates += 1;
       this.setAttribute("data-updates", String(this.updates));
       if (this.status) {

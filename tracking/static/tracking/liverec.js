@@ -18,7 +18,7 @@
   // Bounded: a visitor offline for hours keeps its newest 500 events (oldest dropped first).
   var QUEUE_KEY = "lr_queue", CONSENT_KEY = "lr_consent", MAX_QUEUE = 500, MAX_BATCH = 100;
   var store = (function () { try { var s = w.localStorage; s.setItem("lr_t", "1"); s.removeItem("lr_t"); return s; } catch (e) { return null; } })();
-  var memQueue = [], timer = null, backoff = 0, retryAt = 0, inflight = false, batchMax = MAX_BATCH, vid = "";
+  var memQueue = [], timer = null, backoff = 0, retryAt = 0, inflight = false, batchMax = MAX_BATCH;
 
   function uuid() {
     if (w.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -30,15 +30,11 @@
     var m = d.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
     return m ? decodeURIComponent(m[1]) : "";
   }
-  function visitorId() {  // first-party: the cookie the server middleware also reads, mirrored in storage
-    var v = getCookie(COOKIE) || (store && store.getItem(COOKIE)) || "";
-    if (!/^[A-Za-z0-9_\-]{8,64}$/.test(v)) v = uuid().replace(/-/g, "");
-    if (v !== vid) {
-      vid = v;
-      d.cookie = COOKIE + "=" + v + "; path=/; max-age=31536000; samesite=lax";
-      if (store) store.setItem(COOKIE, v);
-    }
-    return v;
+  function visitorId() {
+    // The server issues the id in a signed cookie ("<id>:<signature>") and reads the visitor
+    // from it; the tracker never makes one up (an id the server did not sign is replaced).
+    var v = getCookie(COOKIE), i = v.lastIndexOf(":");
+    return i > 0 ? v.slice(0, i) : "";
   }
   function privacySignal() { return nav.doNotTrack === "1" || w.doNotTrack === "1" || nav.globalPrivacyControl === true; }
   function consented() {
@@ -75,7 +71,8 @@
   }
 
   function body(batch) {
-    return JSON.stringify({ site_key: KEY, visitor_id: visitorId(), sent_at: Date.now(), events: batch });
+    // No visitor_id: the server takes it from the signed cookie the request carries.
+    return JSON.stringify({ site_key: KEY, sent_at: Date.now(), events: batch });
   }
   function settle(batch) { // drop what the server has answered for (accepted, duplicate or rejected)
     var ids = {}; batch.forEach(function (e) { ids[e.id] = 1; });

@@ -1,0 +1,2 @@
+# mysite/__init__.py
+from .celery import app as celery_app

@@ -1,1 +1,0 @@
-"""The admin tuning UI's pages (registered by ``recsys.admin`` under the recsys app section)."""
