@@ -41,7 +41,7 @@ def test_search_finds_the_hand_checked_optimum():
 
 
 def test_coordinate_ascent_when_the_grid_is_too_large(monkeypatch):
-    monkeypatch.setattr(tuning, "MAX_EXHAUSTIVE", 1)
+    monkeypatch.setattr(fusion_search, "MAX_EXHAUSTIVE", 1)
     replay = fusion_search.Replay.build(_data(HAND, {"A": 1.0, "B": 0.0}))
     assert fusion_search.search(replay, [1.0, 0.0], grid=[0.0, 0.5, 1.0])[0] == [1.0, 0.5]
 
