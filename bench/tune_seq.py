@@ -30,7 +30,9 @@ import numpy as np
 import torch
 
 from recsys import seqmodel
-from recsys.evaluation.splits import loo, read_events, read_items, stream
+from recsys.evaluation.splits import cold_items, loo, new_visitors, read_events, read_items, sparse, stream
+
+SPLITS = {"loo": loo, "stream": stream, "cold-items": cold_items, "new-visitors": new_visitors, "sparse": sparse}
 
 
 def text_embeddings(items_csv: str, rows) -> np.ndarray:
@@ -50,7 +52,7 @@ def text_embeddings(items_csv: str, rows) -> np.ndarray:
 
 
 def make_split(events, protocol: str, validation: bool):
-    return loo(events, validation=validation) if protocol == "loo" else stream(events, validation=validation)
+    return SPLITS[protocol](events, validation=validation)
 
 
 def probs_for(models, histories: list[list[int]]) -> np.ndarray:
@@ -64,10 +66,19 @@ def probs_for(models, histories: list[list[int]]) -> np.ndarray:
 
 
 def evaluate(models, split, index: dict[str, int], k: int = 10, batch: int = 512) -> dict[str, float]:
-    """NDCG@k / HR@k of the targets, excluding each user's earlier items."""
+    """NDCG@k / HR@k of the targets, excluding each user's earlier items; with target groups
+    (cold-items) also per group."""
+    out = _evaluate(models, split.targets, index, k, batch)
+    for group in sorted({t.group for t in split.targets if t.group}):
+        part = _evaluate(models, [t for t in split.targets if t.group == group], index, k, batch)
+        out[group] = {key: part[key] for key in ("NDCG@10", "HR@10", "n")}
+    return out
+
+
+def _evaluate(models, targets, index: dict[str, int], k: int, batch: int) -> dict[str, float]:
     max_len = models[0].config.max_len
     rows = []
-    for t in split.targets:
+    for t in targets:
         hist = [index[h.item] for h in t.history if h.item in index]
         rows.append((hist, {index[h.item] for h in t.history if h.item in index}, index.get(t.item)))
     ndcg = hits = 0.0
@@ -98,13 +109,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", required=True)
     ap.add_argument("--items", required=True)
-    ap.add_argument("--protocol", choices=["loo", "stream"], default="loo")
+    ap.add_argument("--protocol", choices=list(SPLITS), default="loo")
     ap.add_argument("--validation", action="store_true")
     ap.add_argument("--set", action="append", default=[], help="SeqConfig field=value (JSON value)")
     ap.add_argument("--seeds", default="", help="comma-separated seeds: an ensemble of one model per seed")
     ap.add_argument("--every", type=int, default=0, help="score the targets every N epochs")
     ap.add_argument("--snapshots", default="", help="comma-separated epochs: also average these checkpoints")
     ap.add_argument("--no-text", action="store_true", help="learned item embeddings only")
+    ap.add_argument("--seen-only", action="store_true",
+                    help="train over the items with training events only; the rest join afterwards from their "
+                         "text (NextItemModel.add_items), as items created after a training do")
     ap.add_argument("--json", help="append the result as one JSON line to this file")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -125,11 +139,28 @@ def main(argv=None) -> int:
     seqs: dict[str, list[str]] = defaultdict(list)
     for e in split.train:  # global time order, ties in file order: the log's order
         seqs[e.user].append(e.item)
-    index = {item_id: i + 1 for i, item_id in enumerate(ids)}
+    vocabulary = ids
+    if args.seen_only:
+        seen = {e.item for e in split.train}
+        vocabulary = [i for i in ids if i in seen]
+        unseen = [(n, i) for n, i in enumerate(ids) if i not in seen]
+
+    def scored(model):
+        """The model as ranked: with --seen-only, the unseen items added from their text."""
+        if not args.seen_only or text is None:
+            return model
+        out = seqmodel.NextItemModel(list(model.item_ids), model.config, model.nets)
+        out.add_items([i for _, i in unseen], text[[n for n, _ in unseen]])
+        return out
+
+    def evaluate_scored(ms):
+        ms = [scored(m) for m in ms]
+        return evaluate(ms, split, ms[0].index)
+
     snap_epochs = {int(s) for s in args.snapshots.split(",") if s}
     label = {"protocol": args.protocol, "validation": args.validation, "config": overrides, "seeds": seeds,
              "snapshots": sorted(snap_epochs),
-             "text": not args.no_text}
+             "text": not args.no_text, "seen_only": args.seen_only}
     print(json.dumps(label), flush=True)
 
     models, curve, snaps = [], {}, []
@@ -140,19 +171,21 @@ def main(argv=None) -> int:
         def progress(epoch, loss, model, seed=seed):
             if epoch + 1 in snap_epochs:
                 snaps.append(copy.deepcopy(model))
-                res = evaluate(snaps, split, index)
+                res = evaluate_scored(snaps)
                 print(f"seed {seed} epoch {epoch + 1} snapshots {len(snaps)} {res}", flush=True)
             if args.every and (epoch + 1) % args.every == 0:
-                res = evaluate(models + [model], split, index)
+                res = evaluate_scored(models + [model])
                 curve.setdefault(epoch + 1, {})[seed] = res["NDCG@10"]
                 print(f"seed {seed} epoch {epoch + 1} loss {loss:.4f} ens{len(models) + 1} {res} "
                       f"{time.monotonic() - started:.0f}s", flush=True)
 
-        models.append(seqmodel.train(list(seqs.values()), ids, text, run_cfg, progress=progress, threads=1))
+        train_text = text if not args.seen_only or text is None else text[[ids.index(i) for i in vocabulary]]
+        models.append(seqmodel.train(list(seqs.values()), vocabulary, train_text, run_cfg, progress=progress,
+                                     threads=1))
     seconds = time.monotonic() - started
     if snaps:
         models = snaps
-    result = evaluate(models, split, index)
+    result = evaluate_scored(models)
     # Per-request cost: one forward pass over a full-length history, one thread.
     hist = list(range(1, cfg.max_len + 1))
     t0 = time.perf_counter()

@@ -141,6 +141,9 @@ LIVEREC = {
     "SUMMARY": {"BACKEND": os.environ.get("LIVEREC_SUMMARY_BACKEND", "recsys.summaries.SmolLM2Summarizer"),
                 "OPTIONS": {"threads": 1}},
     "STRATEGY_THREADS": int(os.environ.get("LIVEREC_STRATEGY_THREADS", "0")),
+    # LIVEREC_FULL_SOFTMAX_MAX_ITEMS=0 trains the sequence model with sampled softmax at any
+    # catalogue size (e.g. to compare both losses with recsys_evaluate).
+    "SEQUENTIAL": {"FULL_SOFTMAX_MAX_ITEMS": int(os.environ.get("LIVEREC_FULL_SOFTMAX_MAX_ITEMS", "5000"))},
     # bench_freshness compares intervals with it (recsys.conf: 1000).
     "ASSOCIATION_FOLD_INTERVAL_MS": int(os.environ.get("LIVEREC_ASSOCIATION_FOLD_INTERVAL_MS", "1000")),
 }

@@ -19,7 +19,10 @@ def beat_schedule(catch_up_seconds: float = 30.0, train_sequential_hours: float 
     - association pruning: item pairs whose decayed weight is negligible, once a day;
     - sequence-model training: ``sequential/next-item`` retrains on the whole log
       (``train_sequential_hours=None`` leaves it to ``manage.py recsys_train``); requests keep
-      the newest stored model while a new one trains.
+      the newest stored model while a new one trains;
+    - sequence-model training by event volume, checked every 5 minutes: the first model once
+      ``LIVEREC["SEQUENTIAL"]["FIRST_TRAINING_MIN_EVENTS"]`` engaged events are logged, then a
+      warm start every ``RETRAIN_AFTER_EVENTS`` (a new site gets its model within minutes).
     """
     schedule = {
         "liverec-catch-up": {"task": "recsys.tasks.process_events", "schedule": float(catch_up_seconds),
@@ -34,6 +37,8 @@ def beat_schedule(catch_up_seconds: float = 30.0, train_sequential_hours: float 
         "liverec-prune-associations": {"task": "recsys.tasks.prune_associations", "schedule": 24 * 3600.0,
                                        "options": {"queue": BATCH, "expires": 3600}},
     }
+    schedule["liverec-retrain-sequential-if-due"] = {"task": "recsys.tasks.retrain_sequential_if_due",
+                                                     "schedule": 300.0, "options": {"queue": BATCH, "expires": 300}}
     if train_sequential_hours:
         schedule["liverec-train-sequential"] = {"task": "recsys.tasks.train_sequential",
                                                 "schedule": float(train_sequential_hours) * 3600.0,

@@ -4,11 +4,14 @@ Pure torch + numpy, no Django: the Celery task (``services.sequential``), the st
 the evaluation all go through ``train``, ``dumps``/``loads`` and, per request,
 ``NextItemModel.top`` (``score`` gives the whole distribution, for tuning scripts).
 
-What makes it work on interaction logs (docs/evaluation.md: SASRec and GRU4Rec lead
-ALS by ~45% on MovieLens): next-item cross-entropy at *every* position of the sequence with a
-full softmax over the catalogue (no sampled negatives). Item embeddings are the text
-embedding projected to ``d`` plus a learned per-item offset that starts at zero, so an item
-that never appeared in training still has a meaningful (content) embedding.
+What makes it work on interaction logs (docs/evaluation.md: SASRec and GRU4Rec lead ALS by
+~45% on MovieLens): next-item cross-entropy at *every* position of the sequence. On catalogues up to
+``SeqConfig.full_softmax_max_items`` the softmax runs over the whole catalogue; above it, over
+each target and shared sampled negatives with logQ correction (``recsys.sequence.
+sampled_softmax``), so a training step's cost does not grow with the catalogue. Item
+embeddings are the text embedding projected to ``d`` plus a learned per-item offset that
+starts at zero, so an item that never appeared in training still has a meaningful (content)
+embedding.
 """
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from .sequence.sampled_softmax import NegativeSampler, sampled_softmax_loss
 
 
 @dataclass
@@ -46,11 +51,30 @@ class SeqConfig:
     ensemble: int = 1
     # Text embeddings give new items a position; the learned offset lets data correct it.
     use_text: bool = True
+    # "full": softmax over the whole catalogue at every position (best on small catalogues,
+    # cost ~ events x items); "sampled": each target against shared sampled negatives with
+    # logQ correction (``recsys.sequence.sampled_softmax``, cost independent of the
+    # catalogue); "auto": full up to ``full_softmax_max_items`` items, sampled above.
+    loss: str = "auto"
+    full_softmax_max_items: int = 5_000
+    negatives_in_batch: int = 256
+    negatives_uniform: int = 256
+
+    LOSSES = ("auto", "full", "sampled")
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "SeqConfig":
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in (data or {}).items() if k in known})
+        cfg = cls(**{k: v for k, v in (data or {}).items() if k in known})
+        if cfg.loss not in cls.LOSSES:
+            raise ValueError(f"sequence model loss {cfg.loss!r} is not one of {', '.join(cls.LOSSES)}")
+        return cfg
+
+    def full_softmax(self, n_items: int) -> bool:
+        """Whether training on ``n_items`` items takes the full softmax (see ``loss``)."""
+        if self.loss == "auto":
+            return n_items <= self.full_softmax_max_items
+        return self.loss == "full"
 
 
 class _Net(nn.Module):
@@ -77,6 +101,17 @@ class _Net(nn.Module):
         self.blocks = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d)
         self.drop = nn.Dropout(cfg.dropout)
+
+    def item_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """``item_table()[rows]`` without computing the rest of the table: a sampled-softmax
+        step needs only the rows its batch touches, and projecting the whole catalogue's text
+        every step would bring back a cost proportional to the catalogue. The offsets' gradient
+        is sparse (the touched rows only; ``_optimizers`` steps them with a lazy Adam): a dense
+        one, and Adam over the whole table, was a third of a step at 100,000 items."""
+        emb = F.embedding(rows, self.offset.weight, padding_idx=0, sparse=True)
+        if self.proj is not None and self.text.numel():
+            emb = emb + self.proj(self.text[rows])
+        return emb
 
     def item_table(self) -> torch.Tensor:
         table = self.offset.weight
@@ -634,14 +669,16 @@ class _Int8Logits:
 
 
 def _train_one(seqs: list[list[int]], n_items: int, text: np.ndarray | None, cfg: SeqConfig, seed: int,
-               progress: Callable[[int, float, _Net], None] | None) -> _Net:
+               progress: Callable[[int, float, _Net], None] | None, start: _Net | None = None) -> _Net:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     rows = torch.from_numpy(_windows(seqs, cfg.max_len))
     rng = random.Random(seed) if cfg.random_windows else None
-    net = _Net(n_items, cfg, text)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    net = start if start is not None else _Net(n_items, cfg, text)
+    sampler = None if cfg.full_softmax(n_items) else NegativeSampler(n_items, cfg.negatives_in_batch,
+                                                                     cfg.negatives_uniform)
+    opts = _optimizers(net, cfg, sparse=sampler is not None)
     n = rows.shape[0]
     for epoch in range(cfg.epochs if n else 0):
         net.train()
@@ -650,21 +687,50 @@ def _train_one(seqs: list[list[int]], n_items: int, text: np.ndarray | None, cfg
             n = rows.shape[0]
         perm = torch.randperm(n)
         total = 0.0
-        for start in range(0, n, cfg.batch_size):
-            batch = rows[perm[start:start + cfg.batch_size]]
-            inp, tgt = batch[:, :-1], batch[:, 1:]
-            table = net.item_table()
-            h = net.hidden(inp, table)
-            mask = tgt > 0
-            logits = h[mask] @ table[1:].T
-            loss = F.cross_entropy(logits, tgt[mask] - 1)
-            opt.zero_grad()
+        for start_row in range(0, n, cfg.batch_size):
+            batch = rows[perm[start_row:start_row + cfg.batch_size]]
+            loss, count = _batch_loss(net, batch, sampler)
+            for opt in opts:
+                opt.zero_grad()
             loss.backward()
-            opt.step()
-            total += float(loss.detach()) * int(mask.sum())
+            for opt in opts:
+                opt.step()
+            total += float(loss.detach()) * count
         if progress:
             progress(epoch, total / max(1, int((rows[:, 1:] > 0).sum())), net)
     return net
+
+
+def _optimizers(net: _Net, cfg: SeqConfig, sparse: bool) -> list[torch.optim.Optimizer]:
+    """Adam for the network; with ``sparse`` (sampled softmax) the item offsets take a lazy
+    Adam that updates only the rows a step touched (their gradient is sparse, ``item_rows``)."""
+    if not sparse:
+        return [torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)]
+    rest = [p for name, p in net.named_parameters() if name != "offset.weight"]
+    return [torch.optim.Adam(rest, lr=cfg.lr, weight_decay=cfg.weight_decay),
+            torch.optim.SparseAdam([net.offset.weight], lr=cfg.lr)]
+
+
+def _batch_loss(net: _Net, batch: torch.Tensor, sampler: NegativeSampler | None) -> tuple[torch.Tensor, int]:
+    """One batch's mean next-item loss at every position, and its number of positions."""
+    inp, tgt = batch[:, :-1], batch[:, 1:]
+    mask = tgt > 0
+    targets = tgt[mask]
+    if sampler is None:
+        table = net.item_table()
+        logits = net.hidden(inp, table)[mask] @ table[1:].T
+        return F.cross_entropy(logits, targets - 1), len(targets)
+    negatives, log_expected = sampler.draw(targets)
+    # The rows this step touches, renumbered: 0 (padding) stays 0, as ``hidden`` masks by it.
+    used, local = torch.unique(torch.cat([torch.zeros(1, dtype=torch.long), inp.reshape(-1), targets, negatives]),
+                               return_inverse=True)
+    table = net.item_rows(used)
+    n_inp = inp.numel()
+    local_inp = local[1:1 + n_inp].view_as(inp)
+    local_tgt = local[1 + n_inp:1 + n_inp + len(targets)]
+    local_neg = local[1 + n_inp + len(targets):]
+    h = net.hidden(local_inp, table)[mask]
+    return sampled_softmax_loss(h, table[local_tgt], table[local_neg], targets, negatives, log_expected), len(targets)
 
 
 def train(sequences: Sequence[Sequence[str]], item_ids: Sequence[str], text: np.ndarray | None = None,
@@ -689,6 +755,49 @@ def train(sequences: Sequence[Sequence[str]], item_ids: Sequence[str], text: np.
             def report(epoch, loss, net, done=tuple(nets)):
                 progress(epoch, loss, NextItemModel(item_ids, cfg, [*done, net]))
         nets.append(_train_one(seqs, len(item_ids), text, cfg, cfg.seed + member, report))
+    return NextItemModel(item_ids, cfg, nets, trained_at=time.time())
+
+
+def warm_start(previous: NextItemModel, sequences: Sequence[Sequence[str]], item_ids: Sequence[str],
+               text: np.ndarray | None = None, config: SeqConfig | None = None,
+               progress: Callable[[int, float, NextItemModel], None] | None = None,
+               threads: int | None = None) -> NextItemModel:
+    """Continue training ``previous`` on ``sequences`` (usually the recent ones) over the
+    catalogue ``item_ids``: the fresh model between full trainings.
+
+    Every member starts from the previous member's weights. An item the previous version knew
+    keeps its embedding exactly (its offset is the previous row minus its projected text); a
+    new item starts from its text (offset zero), as ``add_items`` ranks it, and the epochs
+    then place it by the events it took part in. The network's shape (``d``, layers, heads,
+    ``max_len``) is the previous version's; ``config`` gives epochs, lr, loss and negatives.
+    """
+    cfg = SeqConfig.from_dict({**asdict(config or previous.config),
+                               **{k: getattr(previous.config, k) for k in ("d", "layers", "heads", "max_len")},
+                               "ensemble": len(previous.nets)})
+    if threads:
+        torch.set_num_threads(threads)
+    item_ids = list(item_ids)
+    index = {item_id: i + 1 for i, item_id in enumerate(item_ids)}
+    seqs = [[index[i] for i in s if i in index] for s in sequences]
+    known = [(i + 1, previous.index[item_id]) for i, item_id in enumerate(item_ids) if item_id in previous.index]
+    new_rows = torch.tensor([r for r, _ in known], dtype=torch.long)
+    old_rows = torch.tensor([r for _, r in known], dtype=torch.long)
+    nets: list[_Net] = []
+    for member, (old, table) in enumerate(zip(previous.nets, previous.tables())):
+        net = _Net(len(item_ids), cfg, text)
+        state = {k: v for k, v in old.state_dict().items() if k not in ("offset.weight", "text")}
+        if net.proj is None:
+            state.pop("proj.weight", None)
+        net.load_state_dict(state, strict=False)
+        with torch.no_grad():
+            if len(known):
+                base = net.item_rows(new_rows) - net.offset.weight[new_rows]  # the projected text (or 0)
+                net.offset.weight[new_rows] = table[old_rows] - base
+        report = None
+        if progress:
+            def report(epoch, loss, current, done=tuple(nets)):
+                progress(epoch, loss, NextItemModel(item_ids, cfg, [*done, current]))
+        nets.append(_train_one(seqs, len(item_ids), text, cfg, cfg.seed + member, report, start=net))
     return NextItemModel(item_ids, cfg, nets, trained_at=time.time())
 
 

@@ -232,3 +232,15 @@ def train_sequential() -> int:
 
     row = sequential.train_and_store(build_strategy(sequential.MODEL_NAME).config)
     return row.version if row else 0
+
+
+@shared_task(queue=BATCH, ignore_result=True, acks_late=False)
+def retrain_sequential_if_due() -> str:
+    """The sequential model's volume schedule (``LIVEREC["SEQUENTIAL"]``, run from beat every
+    few minutes): the first training once enough events are logged, then a warm start every
+    ``RETRAIN_AFTER_EVENTS`` engaged events; a cheap count when nothing is due. Not acks_late,
+    as ``train_sequential``."""
+    from .engine import build_strategy
+    from .services import sequential
+
+    return sequential.retrain_if_due(build_strategy(sequential.MODEL_NAME).config)

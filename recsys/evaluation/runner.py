@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator
 from django.db import connections
 
 from . import baselines, fusion_search, ranking_metrics
-from .splits import Interaction, ItemRow, Split, Target, loo, stream
+from .splits import Interaction, ItemRow, Split, Target, cold_items, loo, new_visitors, sparse, stream
 
 DEFAULT_SLOT = "for-you"
 EVAL_SLOT_PREFIX = "eval:"
@@ -235,12 +235,18 @@ def publish_eval_slots(slot: str, strategy_ids: list[str], event_names: list[str
 
 # -- the run --------------------------------------------------------------------------------
 
+PROTOCOLS = {"loo": loo, "stream": stream, "cold-items": cold_items, "new-visitors": new_visitors, "sparse": sparse}
+
+
 def make_split(events: list[Interaction], protocol: str, validation: bool = False) -> Split:
-    if protocol == "loo":
-        return loo(events, validation=validation)
-    if protocol == "stream":
-        return stream(events, validation=validation)
-    raise ValueError(f"unknown protocol {protocol!r}; choose 'loo' or 'stream'")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[protocol](events, validation=validation)
+
+
+def _group_names(split: Split) -> list[str]:
+    """Target groups reported beside "all" (cold-items: "cold", "warm")."""
+    return sorted({t.group for t in split.targets if t.group})
 
 
 def evaluate(events: list[Interaction], items: list[ItemRow], protocol: str, k: int = 10, *,
@@ -280,7 +286,9 @@ def evaluate(events: list[Interaction], items: list[ItemRow], protocol: str, k: 
     report.slot_config = slots[slot]
 
     row_slots = list(slots)
+    groups = _group_names(split)
     accs = {name: ranking_metrics.Accumulator(k) for name in row_slots}
+    group_accs = {(name, g): ranking_metrics.Accumulator(k) for name in row_slots for g in groups}
     spent = defaultdict(float)
     records: list[dict[str, Any]] = []
 
@@ -290,12 +298,14 @@ def evaluate(events: list[Interaction], items: list[ItemRow], protocol: str, k: 
             recs = recommend(target.user, name, k)
             spent[name] += time.monotonic() - t0
             accs[name].add(target.item, recs.signature())
+            if target.group:
+                group_accs[(name, target.group)].add(target.item, recs.signature())
         if tune_weights:
             per_strategy, exclude, _, _ = gather(target.user, slots[slot], k)
             records.append(fusion_search.collect_one(per_strategy, exclude, target.item))
 
     step = bar(f"rank {protocol} targets", len(split.targets))
-    if protocol == "loo":
+    if not split.stream:
         for target in split.targets:
             rank_all(target)
             step(1)
@@ -319,16 +329,25 @@ def evaluate(events: list[Interaction], items: list[ItemRow], protocol: str, k: 
                         ("item-kNN (cosine, k=10)", baselines.ItemKNN(catalogue, split.train, neighbours=10))):
         t0 = time.monotonic()
         acc = ranking_metrics.Accumulator(k)
+        by_group = {g: ranking_metrics.Accumulator(k) for g in groups}
         for target in split.targets:
-            acc.add(target.item, model.recommend([h.item for h in target.history], k))
+            listed = model.recommend([h.item for h in target.history], k)
+            acc.add(target.item, listed)
+            if target.group:
+                by_group[target.group].add(target.item, listed)
         report.rows.append(Row(name, "baseline", acc.result(len(catalogue), item_users, n_users),
                                time.monotonic() - t0))
+        for g in groups:
+            report.rows.append(Row(f"{name} [{g}]", "baseline", by_group[g].result(len(catalogue), item_users, n_users)))
     for name in row_slots:
         if name.startswith(EVAL_SLOT_PREFIX):
             kind, label = "strategy", name[len(EVAL_SLOT_PREFIX):]
         else:
             kind, label = "slot", f"{name} (default slot)" if name == slot else name
         report.rows.append(Row(label, kind, accs[name].result(len(catalogue), item_users, n_users), spent[name]))
+        for g in groups:
+            report.rows.append(Row(f"{label} [{g}]", kind,
+                                   group_accs[(name, g)].result(len(catalogue), item_users, n_users)))
     if tune_weights:
         report.collected = fusion_search.collection(k, slot_strategies(slots[slot]), records)
         report.tuning = fusion_search.tune(report.collected)

@@ -1,9 +1,16 @@
-"""The two protocols of the evaluation, as plain data (no database).
+"""The protocols of the evaluation, as plain data (no database).
 
 - loo: per user, interactions sorted by time (ties by file order); the last is the test
   target, the one before it the validation target.
 - stream: all interactions in global time order (ties by file order); the last 10% are
   predicted one by one, each from everything before it in time.
+- cold-items: loo, with the newest 20% of items (by first appearance) withheld from training
+  and from every history; targets are grouped "cold" (a withheld item) and "warm".
+- new-visitors: the newest 20% of visitors with 3 or more interactions (by first appearance)
+  are left out of training but for their first interaction; their 2nd and 3rd are predicted
+  one by one (from the first, then the first two), as the stream protocol feeds them.
+- sparse: loo on a subsample where the median visitor has about 6 interactions and the
+  median item about 5 (each visitor's latest ones among the most popular items).
 
 In both, the items the user interacted with before the target are excluded from the ranking.
 """
@@ -47,6 +54,7 @@ class Target:
     history: list[Interaction]  # the user's interactions before the target, oldest first
     at: float
     event: Interaction | None = None  # the held-out interaction itself
+    group: str = ""  # cold-items: "cold" or "warm"
 
 
 @dataclass
@@ -150,3 +158,100 @@ def stream(events: list[Interaction], *, test_fraction: float = 0.1, validation:
             targets.append(Target(e.user, e.item, list(hist), e.ts, e))
         hist.append(e)
     return Split("stream", train, targets, stream=held, skipped_repeats=skipped)
+
+
+def _first_seen(events: list[Interaction], key) -> list[str]:
+    """Distinct values of ``key(event)`` in order of first appearance (time, then file order)."""
+    seen: dict[str, None] = {}
+    for e in sorted(events, key=lambda e: e.key):
+        seen.setdefault(key(e), None)
+    return list(seen)
+
+
+def cold_items(events: list[Interaction], *, fraction: float = 0.2, validation: bool = False) -> Split:
+    """loo with the newest ``fraction`` of items withheld: no training event, no history event
+    of theirs; a target on one of them is "cold", any other "warm"."""
+    order = _first_seen(events, lambda e: e.item)
+    cold = set(order[len(order) - int(round(len(order) * fraction)):])
+    train: list[Interaction] = []
+    targets: list[Target] = []
+    for user, seq in _by_user(events).items():
+        if validation:
+            seq = seq[:-1]
+        hist = [e for e in seq[:-1] if e.item not in cold]
+        train.extend(hist)
+        if len(seq) < 2 or not hist:
+            continue
+        last = seq[-1]
+        targets.append(Target(user, last.item, hist, last.ts, last, "cold" if last.item in cold else "warm"))
+    train.sort(key=lambda e: e.key)
+    return Split("cold-items", train, targets)
+
+
+def new_visitors(events: list[Interaction], *, fraction: float = 0.2, validation: bool = False) -> Split:
+    """The newest ``fraction`` of visitors with 3+ interactions, unseen but for their first
+    interaction; their 2nd and 3rd are the targets, fed in order (``Split.stream``).
+    ``validation``: a disjoint set of visitors (the next-newest ``fraction``) instead."""
+    users = _by_user(events)
+    eligible = [u for u in _first_seen(events, lambda e: e.user) if len(users[u]) >= 3]
+    n = int(round(len(eligible) * fraction))
+    chosen = set(eligible[len(eligible) - n:] if not validation else eligible[len(eligible) - 2 * n:len(eligible) - n])
+    train: list[Interaction] = []
+    held: list[Interaction] = []
+    targets: list[Target] = []
+    for user, seq in users.items():
+        if user not in chosen:
+            if not validation or user not in set(eligible[len(eligible) - n:]):
+                train.extend(seq)
+            continue
+        train.append(seq[0])
+        for i in (1, 2):
+            held.append(seq[i])
+            if all(h.item != seq[i].item for h in seq[:i]):
+                targets.append(Target(user, seq[i].item, list(seq[:i]), seq[i].ts, seq[i]))
+    train.sort(key=lambda e: e.key)
+    held.sort(key=lambda e: e.key)
+    return Split("new-visitors", train, targets, stream=held)
+
+
+def sparse_sample(events: list[Interaction], *, visitor_events: int = 6, item_events: int = 5) -> list[Interaction]:
+    """Each visitor's latest ``visitor_events`` interactions among the most popular items,
+    with as many items kept as brings the median item's count closest to ``item_events``."""
+    from statistics import median
+
+    popularity: dict[str, int] = defaultdict(int)
+    for e in events:
+        popularity[e.item] += 1
+    ranked = sorted(popularity, key=lambda i: (-popularity[i], i))
+    users = _by_user(events)
+
+    def sample(top: int) -> list[Interaction]:
+        keep = set(ranked[:top])
+        out = []
+        for seq in users.values():
+            out.extend([e for e in seq if e.item in keep][-visitor_events:])
+        return out
+
+    best, best_gap = events, float("inf")
+    lo, hi = 1, len(ranked)
+    while lo <= hi:  # the median item count falls as more items are kept
+        mid = (lo + hi) // 2
+        kept = sample(mid)
+        counts: dict[str, int] = defaultdict(int)
+        for e in kept:
+            counts[e.item] += 1
+        med = median(counts.values()) if counts else 0
+        if abs(med - item_events) < best_gap:
+            best, best_gap = kept, abs(med - item_events)
+        if med > item_events:
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    return sorted(best, key=lambda e: e.key)
+
+
+def sparse(events: list[Interaction], *, validation: bool = False) -> Split:
+    """loo on ``sparse_sample(events)``."""
+    split = loo(sparse_sample(events), validation=validation)
+    split.protocol = "sparse"
+    return split

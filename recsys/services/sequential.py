@@ -1,6 +1,8 @@
 """The sequential model's data and life cycle: sequences from the log, training, versions.
 
-The batch task ``recsys.tasks.train_sequential`` calls ``train_and_store``; the strategy
+The batch task ``recsys.tasks.train_sequential`` calls ``train_and_store`` (on the clock), and
+``recsys.tasks.retrain_sequential_if_due`` calls ``retrain_if_due`` (by event volume: a first
+training, then warm starts, ``warm_start_and_store``); the strategy
 ``sequential/next-item`` calls ``current_model`` per request and ranks from the visitor's state
 that the fold stored (``update_states``), or from ``visitor_sequence_titled`` when it has none.
 """
@@ -9,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -38,11 +40,18 @@ def _item_event_names() -> list[str]:
     return sorted(n for n, w in settings.EVENT_WEIGHTS.items() if w > 0 and n != "searched")
 
 
-def sequences_from_log() -> dict[str, list[str]]:
-    """Every visitor's engaged items, oldest first (ties in log order), from the event log."""
+def _engaged():
+    return Event.objects.filter(name__in=_item_event_names(), is_bot=False, is_repeat=False).exclude(item_id="")
+
+
+def sequences_from_log(visitors: list[str] | None = None) -> dict[str, list[str]]:
+    """Every visitor's engaged items (or only these ``visitors``'), oldest first (ties in log
+    order), from the event log."""
     seqs: dict[str, list[str]] = defaultdict(list)
-    qs = (Event.objects.filter(name__in=_item_event_names(), is_bot=False, is_repeat=False).exclude(item_id="")
-          .order_by("occurred_at", "id").values_list("visitor_id", "item_id"))
+    qs = _engaged()
+    if visitors is not None:
+        qs = qs.filter(visitor_id__in=visitors)
+    qs = qs.order_by("occurred_at", "id").values_list("visitor_id", "item_id")
     for visitor_id, item_id in qs.iterator(chunk_size=20000):
         seqs[visitor_id].append(item_id)
     return seqs
@@ -112,6 +121,13 @@ def _read_blob(pk: int) -> bytes | None:
     return None if row is None else bytes(row[0])
 
 
+def training_config(config: dict | None) -> seqmodel.SeqConfig:
+    """The strategy's training config with the site's ``LIVEREC["SEQUENTIAL"]`` limits applied."""
+    limits = settings.SEQUENTIAL
+    return seqmodel.SeqConfig.from_dict({**(config or {}),
+                                         "full_softmax_max_items": int(limits["FULL_SOFTMAX_MAX_ITEMS"])})
+
+
 def train_and_store(config: dict | None = None, *, threads: int | None = None,
                     progress: Callable[[int, float, seqmodel.NextItemModel], None] | None = None,
                     backfill: bool = True) -> TrainedModel | None:
@@ -119,8 +135,11 @@ def train_and_store(config: dict | None = None, *, threads: int | None = None,
 
     ``backfill``: then compute every visitor's state under the new version (``backfill_states``).
     """
-    cfg = seqmodel.SeqConfig.from_dict(config)
+    cfg = training_config(config)
     started = time.monotonic()
+    # Where the next volume check counts from (an event committed later under a lower id is
+    # left to the next full training).
+    last_event_id = Event.objects.aggregate(m=Max("id"))["m"] or 0
     seqs = sequences_from_log()
     item_ids, text = _catalogue_text()
     # Items seen in events but not (yet) in the catalogue still belong in the vocabulary.
@@ -135,7 +154,15 @@ def train_and_store(config: dict | None = None, *, threads: int | None = None,
         return None
     model = seqmodel.train(list(seqs.values()), item_ids, text, cfg, progress=progress, threads=threads)
     metrics = {"visitors": len(seqs), "transitions": transitions, "items": len(item_ids),
-               "seconds": round(time.monotonic() - started, 2), "config": cfg.__dict__}
+               "seconds": round(time.monotonic() - started, 2), "config": cfg.__dict__,
+               "softmax": "full" if cfg.full_softmax(len(item_ids)) else "sampled"}
+    metrics["last_event_id"] = last_event_id
+    return _store(model, metrics, backfill)
+
+
+def _store(model: seqmodel.NextItemModel, metrics: dict, backfill: bool) -> TrainedModel:
+    """Store ``model`` as the next version (pruning old ones); then, with ``backfill``, every
+    visitor's state under it."""
     model.metrics = metrics
     blob = seqmodel.dumps(model)
     with transaction.atomic():
@@ -149,6 +176,87 @@ def train_and_store(config: dict | None = None, *, threads: int | None = None,
         model.row_id = row.pk
         backfill_states(model)
     return row
+
+
+def _newest_version() -> TrainedModel | None:
+    return TrainedModel.objects.defer("blob").filter(name=MODEL_NAME).order_by("-version").first()
+
+
+def _events_after(row: TrainedModel):
+    """Engaged events logged after ``row`` trained (by id; versions stored before ids were
+    recorded: by arrival time)."""
+    last_event_id = (row.metrics or {}).get("last_event_id")
+    if last_event_id is None:
+        return _engaged().filter(received_at__gt=row.created_at)
+    return _engaged().filter(id__gt=int(last_event_id))
+
+
+def engaged_events_since_training(limit: int) -> int:
+    """Engaged events since the newest version (all of them without one), counted up to ``limit``."""
+    row = _newest_version()
+    qs = _engaged() if row is None else _events_after(row)
+    return qs.values("id")[:limit].count()
+
+
+def warm_start_and_store(config: dict | None = None, *, threads: int | None = None,
+                         backfill: bool = True) -> TrainedModel | None:
+    """A new version continued from the newest one on recent events (``seqmodel.warm_start``):
+    ``LIVEREC["SEQUENTIAL"]["WARM_START_EPOCHS"]`` epochs over the histories of the visitors
+    with engaged events since it, over today's catalogue (new items start from their text).
+    None without a previous version or recent events."""
+    row = _newest_version()
+    blob = _read_blob(row.pk) if row is not None else None
+    if blob is None:
+        return None
+    started = time.monotonic()
+    last_event_id = Event.objects.aggregate(m=Max("id"))["m"] or 0
+    visitors = sorted(set(_events_after(row).values_list("visitor_id", flat=True)))
+    if not visitors:
+        return None
+    previous = seqmodel.loads(blob)
+    cfg = training_config({**(config or {}), "epochs": int(settings.SEQUENTIAL["WARM_START_EPOCHS"])})
+    # Each history cut to its newest 2 x max_len items: the recent transitions with context.
+    seqs = {v: s[-2 * previous.config.max_len:] for v, s in sequences_from_log(visitors).items()}
+    item_ids, text = _catalogue_text()
+    extra = sorted({i for s in seqs.values() for i in s} - set(item_ids))
+    if extra:
+        item_ids = item_ids + extra
+        if text is not None:
+            text = np.vstack([text, np.zeros((len(extra), text.shape[1]), dtype=np.float32)])
+    model = seqmodel.warm_start(previous, list(seqs.values()), item_ids, text, cfg, threads=threads)
+    transitions = sum(max(0, len(s) - 1) for s in seqs.values())
+    metrics = {"warm_start_from": row.version, "visitors": len(seqs), "transitions": transitions,
+               "items": len(item_ids), "new_items": len(set(item_ids) - set(previous.index)),
+               "seconds": round(time.monotonic() - started, 2), "config": asdict(model.config),
+               "softmax": "full" if model.config.full_softmax(len(item_ids)) else "sampled",
+               "last_event_id": last_event_id}
+    return _store(model, metrics, backfill)
+
+
+# At most one volume-triggered training at a time, across workers; longer than any run.
+_TRAINING_LOCK = "liverec:sequential:training"
+_TRAINING_LOCK_SECONDS = 6 * 3600
+
+
+def retrain_if_due(config: dict | None = None, *, threads: int | None = None) -> str:
+    """The volume schedule (``LIVEREC["SEQUENTIAL"]``): the first training once enough events
+    are logged, then a warm start every ``RETRAIN_AFTER_EVENTS`` engaged events. Returns what
+    it did: "first training", "warm start", "not due" or "busy" (another run holds the lock)."""
+    from django.core.cache import cache
+
+    limits = settings.SEQUENTIAL
+    first = _newest_version() is None
+    due = int(limits["FIRST_TRAINING_MIN_EVENTS"] if first else limits["RETRAIN_AFTER_EVENTS"])
+    if engaged_events_since_training(due) < due:
+        return "not due"
+    if not cache.add(_TRAINING_LOCK, 1, _TRAINING_LOCK_SECONDS):
+        return "busy"
+    try:
+        if first:
+            return "first training" if train_and_store(config, threads=threads) else "not due"
+        return "warm start" if warm_start_and_store(config, threads=threads) else "not due"
+    finally:
+        cache.delete(_TRAINING_LOCK)
 
 
 _cache: dict[str, tuple[tuple, seqmodel.NextItemModel]] = {}

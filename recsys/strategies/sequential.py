@@ -32,6 +32,9 @@ class NextItem(Strategy):
         # thread at 1,682 items).
         "d": 128, "layers": 2, "heads": 2, "dropout": 0.3, "max_len": 50, "epochs": 50,
         "batch_size": 128, "lr": 1e-3, "random_windows": True, "ensemble": 2,
+        # "auto": full softmax up to LIVEREC["SEQUENTIAL"]["FULL_SOFTMAX_MAX_ITEMS"] items,
+        # sampled softmax (256 in-batch + 256 uniform negatives, logQ-corrected) above.
+        "loss": "auto", "negatives_in_batch": 256, "negatives_uniform": 256,
         # The reason's template; empty: the site's "next" template (recsys.reasons).
         "reason": "",
     }

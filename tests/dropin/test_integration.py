@@ -75,7 +75,8 @@ def test_the_beat_schedule_covers_catch_up_retention_folds_and_training():
     tasks = {e["task"] for e in beat_schedule().values()}
     assert tasks == {"recsys.tasks.process_events", "recsys.tasks.fold_associations",
                      "tracking.tasks.apply_retention", "tracking.tasks.ensure_event_partitions",
-                     "recsys.tasks.prune_associations", "recsys.tasks.train_sequential"}
+                     "recsys.tasks.prune_associations", "recsys.tasks.train_sequential",
+                     "recsys.tasks.retrain_sequential_if_due"}
     assert "recsys.tasks.train_sequential" not in {e["task"] for e in beat_schedule(train_sequential_hours=None).values()}
 
 

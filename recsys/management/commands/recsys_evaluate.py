@@ -17,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--events", help="EVENTS.csv: user_id,item_id,event,timestamp[,value]; "
                                              "without --events/--items the site's own log is evaluated")
         parser.add_argument("--items", help="ITEMS.csv: item_id,title[,text][,categories separated by |]")
-        parser.add_argument("--protocol", choices=["loo", "stream"], default="loo")
+        parser.add_argument("--protocol", choices=list(runner.PROTOCOLS), default="loo")
         parser.add_argument("--k", type=int, default=10)
         parser.add_argument("--slot", default=runner.DEFAULT_SLOT, help="the slot of the default row")
         parser.add_argument("--strategies", help="comma-separated strategy ids to evaluate alone (default: all registered)")
