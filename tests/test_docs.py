@@ -16,11 +16,6 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 README_MAX_LINES = 350
 
-# docs/ pages that work in progress on other branches is writing. A link to one of them may
-# not resolve yet; every other link must. Empty this set once those pages are merged.
-PAGES_BEING_WRITTEN = frozenset({
-})
-
 # Diary voice: figures and decisions told as a story of past runs instead of the present.
 _ORDINALS = ("third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|"
              "fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|\\d+(?:st|nd|rd|th)")
@@ -132,16 +127,9 @@ def test_every_local_link_in_the_readme_and_docs_resolves():
             if re.match(r"^[a-z]+:", target) or target.startswith("#"):
                 continue
             resolved = (page.parent / target.split("#")[0]).resolve()
-            path = resolved.relative_to(ROOT).as_posix() if resolved.is_relative_to(ROOT) else str(resolved)
-            if not resolved.exists() and path not in PAGES_BEING_WRITTEN:
+            if not resolved.exists():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert not broken, "links to files that do not exist:\n" + "\n".join(broken)
-
-
-def test_pages_being_written_are_only_pages_that_do_not_exist_yet():
-    # Once a page lands, its entry must go, so a later deletion is caught as a broken link.
-    landed = sorted(p for p in PAGES_BEING_WRITTEN if (ROOT / p).exists())
-    assert not landed, f"remove from PAGES_BEING_WRITTEN (they exist now): {landed}"
 
 
 _MODULE_PATH = re.compile(r"`((?:tracking|recsys|devstack|demo|bench)/[\w./*-]+)`")
