@@ -6,11 +6,11 @@ object upserts its item and re-embeds it when its text changed.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from django.db import models
 
-from .itemtext import validate
+from .itemtext import DEFAULT_FIELDS, validate
 
 Getter = str | Callable[[Any], Any] | None
 
@@ -130,3 +130,12 @@ def adapter_for(model: type[models.Model]) -> ItemAdapter | None:
 
 def adapters() -> list[ItemAdapter]:
     return list(_registry.values())
+
+
+def text_fields_for(source: str) -> Sequence[str]:
+    """The text fields of the adapter whose label is ``source`` (an item's ``source``), else
+    the defaults (``recsys.itemtext``)."""
+    for adapter in adapters():
+        if adapter.label() == source:
+            return adapter.text_fields
+    return DEFAULT_FIELDS

@@ -37,16 +37,6 @@ def build(item: Any, fields: Sequence[str] = DEFAULT_FIELDS) -> str:
     return ". ".join(p for p in parts if p)
 
 
-def fields_for(source: str) -> Sequence[str]:
-    """The text fields of the adapter whose label is ``source``, else the defaults."""
-    from .adapters import adapters
-
-    for adapter in adapters():
-        if adapter.label() == source:
-            return adapter.text_fields
-    return DEFAULT_FIELDS
-
-
 def validate(fields: Sequence[str], where: str) -> Sequence[str]:
     unknown = [f for f in fields if f not in FIELDS]
     if unknown or not fields:

@@ -5,6 +5,9 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from pgvector.django import VectorField
 
+from .adapters import text_fields_for
+from .itemtext import build
+
 
 class Item(models.Model):
     """The catalogue projection: what can be recommended, with its text embedding.
@@ -34,9 +37,7 @@ class Item(models.Model):
 
     def embedding_text(self) -> str:
         """What the encoder embeds: the adapter's ``text_fields``, dates left out (``recsys.itemtext``)."""
-        from .itemtext import build, fields_for
-
-        return build(self, fields_for(self.source))
+        return build(self, text_fields_for(self.source))
 
 
 class VisitorProfile(models.Model):

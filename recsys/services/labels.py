@@ -11,6 +11,7 @@ from .. import interest_model as im
 from .. import keyphrases as kp
 from ..encoders import get_encoder
 from ..models import Item, Keyphrase
+from . import dispatch
 
 _lock = threading.Lock()
 _cache: dict[str, tuple[tuple, list[str], np.ndarray]] = {}
@@ -54,9 +55,7 @@ def request_mining() -> bool:
 
     if not cache.add("liverec:keyphrases:requested", 1, MINING_REQUEST_SECONDS):
         return False
-    from ..tasks import refresh_topics
-
-    transaction.on_commit(refresh_topics.delay)
+    transaction.on_commit(dispatch.task("refresh_topics").delay)
     return True
 
 

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from recsys import itemtext
+from recsys import adapters, itemtext
 
 from .engine_helpers import isolated_cache  # noqa: F401
 
@@ -28,8 +28,8 @@ def test_release_years_and_iso_dates_are_left_out_but_digits_of_a_title_stay():
 def test_the_fields_are_the_adapters(db):
     from demo.catalogue.adapters import FilmAdapter
 
-    assert itemtext.fields_for("catalogue.film") == FilmAdapter.text_fields == ("title", "categories")
-    assert itemtext.fields_for("events") == itemtext.DEFAULT_FIELDS
+    assert adapters.text_fields_for("catalogue.film") == FilmAdapter.text_fields == ("title", "categories")
+    assert adapters.text_fields_for("events") == itemtext.DEFAULT_FIELDS
     only_title = film("Alien (1979)", ["Horror"], text="a long synopsis")
     assert itemtext.build(only_title, ("title",)) == "Alien"
 
