@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.stack import wait_for
+
 from recsys.models import VisitorProfile
 from tracking.models import Event
 
@@ -26,7 +28,9 @@ def test_viewing_a_film_updates_the_for_you_widget_without_reload(stack, embedde
         timeout=20000)
     assert navigations == []  # no reload happened
     visitor = page.evaluate("window.liverec.visitorId()")
-    assert Event.objects.filter(visitor_id=visitor, name="item_viewed", item_id="6").exists()
+    # The tracker posts its batch on its own schedule; the list above may come from the page's context.
+    wait_for(lambda: Event.objects.filter(visitor_id=visitor, name="item_viewed", item_id="6").exists(),
+             timeout=30, what="the view stored in the event log")
     profile = VisitorProfile.objects.get(visitor_id=visitor)
     assert profile.long_term is not None
     reasons = widget.locator(".liverec-reason").all_text_contents()

@@ -15,6 +15,7 @@ from recsys.models import RecommendationLog, VisitorProfile
 from recsys.live import lists
 from recsys.tokens import make_token
 from devstack.stack import wait_for
+from tests.threads import in_thread
 from tests.visitors import cookies, liverec_socket
 from tracking import services
 
@@ -65,7 +66,7 @@ async def drain(ws, quiet=1.5):
 
 async def wait_profile(visitor, events):
     for _ in range(400):
-        found = await asyncio.to_thread(
+        found = await in_thread(
             lambda: VisitorProfile.objects.filter(visitor_id=visitor, event_count__gte=events).exists())
         if found:
             return
@@ -89,7 +90,7 @@ def test_a_burst_of_ten_events_is_pushed_once_or_twice_and_ends_current(stack, e
             # of this shared machine alone can spread ten requests over seconds).
             t0 = time.perf_counter()
             for item in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10):
-                await asyncio.to_thread(append, visitor, item)
+                await in_thread(append, visitor, item)
             span = time.perf_counter() - t0
             await wait_profile(visitor, 10)
             return first, await drain(ws), span
@@ -133,7 +134,7 @@ def test_visitors_folded_together_each_get_their_own_list(stack, embedded_catalo
             for ws in sockets:
                 await recv(ws)
             # Appended back to back: the worker's next fold usually holds all three.
-            await asyncio.to_thread(lambda: [append(v, f) for v, f in zip(visitors, films)])
+            await in_thread(lambda: [append(v, f) for v, f in zip(visitors, films)])
             return [await recv(ws) for ws in sockets]
         finally:
             for ws in sockets:

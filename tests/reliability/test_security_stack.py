@@ -16,6 +16,7 @@ from recsys.consumers import SEQ_ERROR
 from recsys.cache import raw_key, redis_client
 from recsys.live import keys, pushstate
 from recsys.tokens import make_token
+from tests.threads import in_thread
 from tests.visitors import cookies, liverec_socket
 from tracking import services
 
@@ -70,7 +71,7 @@ def test_huge_seq_numbers_get_an_error_frame_and_cost_no_one_their_pushes(stack,
             pong = await recv(bad)
             pushes = 0
             for item in ("2", "6", "10"):  # each round's events folded in one realtime cycle
-                await asyncio.to_thread(view_together, [attacker, victim], item)
+                await in_thread(view_together, [attacker, victim], item)
                 await next_push(good)
                 pushes += 1
                 await asyncio.sleep(1.0)  # past the burst window: each round pushes at its leading edge
@@ -95,7 +96,7 @@ def test_a_counter_left_at_the_64_bit_maximum_restarts_and_fails_no_ones_push(st
             await recv(good)
             # The state a pre-fix attack left behind: INCR on it overflows.
             await asyncio.to_thread(cache.set, keys.visitor_key("seq", attacker), 2 ** 63 - 1, None)
-            await asyncio.to_thread(view_together, [attacker, victim], "3")
+            await in_thread(view_together, [attacker, victim], "3")
             return await next_push(good), await next_push(bad)
 
     to_victim, to_attacker = asyncio.run(scenario())
@@ -108,7 +109,7 @@ def test_every_push_state_key_expires(stack, embedded_catalogue):
     async def scenario():
         async with connect(stack, visitor) as ws:
             await recv(ws)
-            await asyncio.to_thread(view_together, [visitor], "4")
+            await in_thread(view_together, [visitor], "4")
             await next_push(ws)
 
     asyncio.run(scenario())
