@@ -12,6 +12,7 @@ from pathlib import Path
 
 from devstack.__main__ import THREAD_ENV, supervisor, worker_commands
 from devstack.supervisor import Supervisor
+from recsys.tasks import health_probe, health_probe_batch, health_probe_summaries
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,7 +77,6 @@ def start_stack(db_settings: dict, *, web: bool = True, timeout: float = 120.0, 
 def _wait_ready(stack: Stack, web: bool, timeout: float, summaries: bool = False) -> None:
     from celery import current_app
 
-    from recsys.tasks import health_probe, health_probe_batch, health_probe_summaries
 
     deadline = time.monotonic() + timeout
     # Every queue answers a real round trip (the realtime one also loads the encoder).

@@ -6,6 +6,7 @@ source of catalogue items (call it from your AppConfig.ready()).
 
 
 def register(model, **kwargs):
+    # Imported here: ``import recsys`` (settings, INSTALLED_APPS) must not load Django's models.
     from .adapters import register
 
     return register(model, **kwargs)

@@ -16,6 +16,7 @@ from .adapters import adapters as registered_adapters
 from .conf import settings
 from .models import TrainedModel
 from .strategies import registry
+from .summaries import unavailable_reason
 
 QUICKSTART = "docs/quickstart.md"
 
@@ -218,8 +219,6 @@ def check_trained_models(app_configs, **kwargs):
 
 @register("liverec")
 def check_summary_backend(app_configs, **kwargs):
-    from .summaries import unavailable_reason
-
     reason = unavailable_reason()
     if reason is None:
         return []

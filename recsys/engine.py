@@ -23,7 +23,10 @@ import numpy as np
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
+from tracking.models import Event
+
 from . import configcache, fallback, ranking, reasons, selectors
+from .adapters import adapters
 from .conf import settings
 from .cycletrace import span
 from .models import Item
@@ -147,8 +150,6 @@ def _meta(item_ids: list[str], with_vectors: bool) -> dict[str, _Row]:
 
 def _host_allowed(items: dict[str, _Row], host_filters: dict[str, Any]) -> set[str]:
     """Item ids whose host object passes its adapter's ``filters`` and the slot's ``host`` lookups."""
-    from .adapters import adapters
-
     allowed = set(items)
     for adapter in adapters():
         if not adapter.filters and not host_filters:
@@ -333,8 +334,6 @@ def recommend_many(requests, *, config: dict[str, Any] | None = None,
 
 def _latest_searches(visitor_ids: list[str]) -> dict[str, tuple[str, Any]]:
     """{visitor: (their latest search's query, its time)}: one indexed read per visitor."""
-    from tracking.models import Event
-
     table = Event._meta.db_table
     rows = fetch_binary(
         f"SELECT q.v, s.query, s.occurred_at FROM unnest(%s::text[]) AS q(v) CROSS JOIN LATERAL ("
@@ -406,6 +405,4 @@ def _finish(r: _Request, fused: list[Candidate], exclude: set[str], filters: dic
 
 
 def _adapters_with_filters():
-    from .adapters import adapters
-
     return (a for a in adapters() if a.filters)

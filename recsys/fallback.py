@@ -24,6 +24,7 @@ from . import reasons
 from .conf import settings
 from .models import Item, ItemPopularity
 from .strategies.base import Candidate, Reason
+from .strategies.trending import trending_scores
 
 # Ids read per ranked tier: enough to survive the visitor's exclusions and the slot's filters.
 MAX_FETCH = 1024
@@ -57,8 +58,6 @@ def _popular_all_time(limit: int) -> list[str]:
 
 
 def _trending(limit: int) -> list[str]:
-    from .strategies.trending import trending_scores
-
     return [item_id for item_id, _ in trending_scores(float(settings.TRENDING["HALF_LIFE_HOURS"]), 30, limit)]
 
 

@@ -10,6 +10,11 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection
 
+from . import heartbeat
+from .conf import settings
+from .encoders import get_encoder
+from .summaries import get_summarizer
+
 
 def database() -> dict[str, Any]:
     try:
@@ -92,6 +97,8 @@ def cache() -> dict[str, Any]:
 
 def worker(timeout: float = ROUND_TRIP_TIMEOUT_SECONDS) -> dict[str, Any]:
     """A real round trip through the realtime queue; also reports the worker's encoder."""
+    # Imported here: the tasks bring every model's code (torch), which the system checks that
+    # import this module at start-up do not need.
     from .tasks import health_probe
 
     start = time.perf_counter()
@@ -105,10 +112,7 @@ def worker(timeout: float = ROUND_TRIP_TIMEOUT_SECONDS) -> dict[str, Any]:
 def workers() -> dict[str, Any]:
     """Every worker that registered a heartbeat (``recsys.heartbeat``): which are missing, and
     whether each queue the site needs has a live worker."""
-    from . import heartbeat
-    from .conf import settings
-    from .summaries import get_summarizer
-    from .tasks import BATCH, REALTIME, SUMMARIES
+    from .tasks import BATCH, REALTIME, SUMMARIES  # Imported here: as in ``worker``
 
     stale_after = heartbeat.MISSED_BEATS * float(settings.WORKER_HEARTBEAT_SECONDS)
     known = heartbeat.workers()
@@ -157,8 +161,6 @@ def channel_layer(timeout: float = ROUND_TRIP_TIMEOUT_SECONDS) -> dict[str, Any]
 
 
 def model_files() -> dict[str, Any]:
-    from .encoders import get_encoder
-
     encoder = get_encoder()
     error = encoder.check()
     return {"ok": error is None, "encoder": encoder.name, **({"error": error} if error else {})}

@@ -19,6 +19,8 @@ from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 
+from .conf import settings
+
 logger = logging.getLogger(__name__)
 
 HASH_KEY = "liverec:workers"
@@ -90,8 +92,6 @@ def _run(hostname: str, queues: list[str], interval: float) -> None:
 
 @worker_ready.connect
 def _start(sender=None, **kwargs) -> None:
-    from .conf import settings
-
     if sender is None:
         return
     queues = sorted(q.name for q in sender.app.amqp.queues.consume_from.values())

@@ -9,8 +9,12 @@ from django.utils import timezone
 
 from . import heartbeat, warmup  # noqa: F401  (connect the worker signals: heartbeat, warm-up, heap freeze)
 from .cycletrace import CycleTrace
+from .encoders import get_encoder
+from .engine import build_strategy
 from .live import push
-from .services import cooccurrence, events, interests, items, latency_samples, serving
+from .services import (coalesce, cooccurrence, events, interests, items, labels, latency_samples, sequential, serving,
+                       summaries, topics)
+from .services.evaluation_jobs import execute_run
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +119,6 @@ def probe_push(visitor_id: str, nonce: str) -> None:
 def _sequence_states(visitor_ids):
     """The touched visitors' sequence-model states, in one batch before their pushes rank from
     them (``sequential.compute_states``; stored by ``_store_sequence_states``)."""
-    from .services import sequential
-
     try:
         return sequential.compute_states(visitor_ids)
     except Exception:  # rankings then run the model inline (no state, or a stale one)
@@ -132,8 +134,6 @@ def _store_sequence_states(batch) -> None:
 
 
 def _request_summaries(visitor_ids) -> None:
-    from .services import summaries
-
     try:
         summaries.request_summaries(list(visitor_ids))
     except Exception:  # a cache or broker hiccup must not fail the projection
@@ -158,7 +158,6 @@ def health_probe() -> dict:
     the worker's heap its start-up froze out of garbage collection (``recsys.warmup``)."""
     import gc
 
-    from .encoders import get_encoder
 
     encoder = get_encoder()
     vec = encoder.encode(["health check"])
@@ -173,8 +172,6 @@ def health_probe_batch() -> bool:
 @shared_task(queue=BATCH, ignore_result=True, acks_late=True)
 def run_evaluation(run_id: int) -> str:
     """An admin-started offline evaluation (``recsys_evaluate``); see services.evaluation_jobs."""
-    from .services.evaluation_jobs import execute_run
-
     return execute_run(run_id)
 
 
@@ -194,8 +191,6 @@ def rebuild_associations() -> int:
 @shared_task(queue=BATCH, ignore_result=True, acks_late=True)
 def refresh_topics(k: int | None = None) -> int:
     """Keyphrases, catalogue topics and visitor topic shares (nightly from beat, or after an import)."""
-    from .services import labels, topics
-
     labels.mine_keyphrases()
     topics.recompute_topics(k)
     return topics.recompute_visitor_topics()
@@ -204,8 +199,6 @@ def refresh_topics(k: int | None = None) -> int:
 @shared_task(queue=SUMMARIES, ignore_result=True, acks_late=True)
 def summarize_visitor(visitor_id: str) -> None:
     """The LLM summary, on the summaries queue (seconds of CPU: never on the realtime or batch one)."""
-    from .services import coalesce, summaries
-
     # Released first: events arriving during generation schedule the next summary.
     coalesce.release(summaries.pending_key(visitor_id))
     summaries.summarize(visitor_id)
@@ -227,8 +220,6 @@ def train_sequential() -> int:
     2 threads on a quiet machine, 60-130 s when 7 processes share the 2 cores; requests keep
     the previous version until the new row commits.
     """
-    from .engine import build_strategy
-    from .services import sequential
 
     row = sequential.train_and_store(build_strategy(sequential.MODEL_NAME).config)
     return row.version if row else 0
@@ -240,7 +231,5 @@ def retrain_sequential_if_due() -> str:
     few minutes): the first training once enough events are logged, then a warm start every
     ``RETRAIN_AFTER_EVENTS`` engaged events; a cheap count when nothing is due. Not acks_late,
     as ``train_sequential``."""
-    from .engine import build_strategy
-    from .services import sequential
 
     return sequential.retrain_if_due(build_strategy(sequential.MODEL_NAME).config)

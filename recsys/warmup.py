@@ -55,6 +55,7 @@ def warm_realtime() -> None:
     """Load what a realtime cycle needs: the encoder (a new item or a search is embedded
     inline), the serving sequence model and the configuration snapshot. A missing table or
     model is the first cycle's business, not a reason to refuse to start."""
+    # Imported here: the ASGI module imports this one before Django is set up (freeze_heap).
     from . import configcache
     from .encoders import get_encoder
     from .services import sequential

@@ -28,6 +28,8 @@ from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 
+from .conf import settings
+
 logger = logging.getLogger(__name__)
 
 # Threads that run ingest views. Each holds at most one pooled database connection while
@@ -59,8 +61,6 @@ class FastIngest:
     async def _read_body(receive) -> bytes | None:
         """The whole body; past the endpoint's limit only its first limit+1 bytes are kept
         (the rest is drained, not buffered) so the view answers 413 as for any big body."""
-        from .conf import settings
-
         cap = settings.MAX_BODY_BYTES + 1
         chunks, size = [], 0
         while True:
@@ -77,6 +77,8 @@ class FastIngest:
     def _handle(self, scope, body: bytes) -> HttpResponse:
         """Run in a pool thread: the view with Django's request signals (pooled connections are
         returned on request_finished, as under the full handler)."""
+        # Imported here: a site's asgi.py imports this module before Django is set up, and
+        # the view and middleware import models.
         from .middleware import VisitorMiddleware
         from .views import ingest
 

@@ -25,9 +25,10 @@ from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import hooks, partitions
+from . import bots, counters, hooks, partitions, preprocess, ratelimit
 from .conf import settings
 from .models import ERASING, Event, EventKey
+from .ratelimit import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +122,6 @@ class IngestStateStore(VisitorStore):
     kind = "cache"
 
     def forget(self, visitor_id: str) -> int:
-        from . import bots, counters, preprocess, ratelimit
-
         return counters.delete_keys(settings.RATE_LIMIT_CACHE,
                                     [preprocess.state_key(visitor_id), bots.flag_key(visitor_id)],
                                     [bots.rate_pattern(visitor_id), ratelimit.visitor_pattern(visitor_id)])
@@ -267,7 +266,6 @@ def client_properties(request: HttpRequest) -> dict[str, str]:
 
         raise ImproperlyConfigured(f"LIVEREC_TRACKING['IP_STORAGE'] = {mode!r}; valid: {list(_IP_STORAGE_CHOICES)}")
     out: dict[str, str] = {}
-    from .ratelimit import client_ip  # REMOTE_ADDR, or CLIENT_IP_HEADER behind a trusted proxy
 
     ip = client_ip(request)
     if mode == "full" and ip:

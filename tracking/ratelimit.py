@@ -16,6 +16,7 @@ from typing import Sequence
 from django.http import HttpRequest
 
 from . import counters
+from .cachekeys import visitor_digest
 from .conf import settings
 
 
@@ -67,8 +68,6 @@ def _pseudonym(ident: str) -> str:
     client's address is not kept anywhere beyond what IP_STORAGE allows, not even for the
     61 s a counter lives in Redis. Keyed with SECRET_KEY so a key cannot be reversed by
     hashing the IPv4 space."""
-    from .cachekeys import visitor_digest
-
     return visitor_digest(ident)
 
 

@@ -31,6 +31,14 @@ from typing import Any, Callable, Iterator
 
 from django.db import connections
 
+from recsys.engine import build_strategy, gather, recommend, slot_config, slot_strategies
+from recsys.models import Item, SlotConfig
+from recsys.services import items as item_service
+from recsys.strategies import registry
+from tracking import hooks
+from tracking.models import Event
+from tracking.services import append_events
+
 from . import baselines, fusion_search, ranking_metrics
 from .splits import Interaction, ItemRow, Split, Target, cold_items, loo, new_visitors, sparse, stream
 
@@ -99,7 +107,6 @@ def isolated_database(alias: str = "default") -> Iterator[str]:
     from django.core.cache import caches
     from django.test.utils import override_settings
 
-    from tracking import hooks
 
     conn = connections[alias]
     old_name = conn.settings_dict["NAME"]
@@ -143,8 +150,6 @@ def _call(path: str, *args, **kwargs):
 
 def load_items(items: list[ItemRow], progress: Callable[[int], None] | None = None) -> None:
     """Upsert the catalogue and embed it in-process (what the batch worker does)."""
-    from recsys.models import Item
-    from recsys.services import items as item_service
 
     for row in items:
         item_service.upsert_item({"item_id": row.item_id, "title": row.title[:512], "text": row.text,
@@ -167,8 +172,6 @@ def _raw(e: Interaction) -> dict[str, Any]:
 
 def append(events: list[Interaction], progress: Callable[[int], None] | None = None) -> int:
     """Append in the given order, consecutive runs of one visitor per call (the ingest path)."""
-    from tracking.services import append_events
-
     accepted = 0
     start = 0
     while start < len(events):
@@ -190,8 +193,6 @@ def catch_up() -> None:
 
 
 def train_batch_models(threads: int | None, bar=None) -> dict[str, float]:
-    from recsys.engine import build_strategy
-    from recsys.strategies import registry
 
     timings = {}
     for path, strategy_id in BATCH_TRAINERS:
@@ -214,8 +215,6 @@ def publish_eval_slots(slot: str, strategy_ids: list[str], event_names: list[str
     """One published slot per row: the site's slot, each strategy alone and (``ablations``)
     the slot without each of its strategies (or without each of those listed), all with the
     protocol's exclusion (everything the visitor interacted with before, forever)."""
-    from recsys.engine import slot_config
-    from recsys.models import SlotConfig
 
     exclude = {name: None for name in sorted(set(event_names))}
     base = slot_config(slot)
@@ -260,8 +259,6 @@ def evaluate(events: list[Interaction], items: list[ItemRow], protocol: str, k: 
 
     ``progress(label, total)`` returns a callable taking an increment (e.g. a tqdm bar's update).
     """
-    from recsys.engine import gather, recommend, slot_strategies
-    from recsys.strategies import registry
 
     def bar(label: str, total: int) -> Callable[[int], None]:
         return progress(label, total) if progress else (lambda n: None)
@@ -356,8 +353,6 @@ def evaluate(events: list[Interaction], items: list[ItemRow], protocol: str, k: 
 
 def site_log() -> tuple[list[Interaction], list[ItemRow]]:
     """The live site's own log and catalogue, read before switching to the isolated database."""
-    from recsys.models import Item
-    from tracking.models import Event
 
     events = []
     qs = (Event.objects.filter(is_bot=False).exclude(item_id="").order_by("occurred_at", "id")

@@ -13,11 +13,13 @@ from tracking.models import Event
 from .. import engagement
 from .. import interest_model as im
 from .. import selectors
-from . import projection
 from ..conf import settings
 from ..cycletrace import span
 from ..encoders import get_encoder
-from ..models import Item, ProjectionCursor, VisitorProfile
+from ..models import Item, ProjectionCursor, VisitorProfile, VisitorSequenceState
+from . import items, projection
+from .labels import label_interests
+from .sequential import state_from_row
 from .vectors import binary_vector_cursor, fetch_binary, fetch_binary_many
 
 CURSOR = "interests"
@@ -134,7 +136,6 @@ def fold(events: Iterable[Event], profiles: dict[str, VisitorProfile],
             profile.user_id = ev.user_id
         profile.last_event_id = ev.id
         touched.add(ev.visitor_id)
-    from .labels import label_interests
 
     label_interests([states[vid] for vid in touched])
     for vid in touched:
@@ -259,7 +260,6 @@ def _ensure_items(events: list[Event], known: set[str]) -> bool:
     rows = [(e.item_id, e.properties) for e in events if e.item_id and not e.is_bot and e.item_id not in known]
     if not rows:
         return False
-    from . import items
 
     new_pks = items.ensure_items_from_events(rows)
     if new_pks:
@@ -384,8 +384,6 @@ def visitor_snapshots(visitor_ids) -> dict:
     384-d vectors was 16% of a for-you request's time at 100k items. The sequence state counts
     only while computed from the profile's current fold position (``basis``).
     """
-    from ..models import VisitorSequenceState
-    from .sequential import state_from_row
 
     ids = list(visitor_ids)
     if not ids:

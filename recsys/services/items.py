@@ -9,7 +9,8 @@ from ..adapters import adapter_for, adapters
 from ..encoders import get_encoder
 from ..models import Item
 from . import dispatch
-from .vectors import drop_hnsw_index, ensure_hnsw_index
+from .projection import derived_write
+from .vectors import binary_vector_cursor, drop_hnsw_index, ensure_hnsw_index, hnsw_index_exists
 
 # Measured: all-MiniLM-L6-v2 on one thread encodes ~300-400 short titles/s; 64 per
 # batch amortises tokenizer and Python overhead without holding a task for long.
@@ -111,8 +112,6 @@ def write_vectors(pks: Sequence[int], vectors, model_name: str) -> None:
     import numpy as np
     from pgvector import Vector
 
-    from .projection import derived_write
-    from .vectors import binary_vector_cursor
 
     with transaction.atomic():
         derived_write()
@@ -200,6 +199,4 @@ def embedded_count() -> int:
 
 
 def index_ready() -> bool:
-    from .vectors import hnsw_index_exists
-
     return hnsw_index_exists(get_encoder().dim)

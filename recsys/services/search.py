@@ -23,8 +23,11 @@ from typing import Any, Iterable
 import numpy as np
 
 from .. import reasons
+from ..interest_model import query_vectors
 from ..models import Item
 from ..strategies.base import Candidate, Reason
+from ..strategies.content import nearest_items
+from .queries import embed_query as cached
 from .vectors import fetch_binary
 
 RRF_K = 60
@@ -44,8 +47,6 @@ TS_CONFIG = "english"
 
 def embed_query(query: str) -> np.ndarray:
     """The query's embedding, from the one cached query embedder (``services.queries``)."""
-    from .queries import embed_query as cached
-
     return cached(query)
 
 
@@ -62,8 +63,6 @@ def lexical(query: str, n: int, exclude: Iterable[str] = ()) -> list[tuple[str, 
 
 def vector(query: str, n: int, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
     """(item_id, cosine) of the ``n`` items nearest the query's embedding."""
-    from ..strategies.content import nearest_items
-
     return nearest_items(embed_query(query), n, set(exclude))
 
 
@@ -95,8 +94,6 @@ def interest_affinity(item_ids: list[str], state: Any, short_term_mix: float = 0
                       ) -> dict[str, tuple[float, int | None]]:
     """{item_id: (cosine to the visitor's closest interest or short-term direction, that
     interest's index or None)} for items with an embedding."""
-    from ..interest_model import query_vectors
-
     queries = query_vectors(state, short_term_mix) if state is not None else []
     if not queries or not item_ids:
         return {}

@@ -25,6 +25,7 @@ from ..conf import settings
 from ..cycletrace import span
 from ..encoders import get_encoder
 from ..models import Item, TrainedModel, VisitorProfile, VisitorSequenceState
+from .vectors import binary_vector_cursor, fetch_binary
 
 MODEL_NAME = "sequential/next-item"
 # Older versions are pruned; a few are kept to roll back or compare.
@@ -77,8 +78,6 @@ def _catalogue_text() -> tuple[list[str], np.ndarray | None]:
     Read in pgvector's binary format, in chunks: parsing the text form cost ~0.3 ms per
     384-d vector, half a minute at 100,000 items.
     """
-    from .vectors import binary_vector_cursor
-
     encoder = get_encoder()
     ids: list[str] = []
     chunks: list[np.ndarray] = []
@@ -102,7 +101,6 @@ def _insert_version(version: int, blob: bytes, metrics: dict) -> TrainedModel:
     twice the blob's size, which fails past 512 MB (a 1M-item catalogue's tables)."""
     from psycopg.types.json import Jsonb
 
-    from .vectors import binary_vector_cursor
 
     with binary_vector_cursor() as cursor:
         cursor.execute(f"INSERT INTO {TrainedModel._meta.db_table} (name, version, blob, metrics, created_at) "
@@ -113,8 +111,6 @@ def _insert_version(version: int, blob: bytes, metrics: dict) -> TrainedModel:
 
 def _read_blob(pk: int) -> bytes | None:
     """A version's blob, received in binary (see ``_insert_version``)."""
-    from .vectors import binary_vector_cursor
-
     with binary_vector_cursor() as cursor:
         cursor.execute(f"SELECT blob FROM {TrainedModel._meta.db_table} WHERE id = %s", [pk], binary=True)
         row = cursor.fetchone()
@@ -295,8 +291,6 @@ def _items_unknown_to(model: seqmodel.NextItemModel) -> tuple[list[str], np.ndar
     The difference is taken here, not in SQL: the vocabulary holds every item (a million at
     the largest catalogue benchmarked), too many for an ``IN`` list.
     """
-    from .vectors import fetch_binary
-
     encoder = get_encoder()
     table = Item._meta.db_table
     with connection.cursor() as cursor:

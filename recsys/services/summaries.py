@@ -14,6 +14,7 @@ from ..conf import settings
 from ..models import Item, VisitorProfile
 from ..summaries import get_summarizer
 from . import dispatch
+from .coalesce import claim_many
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,6 @@ def request_summaries(visitor_ids: list[str]) -> list[str]:
     if not visitor_ids or not get_summarizer().enabled:
         return []
     summarize_visitor = dispatch.task("summarize_visitor")
-    from .coalesce import claim_many
 
     delay = int(settings.SUMMARY_DEBOUNCE_SECONDS)
     ttl = max(PENDING_TTL_SECONDS, delay + 60)

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generator
 
 from ..interest_model import InterestState
+from ..services.vectors import fetch_binary, fetch_binary_many
 
 # A database read a strategy hands to the engine (``Strategy.candidates_steps``): SQL and its
 # parameters; the rows come back as ``services.vectors.fetch_binary`` returns them.
@@ -100,8 +101,6 @@ class Strategy:
 
 def run_steps(steps: Steps):
     """Drive one ``candidates_steps`` generator, each read on its own round trip."""
-    from ..services.vectors import fetch_binary
-
     try:
         read = next(steps)
         while True:
@@ -115,8 +114,6 @@ def run_together(all_steps: list[Steps]) -> list:
     database together, one round trip per round (``vectors.fetch_binary_many``). Under load
     each round trip waited 1-3 ms for a core; the content and co-occurrence strategies each
     read once, so a ranking batch saves a round trip."""
-    from ..services.vectors import fetch_binary_many
-
     results: list = [None] * len(all_steps)
     pending: dict[int, Read] = {}
 

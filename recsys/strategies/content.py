@@ -6,8 +6,9 @@ from django.db import connection
 
 from .. import reasons
 from ..encoders import get_encoder
+from ..interest_model import query_vectors
 from ..models import Item
-from ..services.vectors import cast_expr
+from ..services.vectors import binary_vector_cursor, cast_expr
 from .base import Candidate, Reason, RequestContext, Steps, Strategy, run_steps
 
 
@@ -55,7 +56,6 @@ def nearest_items_steps(queries: list[tuple[object, set[str]]], n: int):
     """``nearest_items_for`` as a generator of its read (``base.Strategy.candidates_steps``)."""
     if not queries:
         return []
-    from ..services.vectors import binary_vector_cursor
 
     dim = get_encoder().dim
     expr = cast_expr(dim)
@@ -116,8 +116,6 @@ class InterestVectors(Strategy):
         return [self._score(ctx, queries, [next(found) for _ in queries], n) for ctx, queries in zip(ctxs, queries_of)]
 
     def _queries(self, ctx: RequestContext) -> list:
-        from ..interest_model import query_vectors
-
         if ctx.state is None:
             return []
         queries = query_vectors(ctx.state, self.config["short_term_mix"])

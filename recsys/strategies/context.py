@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import reasons
+from ..services.queries import embed_query
 from .base import Candidate, Reason, RequestContext, Strategy
 from .content import nearest_items
 
 
 def query_vector(query: str) -> np.ndarray:
     # One place embeds and caches queries (recsys.services.queries): search reuses it.
-    from ..services.queries import embed_query
 
     return embed_query(query)
 

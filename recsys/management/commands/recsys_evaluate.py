@@ -6,7 +6,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from recsys.evaluation import runner, splits
+from recsys.evaluation import fusion_search, runner, splits
+from recsys.strategies import registry
 
 
 class Command(BaseCommand):
@@ -50,14 +51,11 @@ class Command(BaseCommand):
             raise CommandError("nothing to evaluate: no events or no items")
         strategies = [s.strip() for s in opts["strategies"].split(",") if s.strip()] if opts["strategies"] else None
         if strategies:
-            from recsys.strategies import registry
-
             for sid in strategies:
                 registry.get(sid)  # names the valid ids if unknown
         ablations = opts["ablations"]
         if isinstance(ablations, str):
             ablations = [s.strip() for s in ablations.split(",") if s.strip()]
-            from recsys.strategies import registry
 
             for sid in ablations:
                 registry.get(sid)
@@ -81,8 +79,6 @@ class Command(BaseCommand):
             bar.close()
         self.stdout.write(report.table())
         if report.tuning is not None:
-            from recsys.evaluation import fusion_search
-
             if not opts["validation"]:
                 self.stderr.write("note: weights tuned on test targets; choose them with --validation")
             self.stdout.write(fusion_search.describe(report.tuning))

@@ -7,7 +7,10 @@ from django.core.management.base import BaseCommand
 
 from demo.catalogue import movielens
 from demo.catalogue.models import Film
-from recsys.services import items
+from recsys.models import TrainedModel
+from recsys.services import items, labels
+from tracking import imports
+from tracking.models import Event
 
 
 class Command(BaseCommand):
@@ -23,7 +26,6 @@ class Command(BaseCommand):
         self.stdout.write(f"Catalogue projection holds {synced} items.")
         call_command("recsys_embed", stdout=self.stdout)
         # Keyphrases: the readable labels of visitors' interests in their reasons.
-        from recsys.services import labels
 
         self.stdout.write(f"{labels.mine_keyphrases()} keyphrases mined.")
         User = get_user_model()
@@ -36,8 +38,6 @@ class Command(BaseCommand):
     def first_training(self) -> None:
         """The for-you slot leads with the sequence model, which beat retrains every 6 hours:
         a new demo asks the batch worker for its first version now (a few minutes of CPU)."""
-        from recsys.models import TrainedModel
-
         if not TrainedModel.objects.exists():
             call_command("recsys_train", enqueue=True, stdout=self.stdout)
 
@@ -47,8 +47,6 @@ class Command(BaseCommand):
 
         from tqdm import tqdm
 
-        from tracking import imports
-        from tracking.models import Event
 
         total = 100_000
         if Event.objects.filter(source=Event.Source.IMPORT, visitor_id__startswith="ml-").count() >= total:
