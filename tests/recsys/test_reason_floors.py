@@ -49,3 +49,9 @@ def test_after_three_sci_fi_views_childrens_films_do_not_read_as_for_that_intere
         if rec.item_id in CHILDRENS:
             assert all(r.kind not in ("interest", "browsing") for r in rec.reasons), (rec.title, rec.reasons)
     assert any(r.kind == "interest" for rec in recs.items for r in rec.reasons if rec.item_id in {"9", "10"})
+
+
+def test_the_query_floor_is_the_searchs_floor():
+    from recsys.services.search import MIN_SIMILARITY
+
+    assert InterestVectors.DEFAULT_CONFIG["query_min_similarity"] == MIN_SIMILARITY
