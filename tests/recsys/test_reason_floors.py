@@ -55,3 +55,13 @@ def test_the_query_floor_is_the_searchs_floor():
     from recsys.services.search import MIN_SIMILARITY
 
     assert InterestVectors.DEFAULT_CONFIG["query_min_similarity"] == MIN_SIMILARITY
+
+
+def test_a_slot_may_say_its_short_list_stays_short(db):
+    from django.core.exceptions import ValidationError
+
+    from recsys.services.publishing import validate_slot_config
+
+    assert validate_slot_config({"strategies": {"search/hybrid": 1.0}, "fill": False})["fill"] is False
+    with pytest.raises(ValidationError, match="fill"):
+        validate_slot_config({"strategies": {"search/hybrid": 1.0}, "fill": "no"})
