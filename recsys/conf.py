@@ -44,7 +44,7 @@ DEFAULTS = {
                                 "limit": 8},
         # Search results (context["query"]): full-text and semantic, fused, re-ranked by the
         # visitor's interests (recsys.services.search). Items already seen stay findable.
-        "search": {"strategies": {"search/hybrid": 1.0}, "exclude_events": {}, "limit": 10},
+        "search": {"strategies": {"search/hybrid": 1.0}, "exclude_events": {}, "limit": 10, "fill": False},
     },
     "STRATEGIES": [
         "recsys.strategies.content.InterestVectors",

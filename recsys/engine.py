@@ -10,7 +10,8 @@ A slot's configuration (``LIVEREC["SLOTS"]`` entry, or its newest published ``Sl
                {"action": "pin", "item_id": "42", "position": 0}],
      "freshness": {"weight": 0.1, "half_life_hours": 72},
      "diversity": 0.8,                                    # MMR lambda (1 = relevance only)
-     "limit": 8, "pool": 4}                               # candidates read = limit * pool
+     "limit": 8, "pool": 4,                               # candidates read = limit * pool
+     "fill": True}                                        # False: a short list stays short (no fallback)
 """
 from __future__ import annotations
 
@@ -314,11 +315,12 @@ def recommend_many(requests, *, config: dict[str, Any] | None = None,
     with span("e:meta"):
         items = _meta(wanted, with_vectors=with_vectors)
     # Never an empty widget: a list the strategies leave short is completed from the
-    # fallback chain (recsys.fallback), whose items follow the strategies' own.
+    # fallback chain (recsys.fallback), whose items follow the strategies' own; except in a
+    # slot with "fill": False (search results: a popular film is not a match).
     for r, fused, (_, exclude, filters, _) in zip(reqs, fused_lists, gathered):
         usable = [c for c in fused if c.item_id not in exclude and ranking.passes_filters(
             items[c.item_id].meta if c.item_id in items else None, filters)]
-        if len(usable) < r.k:
+        if len(usable) < r.k and r.conf.get("fill", True):
             with span("e:fallback"):
                 below = min((c.score for c in usable), default=1.0) or 1.0
                 extra = fallback.candidates(r.k - len(usable) + r.k, exclude | {c.item_id for c in usable},

@@ -19,8 +19,8 @@ from . import audit
 
 SLOT_KEYS = {"strategies", "exclude_events", "limit", "diversity", "strategy_config",
              # Engine keys the form does not edit yet; kept as published so a publish never drops them.
-             "if_registered", "freshness", "rules", "filters", "pool"}
-PASS_THROUGH = {"if_registered": dict, "freshness": dict, "rules": list, "filters": dict, "pool": int}
+             "if_registered", "freshness", "rules", "filters", "pool", "fill"}
+PASS_THROUGH = {"if_registered": dict, "freshness": dict, "rules": list, "filters": dict, "pool": int, "fill": bool}
 INTEREST_KEYS = {"EVENT_WEIGHTS", "LONG_TERM_HALF_LIFE_HOURS", "SHORT_TERM_HALF_LIFE_HOURS"}
 
 

@@ -10,9 +10,13 @@ reciprocal rank, then re-ranked by the visitor's interests.
 - Fusion: reciprocal rank fusion (Cormack, Clarke & Buettcher 2009), ``sum 1 / (k + rank)``
   with k = 60, over the two lists' top ``depth``: ranks, not scores, so a ts_rank and a cosine
   never need a common scale.
+- Floor: an item whose cosine to the query is under ``min_similarity`` (0.45) and that holds
+  none of the query's words is not a result: a list of weak matches would read "Matches your
+  search" for items that do not (``bench/bench_reason_floors.py`` prints the cosines). The
+  list is then shorter than asked for.
 - Personal: ``(1 - w) * fused / max fused + w * cosine`` to the visitor's closest interest (or
-  short-term direction); an item that rose because of an interest gets that interest as a
-  second reason.
+  short-term direction); an item that rose because of an interest, and is close to it
+  (``strategies.content.INTEREST_MIN_SIMILARITY``), gets that interest as a second reason.
 
 ``bench/bench_search.py`` measures each stage on a judged query set (NDCG@10).
 """
@@ -40,6 +44,12 @@ DEPTH = 100
 PERSONAL_WEIGHT = 0.5
 #: The full-text list's weight in the fusion, relative to the vector list's 1.
 LEXICAL_WEIGHT = 0.2
+#: The cosine to the query under which an item without a lexical hit is no result. With
+#: all-MiniLM-L6-v2 on the twelve-film test catalogue, "space adventure aliens" gives Aliens
+#: 0.72, Alien 0.67, Star Wars 0.53, The Terminator 0.46, and the films it does not describe
+#: 0.33-0.41 (Toy Story 0.41, Casablanca 0.35, Cinderella 0.33); "sci fi thriller" puts the
+#: five sci-fi films at 0.43-0.74 and the five children's films at 0.17-0.29.
+MIN_SIMILARITY = 0.45
 MODES = ("lexical", "vector", "hybrid")
 #: The text search configuration of the index (migration 0008_search): a query must use it too.
 TS_CONFIG = "english"
@@ -112,8 +122,10 @@ def interest_affinity(item_ids: list[str], state: Any, short_term_mix: float = 0
 
 def search(query: str, n: int, *, exclude: Iterable[str] = (), state: Any = None, mode: str = "hybrid",
            depth: int = DEPTH, rrf_k: int = RRF_K, personal_weight: float = PERSONAL_WEIGHT,
-           lexical_weight: float = LEXICAL_WEIGHT, short_term_mix: float = 0.5) -> list[Candidate]:
-    """The ``n`` best items for ``query``, each with its reasons.
+           lexical_weight: float = LEXICAL_WEIGHT, short_term_mix: float = 0.5,
+           min_similarity: float = MIN_SIMILARITY) -> list[Candidate]:
+    """Up to ``n`` best items for ``query``, each with its reasons: fewer when fewer match (a
+    full-text hit, or a cosine to the query of at least ``min_similarity``).
 
     ``mode``: "lexical" or "vector" alone, or "hybrid" (their fusion). ``state``: the
     visitor's interest state (``InterestState``), which re-ranks the result when
@@ -127,11 +139,15 @@ def search(query: str, n: int, *, exclude: Iterable[str] = (), state: Any = None
     exclude = set(exclude)
     depth = max(depth, n)
     lists, weights = [], []
+    hits: set[str] = set()
     if mode in ("lexical", "hybrid"):
-        lists.append(lexical(query, depth, exclude))
+        found = lexical(query, depth, exclude)
+        hits = {item_id for item_id, _ in found}
+        lists.append(found)
         weights.append(lexical_weight if mode == "hybrid" else 1.0)
     if mode in ("vector", "hybrid"):
-        lists.append(vector(query, depth, exclude))
+        # A near item is a match only when it is near enough, or the full text found it too.
+        lists.append([(i, sim) for i, sim in vector(query, depth, exclude) if sim >= min_similarity or i in hits])
         weights.append(1.0)
     scores = rrf(lists, rrf_k, weights)
     if not scores:
@@ -147,11 +163,12 @@ def search(query: str, n: int, *, exclude: Iterable[str] = (), state: Any = None
     ranked = sorted(final, key=lambda i: (-final[i], i))[:n]
     base_rank = {i: r for r, i in enumerate(base)}
     search_reason = (reasons.render("search", {"query": query[:60]}), [{"kind": "query", "query": query}])
+    from ..strategies.content import INTEREST_MIN_SIMILARITY
     out = []
     for rank, item_id in enumerate(ranked):
         why = [Reason("search/hybrid", search_reason[0], kind="search", evidence=list(search_reason[1]))]
-        _, idx = affinity.get(item_id, (0.0, None))
-        if idx is not None and rank < base_rank[item_id]:
+        sim, idx = affinity.get(item_id, (0.0, None))
+        if idx is not None and rank < base_rank[item_id] and sim >= INTEREST_MIN_SIMILARITY:
             label = state.interests[idx].label
             if label:  # it rose on the visitor's interest: say which
                 why.append(Reason("search/hybrid", reasons.render("interest", {"label": label}), interest=idx,

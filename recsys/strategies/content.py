@@ -95,11 +95,26 @@ def nearest_items_steps(queries: list[tuple[object, set[str]]], n: int):
     return [sorted(found, key=lambda r: (-r[1], r[0]))[:n] for found in out]
 
 
+#: The cosine to an interest (or the short-term direction) from which an item is said to be
+#: "for your interest in ..." (or "like" what was just viewed). With all-MiniLM-L6-v2 on the
+#: twelve-film test catalogue, after views of Alien, Aliens and The Terminator their unit mean
+#: is at 0.66 from Blade Runner and Star Wars, 0.60 from Fargo (a thriller), 0.53 from
+#: Casablanca, and 0.27-0.44 from the five children's films (``bench/bench_reason_floors.py``).
+INTEREST_MIN_SIMILARITY = 0.55
+
+
 class InterestVectors(Strategy):
+    """Items near the visitor's interests. ``min_similarity``: the cosine to an interest
+    under which an item still scores but is not said to be for that interest (its main
+    reason is then another strategy's, or the catalogue's). ``query_min_similarity``: the
+    same for a short-term direction made by searches alone (the engine names it by the
+    latest search), the search's floor (``services.search.MIN_SIMILARITY``)."""
+
     id = "content/interests"
     # max_vectors: the strongest interests searched (the short-term direction always is). Each
     # is one HNSW scan (~3 ms at 100k items here), the bulk of a for-you request's time.
-    DEFAULT_CONFIG = {"short_term_mix": 0.5, "per_interest": 24, "max_vectors": 3}
+    DEFAULT_CONFIG = {"short_term_mix": 0.5, "per_interest": 24, "max_vectors": 3,
+                      "min_similarity": INTEREST_MIN_SIMILARITY, "query_min_similarity": 0.45}
 
     def candidates(self, ctx: RequestContext, n: int) -> list[Candidate]:
         return self.candidates_many([ctx], n)[0]
@@ -129,6 +144,7 @@ class InterestVectors(Strategy):
     def _score(self, ctx: RequestContext, queries: list, found: list, n: int) -> list[Candidate]:
         out: dict[str, Candidate] = {}
         trail = reasons.engagement_trail(ctx.engagements)
+        floor = float(self.config["min_similarity"])
         for (vec, weight, idx), rows in zip(queries, found):
             label = ctx.state.interests[idx].label if idx is not None else ""
             if label:
@@ -139,13 +155,15 @@ class InterestVectors(Strategy):
                 # The short-term direction, or an interest not labelled yet (keyphrases not
                 # mined): the newest engagement names it, once the engine has read its title.
                 kind, text, evidence = "browsing", reasons.render("browsing_now", {}), trail[:1]
+            # No engagement behind a direction: searches made it, and it reads as a search.
+            least = floor if evidence else float(self.config["query_min_similarity"])
             for item_id, sim in rows:
                 score = weight * max(sim, 0.0)
                 cand = out.get(item_id)
                 if cand is None:
                     cand = out[item_id] = Candidate(item_id, 0.0)
                 cand.score += score
-                if not any(r.kind == kind and r.evidence[:1] == evidence[:1] for r in cand.reasons):
+                if sim >= least and not any(r.kind == kind and r.evidence[:1] == evidence[:1] for r in cand.reasons):
                     cand.reasons.append(Reason(self.id, text, interest=idx, kind=kind, evidence=list(evidence)))
         return sorted(out.values(), key=lambda c: (-c.score, c.item_id))[:n]
 

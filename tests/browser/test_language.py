@@ -13,6 +13,7 @@ from tracking.models import Event
 pytestmark = [pytest.mark.browser, pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 
 WIDGET = 'liverec-widget[slot="for-you"]'
+NOT_SCI_FI = {"Toy Story", "Aladdin", "The Lion King", "Pinocchio", "Cinderella", "Casablanca"}
 SHOTS = Path(__file__).resolve().parent.parent.parent / ".stack" / "screenshots"
 
 
@@ -81,6 +82,10 @@ def test_after_three_views_every_for_you_reason_names_its_evidence_and_why_shows
             assert any(_named(ev) for ev in reason["evidence"]), json.dumps(reason)
     texts = [r["text"] for it in body["items"] for r in it["reasons"]]
     assert not any(t in ("Matches your interests", "Like what you are browsing now") for t in texts), texts
+    # A reason is true: the children's films and Casablanca are not "for your interest" in sci-fi.
+    for item in body["items"]:
+        if item["title"].split(" (")[0] in NOT_SCI_FI:
+            assert not any(r["kind"] in ("interest", "browsing") for r in item["reasons"]), json.dumps(item)
     assert any(t.startswith("Because you viewed ") or t.startswith("For your interest in ") or t.startswith("Like ")
                for t in texts), texts
 
@@ -102,6 +107,9 @@ def test_the_demo_search_box_finds_the_alien_films_for_space_adventure_aliens(st
     page.wait_for_selector("ol.results li a", timeout=10000)
     titles = page.locator("ol.results li a").all_text_contents()
     assert {t.replace(" (1995)", "") for t in titles[:2]} == {"Alien", "Aliens"}, titles
+    # A weak match is no result: the films the search does not describe are not listed.
+    assert 3 <= len(titles) < 12, titles
+    assert not {"Toy Story", "Cinderella", "Casablanca"} & {t.replace(" (1995)", "") for t in titles}, titles
     why = page.locator("ol.results li small.why").first.text_content()
     assert why == "Matches your search \u201cspace adventure aliens\u201d"
     # The for-you list beside it turns to the search too, and says so in words.
@@ -109,4 +117,10 @@ def test_the_demo_search_box_finds_the_alien_films_for_space_adventure_aliens(st
         const r = [...document.querySelectorAll('{WIDGET} .liverec-item .liverec-reason')].map(e => e.textContent);
         return r.length === 8 && r.some(t => t === 'Matches your search \u201cspace adventure aliens\u201d')
                && !r.some(t => t === 'Like what you are browsing now'); }}""", timeout=20000)
+    # ... of the items that match it only.
+    for item in page.locator(f"{WIDGET} .liverec-item").all():
+        title = item.locator("a").first.text_content().split(" (")[0].strip()
+        if title in NOT_SCI_FI:
+            assert item.locator(".liverec-reason").first.text_content() != \
+                "Matches your search \u201cspace adventure aliens\u201d", title
     shot(page, "search-space-adventure-aliens")

@@ -92,3 +92,33 @@ def test_the_search_endpoint_answers_json_and_refuses_bad_input(embedded_catalog
     assert "q must be" in client.get("/liverec/search/").json()["error"]
     assert client.get("/liverec/search/", {"q": "x", "k": "500"}).status_code == 400
     assert client.get("/liverec/search/", {"q": "x"}, headers={"X-LiveRec-Token": "forged"}).status_code == 403
+
+
+NOT_ABOUT_SPACE = {"1", "5", "11"}  # Toy Story, Cinderella, Casablanca
+
+
+def test_a_weak_match_is_no_result_so_the_list_is_shorter_than_asked(embedded_catalogue, isolated_cache):
+    found = search.search("space adventure aliens", 12)
+    assert {"6", "7", "9"} <= set(ids(found)), ids(found)  # Alien, Aliens, Star Wars
+    assert not NOT_ABOUT_SPACE & set(ids(found)), ids(found)
+    assert len(found) < 12
+    everything = search.search("space adventure aliens", 12, min_similarity=-1.0)
+    assert len(everything) == 12  # the floor, not the catalogue's size, shortened the list
+
+
+def test_the_search_slot_and_endpoint_are_not_filled_with_non_matches(embedded_catalogue, isolated_cache):
+    body = Client().get("/liverec/search/", {"q": "space adventure aliens", "k": 12}).json()
+    titles = [it["title"] for it in body["items"]]
+    assert 3 <= len(titles) < 12, titles
+    assert not {"Toy Story (1995)", "Cinderella (1995)", "Casablanca (1995)"} & set(titles), titles
+    assert all(it["reasons"][0]["kind"] == "search" for it in body["items"])
+
+
+def test_for_you_says_matches_your_search_only_of_items_that_match(embedded_catalogue, isolated_cache):
+    from recsys.engine import recommend
+
+    recs = recommend("newcomer", "for-you", 8, {"query": "space adventure aliens"})
+    assert len(recs.items) == 8  # the widget is still full
+    search_reason = "Matches your search \u201cspace adventure aliens\u201d"
+    matched = {r.item_id for r in recs.items if r.reasons[0].text == search_reason}
+    assert matched and not matched & NOT_ABOUT_SPACE, [(r.title, r.reasons[0].text) for r in recs.items]
