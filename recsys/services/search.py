@@ -16,7 +16,7 @@ reciprocal rank, then re-ranked by the visitor's interests.
   list is then shorter than asked for.
 - Personal: ``(1 - w) * fused / max fused + w * cosine`` to the visitor's closest interest (or
   short-term direction); an item that rose because of an interest, and is close to it
-  (``strategies.content.INTEREST_MIN_SIMILARITY``), gets that interest as a second reason.
+  (``reasons.INTEREST_MIN_SIMILARITY``), gets that interest as a second reason.
 
 ``bench/bench_search.py`` measures each stage on a judged query set (NDCG@10).
 """
@@ -163,12 +163,11 @@ def search(query: str, n: int, *, exclude: Iterable[str] = (), state: Any = None
     ranked = sorted(final, key=lambda i: (-final[i], i))[:n]
     base_rank = {i: r for r, i in enumerate(base)}
     search_reason = (reasons.render("search", {"query": query[:60]}), [{"kind": "query", "query": query}])
-    from ..strategies.content import INTEREST_MIN_SIMILARITY
     out = []
     for rank, item_id in enumerate(ranked):
         why = [Reason("search/hybrid", search_reason[0], kind="search", evidence=list(search_reason[1]))]
         sim, idx = affinity.get(item_id, (0.0, None))
-        if idx is not None and rank < base_rank[item_id] and sim >= INTEREST_MIN_SIMILARITY:
+        if idx is not None and rank < base_rank[item_id] and sim >= reasons.INTEREST_MIN_SIMILARITY:
             label = state.interests[idx].label
             if label:  # it rose on the visitor's interest: say which
                 why.append(Reason("search/hybrid", reasons.render("interest", {"label": label}), interest=idx,

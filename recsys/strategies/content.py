@@ -5,6 +5,7 @@ import numpy as np
 from django.db import connection
 
 from .. import reasons
+from ..reasons import INTEREST_MIN_SIMILARITY
 from ..encoders import get_encoder
 from ..interest_model import query_vectors
 from ..models import Item
@@ -93,14 +94,6 @@ def nearest_items_steps(queries: list[tuple[object, set[str]]], n: int):
         out[i - 1].append((item_id, float(sim)))
     # Iterative scans return rows in roughly increasing distance ("relaxed order"): sort.
     return [sorted(found, key=lambda r: (-r[1], r[0]))[:n] for found in out]
-
-
-#: The cosine to an interest (or the short-term direction) from which an item is said to be
-#: "for your interest in ..." (or "like" what was just viewed). With all-MiniLM-L6-v2 on the
-#: twelve-film test catalogue, after views of Alien, Aliens and The Terminator their unit mean
-#: is at 0.66 from Blade Runner and Star Wars, 0.60 from Fargo (a thriller), 0.53 from
-#: Casablanca, and 0.27-0.44 from the five children's films (``bench/bench_reason_floors.py``).
-INTEREST_MIN_SIMILARITY = 0.55
 
 
 class InterestVectors(Strategy):

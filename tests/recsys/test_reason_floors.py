@@ -7,7 +7,8 @@ import pytest
 from recsys.engine import recommend
 from recsys.services.interests import visitor_state
 from recsys.strategies.base import RequestContext
-from recsys.strategies.content import INTEREST_MIN_SIMILARITY, InterestVectors
+from recsys.reasons import INTEREST_MIN_SIMILARITY
+from recsys.strategies.content import InterestVectors
 
 from .engine_helpers import Timeline, isolated_cache, run_projections  # noqa: F401
 
