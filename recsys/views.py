@@ -38,21 +38,12 @@ def recommendations(request: HttpRequest, slot: str) -> JsonResponse:
         visitor_id = read_token(request.headers.get("X-LiveRec-Token", ""))
     except InvalidToken as exc:
         return JsonResponse({"error": str(exc)}, status=403)
-    verdict = ratelimit.check_limits("recs", [("visitor", visitor_id, settings.RECS_RATE_LIMIT_VISITOR),
-                                              ("ip", ratelimit.client_ip(request), settings.RECS_RATE_LIMIT_IP)],
-                                     1, count="REQUESTS")
-    if not verdict.allowed:
-        response = JsonResponse({"error": f"over the {verdict.scope} rate limit of {verdict.limit} requests; "
-                                          f"retry in {verdict.retry_after} s", "retry_after": verdict.retry_after},
-                                status=429)
-        response["Retry-After"] = str(verdict.retry_after)
-        return response
-    try:
-        k = int(request.GET.get("k", 0)) or None
-        if k is not None and not 1 <= k <= 100:
-            raise ValueError
-    except ValueError:
-        return JsonResponse({"error": "k must be an integer from 1 to 100"}, status=400)
+    refused = _over_limit(request, visitor_id)
+    if refused is not None:
+        return refused
+    k = _list_length(request)
+    if isinstance(k, JsonResponse):
+        return k
     context = clean_context({"item_id": request.GET.get("item_id"), "category": request.GET.get("category"),
                              "query": request.GET.get("q") or request.GET.get("query")})
     try:
@@ -85,13 +76,39 @@ def search(request: HttpRequest) -> JsonResponse:
             visitor_id = read_token(token)
         except InvalidToken as exc:
             return JsonResponse({"error": str(exc)}, status=403)
+    # Every new query is embedded: the same limits as the recommendations endpoint.
+    refused = _over_limit(request, visitor_id)
+    if refused is not None:
+        return refused
+    k = _list_length(request)
+    if isinstance(k, JsonResponse):
+        return k
+    recs = recommend(visitor_id, "search", k, {"query": query})
+    if visitor_id:
+        serving.record_served(recs, "api")
+    return JsonResponse({**recs.as_dict(), "query": query})
+
+
+def _over_limit(request: HttpRequest, visitor_id: str) -> JsonResponse | None:
+    """429 with Retry-After once the visitor or the client address is over its request limit."""
+    verdict = ratelimit.check_limits("recs", [("visitor", visitor_id, settings.RECS_RATE_LIMIT_VISITOR),
+                                              ("ip", ratelimit.client_ip(request), settings.RECS_RATE_LIMIT_IP)],
+                                     1, count="REQUESTS")
+    if verdict.allowed:
+        return None
+    response = JsonResponse({"error": f"over the {verdict.scope} rate limit of {verdict.limit} requests; "
+                                      f"retry in {verdict.retry_after} s", "retry_after": verdict.retry_after},
+                            status=429)
+    response["Retry-After"] = str(verdict.retry_after)
+    return response
+
+
+def _list_length(request: HttpRequest) -> int | None | JsonResponse:
+    """``k`` from the query string (None: the slot's own length), or a 400 naming the range."""
     try:
         k = int(request.GET.get("k", 0)) or None
         if k is not None and not 1 <= k <= 100:
             raise ValueError
     except ValueError:
         return JsonResponse({"error": "k must be an integer from 1 to 100"}, status=400)
-    recs = recommend(visitor_id, "search", k, {"query": query})
-    if visitor_id:
-        serving.record_served(recs, "api")
-    return JsonResponse({**recs.as_dict(), "query": query})
+    return k

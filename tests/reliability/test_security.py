@@ -241,6 +241,13 @@ def test_the_recommendations_endpoint_is_rate_limited_per_visitor(client, settin
     assert client.get("/liverec/recs/for-you/", HTTP_X_LIVEREC_TOKEN=make_token("visitor-other")).status_code == 200
 
 
+@pytest.mark.django_db
+def test_the_search_endpoint_is_rate_limited_per_address(client, settings):
+    settings.LIVEREC = {**settings.LIVEREC, "RECS_RATE_LIMIT_IP": {"REQUESTS": 2, "SECONDS": 60}}
+    statuses = [client.get("/liverec/search/", {"q": f"space adventure {n}"}).status_code for n in range(3)]
+    assert statuses == [200, 200, 429]  # every new query is embedded: it counts like a recommendations request
+
+
 def test_a_repeated_query_is_embedded_once_and_shared_through_the_cache():
     from unittest import mock
 
