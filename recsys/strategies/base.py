@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generator
 
 from ..interest_model import InterestState
-from ..services.vectors import fetch_binary, fetch_binary_many
+from ..services import vectors
 
 # A database read a strategy hands to the engine (``Strategy.candidates_steps``): SQL and its
 # parameters; the rows come back as ``services.vectors.fetch_binary`` returns them.
@@ -104,7 +104,7 @@ def run_steps(steps: Steps):
     try:
         read = next(steps)
         while True:
-            read = steps.send(fetch_binary(*read))
+            read = steps.send(vectors.fetch_binary(*read))
     except StopIteration as done:
         return done.value
 
@@ -127,7 +127,7 @@ def run_together(all_steps: list[Steps]) -> list:
         advance(i)
     while pending:
         order = list(pending)
-        rows_of = fetch_binary_many([pending.pop(i) for i in order])
+        rows_of = vectors.fetch_binary_many([pending.pop(i) for i in order])
         for i, rows in zip(order, rows_of):
             advance(i, rows)
     return results
