@@ -32,18 +32,10 @@ def recommendations(request: HttpRequest, slot: str) -> JsonResponse:
     a category page. The same context as ``recommend()`` and ``{% liverec_widget %}`` take.
     Rate-limited per visitor and per IP (``RECS_RATE_LIMIT_*``): 429 + Retry-After.
     """
-    if "token" in request.GET:
-        return JsonResponse({"error": "send the token in the X-LiveRec-Token header, not in the URL"}, status=400)
-    try:
-        visitor_id = read_token(request.headers.get("X-LiveRec-Token", ""))
-    except InvalidToken as exc:
-        return JsonResponse({"error": str(exc)}, status=403)
-    refused = _over_limit(request, visitor_id)
-    if refused is not None:
-        return refused
-    k = _list_length(request)
-    if isinstance(k, JsonResponse):
-        return k
+    admitted = _admit(request, token_required=True)
+    if isinstance(admitted, JsonResponse):
+        return admitted
+    visitor_id, k = admitted
     context = clean_context({"item_id": request.GET.get("item_id"), "category": request.GET.get("category"),
                              "query": request.GET.get("q") or request.GET.get("query")})
     try:
@@ -64,29 +56,40 @@ def search(request: HttpRequest) -> JsonResponse:
     are re-ranked by that visitor's interests; without one they are the same for everyone.
     ``q`` is required (1-256 chars).
     """
-    if "token" in request.GET:
-        return JsonResponse({"error": "send the token in the X-LiveRec-Token header, not in the URL"}, status=400)
+    # Every new query is embedded: the same limits as the recommendations endpoint.
+    admitted = _admit(request, token_required=False)
+    if isinstance(admitted, JsonResponse):
+        return admitted
+    visitor_id, k = admitted
     query = (request.GET.get("q") or "").strip()
     if not query or len(query) > 256:
         return JsonResponse({"error": "q must be a search of 1 to 256 characters"}, status=400)
+    recs = recommend(visitor_id, "search", k, {"query": query})
+    if visitor_id:
+        serving.record_served(recs, "api")
+    return JsonResponse({**recs.as_dict(), "query": query})
+
+
+def _admit(request: HttpRequest, *, token_required: bool) -> tuple[str, int | None] | JsonResponse:
+    """The visitor of the ``X-LiveRec-Token`` header ("" without one, where that is allowed) and
+    ``k``, or the error response: a token in the URL (400), a bad token (403), over a rate
+    limit (429), a bad ``k`` (400)."""
+    if "token" in request.GET:
+        return JsonResponse({"error": "send the token in the X-LiveRec-Token header, not in the URL"}, status=400)
     token = request.headers.get("X-LiveRec-Token", "")
     visitor_id = ""
-    if token:
+    if token or token_required:
         try:
             visitor_id = read_token(token)
         except InvalidToken as exc:
             return JsonResponse({"error": str(exc)}, status=403)
-    # Every new query is embedded: the same limits as the recommendations endpoint.
     refused = _over_limit(request, visitor_id)
     if refused is not None:
         return refused
     k = _list_length(request)
     if isinstance(k, JsonResponse):
         return k
-    recs = recommend(visitor_id, "search", k, {"query": query})
-    if visitor_id:
-        serving.record_served(recs, "api")
-    return JsonResponse({**recs.as_dict(), "query": query})
+    return visitor_id, k
 
 
 def _over_limit(request: HttpRequest, visitor_id: str) -> JsonResponse | None:
