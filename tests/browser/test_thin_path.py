@@ -21,17 +21,20 @@ def test_viewing_a_film_updates_the_for_you_widget_without_reload(stack, embedde
     page.wait_for_function("document.querySelector('liverec-widget[slot=\"for-you\"]').hasAttribute('live')", timeout=15000)
     navigations = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
-    # The refreshed list arrives over the socket: sci-fi films, with reasons.
-    page.wait_for_function(
-        """() => [...document.querySelectorAll('liverec-widget[slot="for-you"] .liverec-item')]
-                 .some(li => /Aliens|Terminator|Star Wars|Blade Runner/.test(li.textContent))""",
-        timeout=20000)
-    assert navigations == []  # no reload happened
+    # The server rendered a list for the page (a first visitor: the fallback's); the refreshed one
+    # must come over the socket once the view is stored and folded.
+    rendered = page.eval_on_selector('liverec-widget[slot="for-you"] .liverec-list', "ol => ol.getAttribute('data-liverec-rec')")
     visitor = page.evaluate("window.liverec.visitorId()")
-    # The tracker posts its batch on its own schedule; the list above may come from the page's context.
     wait_for(lambda: Event.objects.filter(visitor_id=visitor, name="item_viewed", item_id="6").exists(),
              timeout=30, what="the view stored in the event log")
+    wait_for(lambda: VisitorProfile.objects.filter(visitor_id=visitor).exists(), timeout=30, what="the view folded")
     profile = VisitorProfile.objects.get(visitor_id=visitor)
     assert profile.long_term is not None
+    page.wait_for_function(
+        """(rendered) => { const ol = document.querySelector('liverec-widget[slot="for-you"] .liverec-list');
+                           return ol.getAttribute('data-liverec-rec') !== rendered
+                                  && /Aliens|Terminator|Star Wars|Blade Runner/.test(ol.textContent); }""",
+        arg=rendered, timeout=20000)
+    assert navigations == []  # no reload happened
     reasons = widget.locator(".liverec-reason").all_text_contents()
     assert any(r.strip() for r in reasons)
