@@ -27,8 +27,9 @@ def projection_driven_by_the_test(monkeypatch):
     monkeypatch.setitem(hooks._hooks, hooks.EVENTS_APPENDED, [])  # the live workers must not fold these events
 
 
-def in_other_transaction(body, hold: threading.Event) -> threading.Event:
-    """Run ``body`` in a transaction on its own connection and keep it open until ``hold`` is set."""
+def in_other_transaction(body, hold: threading.Event) -> threading.Thread:
+    """Run ``body`` in a transaction on its own connection and keep it open until ``hold`` is set.
+    Join the returned thread to know the transaction has ended (committed, or rolled back)."""
     started = threading.Event()
 
     def run():
@@ -40,9 +41,10 @@ def in_other_transaction(body, hold: threading.Event) -> threading.Event:
         finally:
             connection.close()
 
-    threading.Thread(target=run, daemon=True).start()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
     assert started.wait(10)
-    return started
+    return thread
 
 
 def visitors() -> set[str]:
@@ -142,7 +144,7 @@ def test_a_derived_write_inside_a_callers_transaction_declares_nothing(embedded_
             cursor.execute("SELECT current_setting('synchronous_commit'), pg_current_xact_id()::text::bigint")
             assert cursor.fetchone()[0] == "on"
 
-    in_other_transaction(request, release)
+    caller = in_other_transaction(request, release)
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
@@ -150,4 +152,5 @@ def test_a_derived_write_inside_a_callers_transaction_declares_nothing(embedded_
         assert log.stable_horizon() == oldest
     finally:
         release.set()
+    caller.join(10)  # its commit, before the fold reads the log
     assert interests.catch_up() == {"visitor-hz-caller"}
