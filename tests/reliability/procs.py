@@ -76,3 +76,25 @@ from devstack.stack import wait_for  # noqa: E402  (re-exported for the fault te
 
 __all__ = ["env", "celery", "start_worker", "start_beat", "start_web", "wait_port", "kill", "wait_for",
            "free_port", "Supervisor"]
+
+
+def append_search_backlog(prefix: str, visitors: int, per_visitor: int) -> int:
+    """``visitors`` x ``per_visitor`` searched events appended in the test process (no fold is
+    enqueued when the caller has emptied the appended hook): a backlog a worker folds in several
+    batches. Returns how many were accepted."""
+    import uuid
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tracking import services
+
+    now = timezone.now()
+    accepted = 0
+    for v in range(visitors):
+        batch = [{"id": str(uuid.uuid4()), "name": "searched",
+                  "ts": int((now - timedelta(seconds=3 * (per_visitor - j))).timestamp() * 1000),
+                  "props": {"query": f"films about {['space', 'ships', 'love', 'crime', 'toys'][j % 5]} no {v}"}}
+                 for j in range(per_visitor)]
+        accepted += sum(o.status == "accepted" for o in services.append_events(batch, visitor_id=f"{prefix}{v:04d}"))
+    return accepted

@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import signal
 import time
-import uuid
-from datetime import timedelta
 
 import numpy as np
 import pytest
 from django.db import connection
 from django.db.models import Max, Sum
-from django.utils import timezone
 
 from recsys.models import ProjectionCursor, VisitorProfile
 from recsys.services import interests
-from tracking import hooks, services
+from tracking import hooks
 from tracking.models import Event
 
 from . import procs
@@ -59,14 +56,7 @@ def snapshot() -> dict:
 
 def test_killed_worker_catches_up_from_its_cursor_and_equals_a_replay(own_valkey, tmp_path, monkeypatch):
     monkeypatch.setitem(hooks._hooks, hooks.EVENTS_APPENDED, [])  # the test process enqueues nothing itself
-    now = timezone.now()
-    accepted = 0
-    for v in range(VISITORS):
-        batch = [{"id": str(uuid.uuid4()), "name": "searched",
-                  "ts": int((now - timedelta(seconds=3 * (PER_VISITOR - j))).timestamp() * 1000),
-                  "props": {"query": f"films about {['space', 'ships', 'love', 'crime', 'toys'][j]} no {v}"}}
-                 for j in range(PER_VISITOR)]
-        accepted += sum(o.status == "accepted" for o in services.append_events(batch, visitor_id=f"visitor-kill-{v:04d}"))
+    accepted = procs.append_search_backlog("visitor-kill-", VISITORS, PER_VISITOR)
     head = Event.objects.aggregate(m=Max("id"))["m"]
     assert accepted == VISITORS * PER_VISITOR == Event.objects.count()
 

@@ -15,14 +15,12 @@ import json
 import signal
 import time
 import uuid
-from datetime import timedelta
 
 import httpx
 import numpy as np
 import pytest
 from celery import Celery
 from django.db.models import Max, Sum
-from django.utils import timezone
 
 from recsys.conf import settings as liverec
 from recsys.models import ProjectionCursor, VisitorProfile
@@ -30,7 +28,7 @@ from recsys.services import interests
 from recsys.tokens import make_token
 from tests.visitors import cookie_header, liverec_socket
 from tests.reliability import procs
-from tracking import hooks, services
+from tracking import hooks
 from tracking.models import Event
 
 from .nodes import Node, node_queue, start_node, wait_ready
@@ -157,14 +155,7 @@ def snapshot() -> dict:
 def test_a_node_killed_mid_fold_loses_nothing_and_the_other_catches_up_from_the_cursor(two_nodes, monkeypatch):
     app, (a, b) = two_nodes
     monkeypatch.setitem(hooks._hooks, hooks.EVENTS_APPENDED, [])  # the backlog is appended without enqueueing a fold
-    now = timezone.now()
-    accepted = 0
-    for v in range(VISITORS):
-        batch = [{"id": str(uuid.uuid4()), "name": "searched",
-                  "ts": int((now - timedelta(seconds=3 * (PER_VISITOR - j))).timestamp() * 1000),
-                  "props": {"query": f"films about {['space', 'ships', 'love', 'crime', 'toys'][j]} no {v}"}}
-                 for j in range(PER_VISITOR)]
-        accepted += sum(o.status == "accepted" for o in services.append_events(batch, visitor_id=f"visitor-node-{v:04d}"))
+    accepted = procs.append_search_backlog("visitor-node-", VISITORS, PER_VISITOR)
     assert accepted == VISITORS * PER_VISITOR
 
     # Node a, and only node a, folds the backlog; it dies with the first batch committed.
